@@ -1,0 +1,1 @@
+"""mnist-tui: train a Keras CNN on MNIST and steer it live in the terminal."""

@@ -1,0 +1,1 @@
+"""The training core: data, model, session, runs and rendering. No Textual here."""
