@@ -1,0 +1,331 @@
+"""Hyperparameters: a frozen, validated dataclass, the named presets, and TOML load/save."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
+PADDINGS = ("valid", "same")
+LR_SCHEDULES = ("constant", "cosine")
+
+#: Fields that change the network's shape; they cannot change while a model exists.
+ARCHITECTURE_FIELDS = frozenset(
+    {
+        "conv_filters",
+        "kernel_size",
+        "padding",
+        "dense_units",
+        "dropout",
+        "batch_norm",
+        "output_activation",
+        "augment",
+        "optimizer",
+        "seed",
+    }
+)
+
+#: Fields that may change while training runs.
+LIVE_FIELDS = frozenset({"epochs", "learning_rate"})
+
+IMAGE_SIZE = 28
+
+
+def _range_error(name: str, value: object, allowed: str) -> ValueError:
+    return ValueError(f"{name} = {value!r} is out of range: {allowed}.")
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    """Everything that defines a training run. Invalid values raise `ValueError` on creation."""
+
+    epochs: int = 5
+    """Epoch target (can be raised or lowered while training)."""
+    batch_size: int = 128
+    """Samples per gradient step."""
+    learning_rate: float = 1e-3
+    """Initial learning rate of the optimizer."""
+    optimizer: str = "adam"
+    """One of adam, adamw, sgd (with momentum), rmsprop."""
+    momentum: float = 0.9
+    """Momentum for sgd; ignored by the other optimizers."""
+    conv_filters: tuple[int, ...] = (32, 64)
+    """Filters of each Conv2D + MaxPooling2D block, 1 to 4 blocks."""
+    kernel_size: int = 3
+    """Square kernel of every Conv2D."""
+    padding: str = "valid"
+    """Conv2D padding: valid (shrinks the image) or same."""
+    dense_units: int = 128
+    """Units of the hidden Dense layer after Flatten; 0 means none."""
+    dropout: float = 0.25
+    """Dropout rate before each Dense layer; 0 disables it."""
+    batch_norm: bool = False
+    """Batch normalisation after each Conv2D."""
+    output_activation: str = "softmax"
+    """softmax, or sigmoid as the original script had it."""
+    augment: bool = False
+    """Random shifts and small rotations of training images."""
+    lr_schedule: str = "constant"
+    """constant, or cosine decay over the epoch target."""
+    validation_split: float = 0.1
+    """Fraction of the training set held out for validation (0 for none)."""
+    train_size: int = 0
+    """Use only the first N training images; 0 means all."""
+    seed: int = 42
+    """Random seed for weights, shuffling and the validation split."""
+
+    def __post_init__(self) -> None:
+        # Coerce exact types first so that "32" or 3.0 from a TOML file or a form is caught here,
+        # not deep inside Keras.
+        for f in fields(self):
+            value: Any = getattr(self, f.name)
+            if f.name == "conv_filters":
+                if isinstance(value, list):
+                    object.__setattr__(self, f.name, tuple(value))
+                    value = tuple(value)
+                if not isinstance(value, tuple) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in value
+                ):
+                    raise ValueError(
+                        f"conv_filters = {value!r} must be a list of whole numbers, e.g. 32,64."
+                    )
+            elif f.type == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"{f.name} = {value!r} must be a whole number.")
+            elif f.type == "float":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(f"{f.name} = {value!r} must be a number.")
+                number = float(value)
+                if not math.isfinite(number):
+                    raise ValueError(f"{f.name} = {value!r} must be a finite number.")
+                object.__setattr__(self, f.name, number)
+            elif f.type == "bool" and not isinstance(value, bool):
+                raise ValueError(f"{f.name} = {value!r} must be true or false.")
+            elif f.type == "str" and not isinstance(value, str):
+                raise ValueError(f"{f.name} = {value!r} must be text.")
+        for name, (low, high) in INT_BOUNDS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise _range_error(name, value, f"a whole number from {low} to {high}")
+        for name, (low, high, low_open, high_open) in FLOAT_BOUNDS.items():
+            value = getattr(self, name)
+            above = value > low if low_open else value >= low
+            below = value < high if high_open else value <= high
+            if not (above and below):
+                left = "(" if low_open else "["
+                right = ")" if high_open else "]"
+                raise _range_error(name, value, f"a number in {left}{low:g}, {high:g}{right}")
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"{name} = {value!r} is not one of: {', '.join(choices)}.")
+        if not 1 <= len(self.conv_filters) <= 4:
+            raise ValueError(
+                f"conv_filters has {len(self.conv_filters)} blocks; use 1 to 4 (e.g. 32,64)."
+            )
+        for n in self.conv_filters:
+            if not 1 <= n <= 512:
+                raise _range_error("conv_filters", n, "each block from 1 to 512 filters")
+        if self.feature_map_size() < 1:
+            raise ValueError(
+                f"conv_filters: {len(self.conv_filters)} blocks with kernel {self.kernel_size} "
+                f"and {self.padding} padding shrink the 28x28 image to nothing; "
+                "use fewer blocks, a smaller kernel or same padding."
+            )
+
+    def feature_map_size(self) -> int:
+        """Side of the feature map after the last conv block (0 if the image vanishes)."""
+        side = IMAGE_SIZE
+        for _ in self.conv_filters:
+            if self.padding == "valid":
+                side -= self.kernel_size - 1
+            if side < 2:
+                return 0
+            side //= 2
+        return side
+
+    def with_changes(self, **changes: Any) -> Hyperparams:
+        """A validated copy with some fields changed."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (tuples become lists), ready for TOML or JSON."""
+        out = dataclasses.asdict(self)
+        out["conv_filters"] = list(self.conv_filters)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], base: Hyperparams | None = None) -> Hyperparams:
+        """Build from a mapping; unknown keys are an error, missing keys come from `base`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown hyperparameter {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+            )
+        return replace(base or cls(), **dict(values))
+
+    def architecture_summary(self) -> str:
+        """One line such as `Conv32-Pool-Conv64-Pool-Flatten-Dense128-Dense10(softmax)`."""
+        parts = [f"Conv{n}-Pool" for n in self.conv_filters]
+        parts.append("Flatten")
+        if self.dense_units:
+            parts.append(f"Dense{self.dense_units}")
+        parts.append(f"Dense10({self.output_activation})")
+        return "-".join(parts)
+
+
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "epochs": (1, 1000),
+    "batch_size": (1, 8192),
+    "kernel_size": (1, 7),
+    "dense_units": (0, 4096),
+    "train_size": (0, 1_000_000),
+    "seed": (0, 2**31 - 1),
+}
+# name: (low, high, low is open, high is open)
+FLOAT_BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
+    "learning_rate": (0.0, 1.0, True, False),
+    "momentum": (0.0, 1.0, False, True),
+    "dropout": (0.0, 1.0, False, True),
+    "validation_split": (0.0, 0.5, False, False),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS,
+    "output_activation": OUTPUT_ACTIVATIONS,
+    "padding": PADDINGS,
+    "lr_schedule": LR_SCHEDULES,
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of hyperparameters with a line saying what it is for."""
+
+    name: str
+    description: str
+    hparams: Hyperparams = field(default_factory=Hyperparams)
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "default",
+            "A sound small CNN: softmax, dropout, 10% validation, 5 epochs.",
+            Hyperparams(),
+        ),
+        Preset(
+            "seed",
+            "The original mnist_cnn.py exactly: sigmoid output, Adam, batch 32, 5 epochs.",
+            Hyperparams(
+                epochs=5,
+                batch_size=32,
+                learning_rate=1e-3,
+                optimizer="adam",
+                conv_filters=(32, 64),
+                kernel_size=3,
+                padding="valid",
+                dense_units=64,
+                dropout=0.0,
+                output_activation="sigmoid",
+                validation_split=0.0,
+            ),
+        ),
+        Preset(
+            "keras-example",
+            "The Keras 'simple MNIST convnet': dropout 0.5, batch 128, 15 epochs.",
+            Hyperparams(
+                epochs=15,
+                batch_size=128,
+                conv_filters=(32, 64),
+                dense_units=0,
+                dropout=0.5,
+                validation_split=0.1,
+            ),
+        ),
+        Preset(
+            "fast",
+            "99% test accuracy on full MNIST in about two CPU minutes: batch norm, cosine LR.",
+            Hyperparams(
+                epochs=2,
+                batch_size=64,
+                learning_rate=3e-3,
+                conv_filters=(32, 64),
+                padding="same",
+                batch_norm=True,
+                dense_units=128,
+                dropout=0.25,
+                lr_schedule="cosine",
+                validation_split=0.05,
+            ),
+        ),
+    )
+}
+
+DEFAULT_PRESET = "default"
+
+
+def preset(name: str) -> Hyperparams:
+    """Hyperparameters of a named preset; an unknown name is a `ValueError` listing them."""
+    try:
+        return PRESETS[name].hparams
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.") from None
+
+
+def load_toml(path: str | Path, base: Hyperparams | None = None) -> Hyperparams:
+    """Read hyperparameters from a TOML file (top level or a `[hyperparams]` table).
+
+    A `preset = "name"` key starts from that preset. Errors are `ValueError` naming the file.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"config file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"config file {path} cannot be read: {err}.") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"config file {path} is not valid TOML: {err}.") from None
+    table = raw.get("hyperparams", raw)
+    if not isinstance(table, dict):
+        raise ValueError(f"config file {path}: [hyperparams] must be a table.")
+    table = dict(table)
+    start = base
+    if "preset" in table:
+        start = preset(str(table.pop("preset")))
+    try:
+        return Hyperparams.from_dict(table, start)
+    except ValueError as err:
+        raise ValueError(f"config file {path}: {err}") from None
+
+
+def dump_toml(hparams: Hyperparams) -> str:
+    """TOML text of the hyperparameters under a `[hyperparams]` table."""
+    lines = ["[hyperparams]"]
+    for key, value in hparams.to_dict().items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def save_toml(hparams: Hyperparams, path: str | Path) -> None:
+    """Write the hyperparameters as TOML."""
+    Path(path).write_text(dump_toml(hparams), encoding="utf-8")
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")

@@ -1,0 +1,80 @@
+"""Build the convolutional network and its optimizer from `Hyperparams`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tui.core.config import Hyperparams
+from tui.core.runtime import import_keras
+
+NUM_CLASSES = 10
+
+
+def build_model(hparams: Hyperparams, *, compile_model: bool = True) -> Any:
+    """A `keras.Model` for 28x28x1 MNIST images, compiled unless told otherwise.
+
+    The layout is the classic one: Conv2D/MaxPooling2D blocks, Flatten, an optional hidden Dense
+    layer, then Dense(10). Softmax output unless the hyperparameters ask for sigmoid (the
+    original script did, and the `seed` preset keeps it to compare against).
+    """
+    keras = import_keras()
+    layers = keras.layers
+    keras.utils.set_random_seed(hparams.seed)
+
+    stack: list[Any] = [keras.Input(shape=(28, 28, 1), name="image")]
+    if hparams.augment:
+        stack += [
+            layers.RandomRotation(0.04, fill_mode="constant", seed=hparams.seed),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=hparams.seed),
+        ]
+    for index, filters in enumerate(hparams.conv_filters, start=1):
+        stack.append(
+            layers.Conv2D(
+                filters,
+                hparams.kernel_size,
+                padding=hparams.padding,
+                use_bias=not hparams.batch_norm,
+                activation=None if hparams.batch_norm else "relu",
+                name=f"conv{index}",
+            )
+        )
+        if hparams.batch_norm:
+            stack += [layers.BatchNormalization(), layers.Activation("relu")]
+        stack.append(layers.MaxPooling2D(2, name=f"pool{index}"))
+    stack.append(layers.Flatten())
+    if hparams.dense_units:
+        if hparams.dropout:
+            stack.append(layers.Dropout(hparams.dropout, seed=hparams.seed))
+        stack.append(layers.Dense(hparams.dense_units, activation="relu", name="hidden"))
+    if hparams.dropout:
+        stack.append(layers.Dropout(hparams.dropout, seed=hparams.seed + 1))
+    stack.append(layers.Dense(NUM_CLASSES, activation=hparams.output_activation, name="output"))
+
+    model = keras.Sequential(stack, name="mnist_cnn")
+    if compile_model:
+        compile_for(model, hparams)
+    return model
+
+
+def build_optimizer(hparams: Hyperparams) -> Any:
+    """The optimizer named by the hyperparameters, at their learning rate."""
+    keras = import_keras()
+    lr = hparams.learning_rate
+    if hparams.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if hparams.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr)
+    if hparams.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=hparams.momentum)
+    if hparams.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(lr)
+    raise ValueError(f"unknown optimizer {hparams.optimizer!r}")  # config validation prevents it
+
+
+def compile_for(model: Any, hparams: Hyperparams) -> None:
+    """Compile with the chosen optimizer, sparse categorical cross-entropy and accuracy."""
+    model.compile(
+        optimizer=build_optimizer(hparams),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
