@@ -294,7 +294,7 @@ class SessionCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defin
                 val_accuracy=_maybe_float(logs.get("val_accuracy")),
                 seconds=seconds,
                 samples_per_sec=self.train_samples / seconds,
-                learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                learning_rate=float(self.model.optimizer.learning_rate.numpy()),
             )
         )
         if self.controls.stop_after_epoch_requested:

@@ -112,14 +112,15 @@ class Hyperparams:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise _range_error(name, value, f"a whole number from {low} to {high}")
-        for name, (low, high, low_open, high_open) in FLOAT_BOUNDS.items():
+        for name, (lowest, highest, low_open, high_open) in FLOAT_BOUNDS.items():
             value = getattr(self, name)
-            above = value > low if low_open else value >= low
-            below = value < high if high_open else value <= high
+            above = value > lowest if low_open else value >= lowest
+            below = value < highest if high_open else value <= highest
             if not (above and below):
                 left = "(" if low_open else "["
                 right = ")" if high_open else "]"
-                raise _range_error(name, value, f"a number in {left}{low:g}, {high:g}{right}")
+                allowed = f"a number in {left}{lowest:g}, {highest:g}{right}"
+                raise _range_error(name, value, allowed)
         for name, choices in CHOICES.items():
             value = getattr(self, name)
             if value not in choices:

@@ -186,7 +186,7 @@ class TrainingSession:
 
     @staticmethod
     def _learning_rate(model: Any) -> float:
-        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        return float(model.optimizer.learning_rate.numpy())
 
     # --- results ------------------------------------------------------------------------------
     def evaluate(self, batch_size: int = 1024) -> Evaluated:

@@ -1,0 +1,307 @@
+"""TrainingSession and its controls while a real `fit` runs on a small slice of MNIST."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tui.core.config import Hyperparams
+from tui.core.data import MnistData
+from tui.core.events import (
+    BatchProgress,
+    EpochEnded,
+    Evaluated,
+    LearningRateChanged,
+    Paused,
+    Predicted,
+    Resumed,
+    StopReason,
+    TrainingEvent,
+    TrainingStarted,
+    TrainingStopped,
+)
+from tui.core.runtime import import_keras
+from tui.core.session import TrainingSession
+
+keras = import_keras()
+
+TINY = Hyperparams(
+    epochs=1,
+    batch_size=50,
+    conv_filters=(4,),
+    dense_units=8,
+    dropout=0.0,
+    validation_split=0.1,
+    train_size=1000,
+)
+
+
+@pytest.fixture
+def data(mnist_small: MnistData) -> MnistData:
+    return mnist_small
+
+
+class Recorder:
+    """A sink that keeps every event; optional hooks run on matching events."""
+
+    def __init__(self) -> None:
+        self.events: list[TrainingEvent] = []
+        self.hooks: list[tuple[type, Callable[[Any], None]]] = []
+
+    def __call__(self, event: TrainingEvent) -> None:
+        self.events.append(event)
+        for kind, hook in self.hooks:
+            if isinstance(event, kind):
+                hook(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class BatchHook(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    """Counts batches begun and runs `action(epoch, batch)` on the training thread."""
+
+    def __init__(self, action: Callable[[int, int], None] | None = None) -> None:
+        super().__init__()
+        self.action = action
+        self.begun = 0
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch + 1
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        self.begun += 1
+        if self.action:
+            self.action(self.epoch, batch)
+
+
+def make_session(
+    data: MnistData, hparams: Hyperparams = TINY, hook: BatchHook | None = None, **kw: Any
+) -> tuple[TrainingSession, Recorder]:
+    sink = Recorder()
+    session = TrainingSession(
+        hparams, data, sink, callbacks=[hook] if hook else [], progress_interval=0.0, **kw
+    )
+    return session, sink
+
+
+def test_events_arrive_in_order_and_describe_the_run(data: MnistData) -> None:
+    session, sink = make_session(data, TINY.with_changes(epochs=2))
+    assert session.train() is StopReason.FINISHED
+    kinds = [type(e) for e in sink.events]
+    assert kinds[0] is TrainingStarted and kinds[-1] is TrainingStopped
+    started = sink.of(TrainingStarted)[0]
+    assert (started.first_epoch, started.target) == (1, 2)
+    assert (started.train_samples, started.val_samples) == (900, 100)
+    assert started.steps_per_epoch == 18
+    assert started.params == session.model.count_params()
+    epochs = sink.of(EpochEnded)
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert all(e.val_accuracy is not None and 0 <= e.val_accuracy <= 1 for e in epochs)
+    assert epochs[1].loss < epochs[0].loss
+    # Progress never goes backwards within an epoch and every report sits inside its epoch.
+    first_epoch_end = kinds.index(EpochEnded)
+    steps = [e.step for e in sink.events[:first_epoch_end] if isinstance(e, BatchProgress)]
+    assert steps == sorted(steps) and steps and steps[-1] <= 18
+    progress = sink.of(BatchProgress)
+    assert all(p.samples_per_sec > 0 and p.eta_seconds >= 0 for p in progress)
+    assert sink.of(TrainingStopped)[0].epochs_done == 2
+    assert session.history == epochs
+
+
+def test_progress_is_throttled(data: MnistData) -> None:
+    sink = Recorder()
+    session = TrainingSession(
+        TINY.with_changes(batch_size=10), data, sink, progress_interval=3600.0
+    )
+    session.train()
+    # 90 steps in the epoch, but an hour between reports leaves room for the first one only.
+    assert len(sink.of(BatchProgress)) == 1
+
+
+def test_stop_now_ends_fit_before_the_next_batch(data: MnistData) -> None:
+    session: TrainingSession
+    requested_at: list[int] = []
+
+    def stop_at_fifth(epoch: int, batch: int) -> None:
+        if epoch == 2 and batch == 4:
+            requested_at.append(hook.begun)
+            session.controls.stop_now()
+
+    hook = BatchHook(stop_at_fifth)
+    session, sink = make_session(data, TINY.with_changes(epochs=3), hook)
+    assert session.train() is StopReason.USER
+    # The batch that asked ran; not one more began.
+    assert hook.begun == requested_at[0]
+    assert session.epochs_done == 1
+    stopped = sink.of(TrainingStopped)[-1]
+    assert stopped.reason is StopReason.USER and stopped.epochs_done == 1
+
+
+def test_stop_now_from_another_thread(data: MnistData) -> None:
+    session, sink = make_session(data, TINY.with_changes(epochs=50))
+    first_epoch = threading.Event()
+    sink.hooks.append((EpochEnded, lambda e: first_epoch.set()))
+    worker = threading.Thread(target=session.train)
+    worker.start()
+    assert first_epoch.wait(60)
+    session.controls.stop_now()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert sink.of(TrainingStopped)[-1].reason is StopReason.USER
+    assert session.epochs_done < 50
+
+
+def test_stop_after_epoch_finishes_the_epoch_in_progress(data: MnistData) -> None:
+    session: TrainingSession
+
+    def ask(epoch: int, batch: int) -> None:
+        if epoch == 1 and batch == 3:
+            session.controls.stop_after_epoch()
+
+    session, sink = make_session(data, TINY.with_changes(epochs=3), BatchHook(ask))
+    assert session.train() is StopReason.AFTER_EPOCH
+    assert session.epochs_done == 1
+    assert [e.epoch for e in sink.of(EpochEnded)] == [1]
+
+
+def test_raising_the_target_while_training_runs_more_epochs(data: MnistData) -> None:
+    session: TrainingSession
+
+    def extend(epoch: int, batch: int) -> None:
+        if epoch == 1 and batch == 2:
+            session.controls.change_epoch_target(+1)
+
+    session, sink = make_session(data, TINY.with_changes(epochs=1), BatchHook(extend))
+    assert session.train() is StopReason.FINISHED
+    assert [e.epoch for e in sink.of(EpochEnded)] == [1, 2]
+    assert sink.of(EpochEnded)[-1].target == 2
+
+
+def test_lowering_the_target_never_drops_below_the_epoch_in_progress(data: MnistData) -> None:
+    session: TrainingSession
+    answers: list[int] = []
+
+    def shrink(epoch: int, batch: int) -> None:
+        if epoch == 2 and batch == 1:
+            answers.append(session.controls.set_epoch_target(1))
+
+    session, _ = make_session(data, TINY.with_changes(epochs=4), BatchHook(shrink))
+    assert session.train() is StopReason.FINISHED
+    assert answers == [2]
+    assert session.epochs_done == 2
+
+
+def test_pause_holds_training_until_resumed(data: MnistData) -> None:
+    session: TrainingSession
+    paused = threading.Event()
+    hook = BatchHook(lambda e, b: session.controls.pause() if (e, b) == (1, 3) else None)
+    session, sink = make_session(data, TINY, hook)
+    sink.hooks.append((Paused, lambda e: paused.set()))
+    worker = threading.Thread(target=session.train)
+    worker.start()
+    assert paused.wait(60)
+    begun_when_paused = hook.begun
+    assert session.controls.paused
+    # Nothing moves while paused: the training thread is parked before batch 4.
+    assert not worker.join(0.3) and worker.is_alive()
+    assert hook.begun == begun_when_paused
+    session.controls.resume()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert sink.of(Resumed) and sink.of(Resumed)[0].paused_seconds > 0
+    assert sink.of(TrainingStopped)[-1].reason is StopReason.FINISHED
+
+
+def test_stop_now_releases_a_pause(data: MnistData) -> None:
+    session: TrainingSession
+    hook = BatchHook(lambda e, b: session.controls.pause() if (e, b) == (1, 2) else None)
+    session, sink = make_session(data, TINY, hook)
+    sink.hooks.append((Paused, lambda e: session.controls.stop_now()))
+    assert session.train() is StopReason.USER
+
+
+def test_learning_rate_changes_live(data: MnistData) -> None:
+    session: TrainingSession
+    hook = BatchHook(
+        lambda e, b: session.controls.set_learning_rate(2.5e-4) if (e, b) == (1, 5) else None
+    )
+    session, sink = make_session(data, TINY, hook)
+    session.train()
+    assert [e.learning_rate for e in sink.of(LearningRateChanged)] == [2.5e-4]
+    assert math.isclose(sink.of(EpochEnded)[-1].learning_rate, 2.5e-4, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="learning_rate"):
+        session.controls.set_learning_rate(0.0)
+
+
+def test_cosine_schedule_decays_towards_the_target(data: MnistData) -> None:
+    session, sink = make_session(data, TINY.with_changes(epochs=2, lr_schedule="cosine"))
+    session.train()
+    first, second = sink.of(EpochEnded)
+    assert first.learning_rate < TINY.learning_rate
+    assert second.learning_rate < first.learning_rate
+
+
+def test_continue_after_a_finished_run_keeps_counting(data: MnistData) -> None:
+    session, sink = make_session(data, TINY)
+    session.train()
+    iterations = int(session.model.optimizer.iterations.numpy())
+    assert iterations == 18
+    session.controls.set_epoch_target(2)
+    assert session.train() is StopReason.FINISHED
+    assert sink.of(TrainingStarted)[-1].first_epoch == 2
+    assert [e.epoch for e in sink.of(EpochEnded)] == [1, 2]
+    assert int(session.model.optimizer.iterations.numpy()) == 2 * iterations
+    # Nothing left to do: the call says so instead of training again.
+    assert session.train() is StopReason.FINISHED
+    assert len(sink.of(EpochEnded)) == 2
+
+
+def test_nan_loss_stops_training(data: MnistData) -> None:
+    session: TrainingSession
+
+    def poison(epoch: int, batch: int) -> None:
+        # What a diverging run ends up with: weights that are no longer numbers.
+        if (epoch, batch) == (1, 3):
+            kernel = session.model.get_layer("output").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, dtype=np.float32))
+
+    session, sink = make_session(data, TINY.with_changes(epochs=3), BatchHook(poison))
+    assert session.train() is StopReason.NAN
+    stopped = sink.of(TrainingStopped)[-1]
+    assert "nan" in stopped.message.lower()
+    assert session.epochs_done == 0
+    assert not sink.of(EpochEnded)
+
+
+def test_an_exception_inside_training_is_reported_not_raised(data: MnistData) -> None:
+    def explode(epoch: int, batch: int) -> None:
+        if batch == 2:
+            raise RuntimeError("disk on fire")
+
+    session, sink = make_session(data, TINY, BatchHook(explode))
+    assert session.train() is StopReason.ERROR
+    assert sink.of(TrainingStopped)[-1].message == "RuntimeError: disk on fire"
+    # The session stays usable: the hook is gone and training works again.
+    session.extra_callbacks.clear()
+    assert session.train() is StopReason.FINISHED
+
+
+def test_evaluate_and_predict_cover_the_test_set(data: MnistData) -> None:
+    session, sink = make_session(data, TINY.with_changes(epochs=2, learning_rate=1e-2))
+    session.train()
+    evaluated = session.evaluate()
+    predicted = session.predict()
+    assert sink.events[-2:] == [evaluated, predicted]
+    assert isinstance(evaluated, Evaluated) and isinstance(predicted, Predicted)
+    assert evaluated.samples == len(data.y_test)
+    assert predicted.probabilities.shape == (len(data.y_test), 10)
+    np.testing.assert_allclose(predicted.probabilities.sum(axis=1), 1.0, rtol=1e-4)
+    assert math.isclose(predicted.accuracy, evaluated.accuracy, abs_tol=1e-6)
+    assert evaluated.accuracy > 0.5
