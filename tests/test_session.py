@@ -210,7 +210,8 @@ def test_pause_holds_training_until_resumed(data: MnistData) -> None:
     begun_when_paused = hook.begun
     assert session.controls.paused
     # Nothing moves while paused: the training thread is parked before batch 4.
-    assert not worker.join(0.3) and worker.is_alive()
+    worker.join(0.3)
+    assert worker.is_alive()
     assert hook.begun == begun_when_paused
     session.controls.resume()
     worker.join(60)
