@@ -1,0 +1,1 @@
+"""Textual widgets used by the app and its screens."""
