@@ -405,15 +405,7 @@ def test_sigkill_during_epoch_two_resumes_at_epoch_two(
     assert resumed.epochs_done == 1
     assert iterations(resumed.model) == 29  # ceil(1800 / 64): epoch 1 only
     events: list[TrainingEvent] = []
-    session = TrainingSession(
-        resumed.hparams,
-        mnist_small,
-        events.append,
-        callbacks=resumed.run_dir.callbacks(),
-        model=resumed.model,
-        epochs_done=resumed.epochs_done,
-    )
-    session.history[:0] = resumed.history
+    session = resumed.session(mnist_small, events.append)
     assert session.train() is StopReason.FINISHED
 
     assert next(e for e in events if isinstance(e, TrainingStarted)).first_epoch == 2

@@ -12,7 +12,7 @@ import os
 import re
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 
 from tui.core.config import Hyperparams, dump_toml, load_toml
 from tui.core.data import MnistData
-from tui.core.events import EpochEnded, Evaluated, Predicted
+from tui.core.events import EpochEnded, Evaluated, EventSink, Predicted, TrainingEvent
 from tui.core.runtime import import_keras
 from tui.core.session import TrainingSession
 
@@ -145,6 +145,27 @@ class ResumedRun:
     epochs_done: int
     history: list[EpochEnded] = field(default_factory=list)
     """The completed epochs, rebuilt from metrics.csv."""
+
+    def session(
+        self,
+        data: MnistData,
+        sink: EventSink | None = None,
+        *,
+        tensorboard: bool = False,
+        extra_callbacks: Sequence[Any] = (),
+    ) -> TrainingSession:
+        """A session that continues this run, writing to the same directory, history pre-filled."""
+        callbacks = [*self.run_dir.callbacks(tensorboard=tensorboard), *extra_callbacks]
+        session = TrainingSession(
+            self.hparams,
+            data,
+            sink or _ignore,
+            callbacks=callbacks,
+            model=self.model,
+            epochs_done=self.epochs_done,
+        )
+        session.history.extend(self.history)
+        return session
 
 
 class RunDirectory:
@@ -666,6 +687,10 @@ def _parse_time(value: object) -> datetime | None:
         with contextlib.suppress(ValueError):
             return parse(value)
     return None
+
+
+def _ignore(event: TrainingEvent) -> None:
+    """The sink of a resumed session nobody listens to."""
 
 
 def _sentence(err: Exception) -> str:
