@@ -1,0 +1,265 @@
+"""Hyperparams: bounds and their messages, TOML round trips, and the presets' exact models."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from tui.core import config
+from tui.core.config import (
+    CHOICES,
+    FLOAT_BOUNDS,
+    INT_BOUNDS,
+    PRESETS,
+    Hyperparams,
+    load_toml,
+    preset,
+    save_toml,
+)
+
+# tmp_path is shared across examples; each example overwrites its own file, which is fine.
+_SETTINGS = settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _message(err: pytest.ExceptionInfo[ValueError]) -> str:
+    return str(err.value)
+
+
+def _make(name: str, value: object) -> Hyperparams:
+    """Hyperparams with one field set, whatever its type (the point is to see it refused)."""
+    values: dict[str, Any] = {name: value}
+    return Hyperparams(**values)
+
+
+# --- bounds -----------------------------------------------------------------------------------
+@st.composite
+def int_out_of_range(draw: st.DrawFn) -> tuple[str, int]:
+    name = draw(st.sampled_from(sorted(INT_BOUNDS)))
+    low, high = INT_BOUNDS[name]
+    value = draw(st.integers(max_value=low - 1) | st.integers(min_value=high + 1))
+    return name, value
+
+
+@given(int_out_of_range())
+def test_int_out_of_range_names_field_value_and_range(case: tuple[str, int]) -> None:
+    name, value = case
+    low, high = INT_BOUNDS[name]
+    with pytest.raises(ValueError) as err:
+        _make(name, value)
+    message = _message(err)
+    assert message.startswith(f"{name} = {value}")
+    assert f"from {low} to {high}" in message
+
+
+@st.composite
+def float_out_of_range(draw: st.DrawFn) -> tuple[str, float]:
+    name = draw(st.sampled_from(sorted(FLOAT_BOUNDS)))
+    low, high, low_open, high_open = FLOAT_BOUNDS[name]
+    below = st.floats(max_value=low, exclude_max=not low_open, allow_nan=False)
+    above = st.floats(min_value=high, exclude_min=not high_open, allow_nan=False)
+    value = draw((below | above).filter(math.isfinite))
+    return name, value
+
+
+@given(float_out_of_range())
+def test_float_out_of_range_names_field_value_and_range(case: tuple[str, float]) -> None:
+    name, value = case
+    low, high, low_open, high_open = FLOAT_BOUNDS[name]
+    with pytest.raises(ValueError) as err:
+        _make(name, value)
+    message = _message(err)
+    assert message.startswith(f"{name} = {value!r}")
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    assert interval in message
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT_BOUNDS))
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_floats_are_refused(name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} = .* finite"):
+        _make(name, value)
+
+
+@given(st.sampled_from(sorted(CHOICES)), st.text(max_size=12))
+def test_unknown_choice_lists_the_allowed_ones(name: str, value: str) -> None:
+    assume(value not in CHOICES[name])
+    with pytest.raises(ValueError) as err:
+        _make(name, value)
+    message = _message(err)
+    assert message.startswith(f"{name} = {value!r}")
+    assert ", ".join(CHOICES[name]) in message
+
+
+@given(st.lists(st.integers(1, 512), min_size=5, max_size=8) | st.just([]))
+def test_conv_filters_block_count(blocks: list[int]) -> None:
+    with pytest.raises(ValueError, match=rf"^conv_filters has {len(blocks)} blocks; use 1 to 4"):
+        Hyperparams(conv_filters=tuple(blocks), padding="same")
+
+
+@given(st.integers(max_value=0) | st.integers(min_value=513))
+def test_conv_filters_per_block_range(filters: int) -> None:
+    with pytest.raises(ValueError) as err:
+        Hyperparams(conv_filters=(32, filters))
+    assert _message(err).startswith(f"conv_filters = {filters}")
+    assert "from 1 to 512" in _message(err)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("epochs", "5"), ("epochs", 2.0), ("epochs", True), ("learning_rate", "0.1"),
+     ("batch_norm", 1), ("optimizer", 3), ("conv_filters", ("32",))],
+)  # fmt: skip
+def test_wrong_types_are_refused_by_name(name: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} = "):
+        _make(name, value)
+
+
+def test_too_many_valid_blocks_say_the_image_vanishes() -> None:
+    with pytest.raises(ValueError, match="shrink the 28x28 image to nothing"):
+        Hyperparams(conv_filters=(8, 8, 8, 8), kernel_size=5, padding="valid")
+
+
+# --- TOML -------------------------------------------------------------------------------------
+def _finite(low: float, high: float, low_open: bool, high_open: bool) -> st.SearchStrategy[float]:
+    return st.floats(
+        min_value=low, max_value=high, exclude_min=low_open, exclude_max=high_open,
+        allow_nan=False, allow_infinity=False,
+    )  # fmt: skip
+
+
+@st.composite
+def valid_hparams(draw: st.DrawFn) -> Hyperparams:
+    values: dict[str, Any] = {}
+    for name, (low, high) in INT_BOUNDS.items():
+        values[name] = draw(st.integers(low, high))
+    for name, bounds in FLOAT_BOUNDS.items():
+        values[name] = draw(_finite(*bounds))
+    for name, choices in CHOICES.items():
+        values[name] = draw(st.sampled_from(choices))
+    values["conv_filters"] = tuple(draw(st.lists(st.integers(1, 512), min_size=1, max_size=4)))
+    values["batch_norm"] = draw(st.booleans())
+    values["augment"] = draw(st.booleans())
+    try:
+        return Hyperparams(**values)
+    except ValueError:
+        # Only the image-vanishes rule couples fields; everything else was drawn in range.
+        assume(False)
+        raise
+
+
+def test_strategy_covers_every_field() -> None:
+    drawn = {"conv_filters", "batch_norm", "augment", *INT_BOUNDS, *FLOAT_BOUNDS, *CHOICES}
+    assert drawn == {f.name for f in fields(Hyperparams)}
+
+
+@_SETTINGS
+@given(valid_hparams())
+def test_valid_hparams_round_trip_through_toml(tmp_path: Path, hparams: Hyperparams) -> None:
+    path = tmp_path / "hp.toml"
+    save_toml(hparams, path)
+    assert load_toml(path) == hparams
+
+
+def test_toml_preset_key_and_partial_table(tmp_path: Path) -> None:
+    path = tmp_path / "hp.toml"
+    path.write_text('[hyperparams]\npreset = "seed"\nepochs = 2\n', encoding="utf-8")
+    assert load_toml(path) == preset("seed").with_changes(epochs=2)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("epochs = 3\nwarp_speed = 9\n", r"unknown hyperparameter warp_speed"),
+        ("epochs = [\n", r"is not valid TOML"),
+        ("epochs = 0\n", r"epochs = 0 is out of range"),
+        ('preset = "nope"\n', r"unknown preset 'nope'; choose one of: default, seed"),
+    ],
+)
+def test_bad_toml_files_name_the_problem(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=expected):
+        load_toml(path)
+
+
+def test_missing_toml_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"config file .*missing.toml does not exist"):
+        load_toml(tmp_path / "missing.toml")
+
+
+# --- presets ----------------------------------------------------------------------------------
+def test_unknown_preset_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError) as err:
+        preset("turbo")
+    assert "'turbo'" in _message(err)
+    for name in PRESETS:
+        assert name in _message(err)
+
+
+def test_unknown_keys_are_named() -> None:
+    with pytest.raises(ValueError, match=r"unknown hyperparameter colour, speed; known: "):
+        Hyperparams.from_dict({"speed": 1, "colour": "red", "epochs": 2})
+
+
+def test_seed_preset_hyperparameters_match_the_original_script() -> None:
+    hp = preset("seed")
+    assert (hp.batch_size, hp.epochs, hp.optimizer, hp.learning_rate) == (32, 5, "adam", 1e-3)
+    assert hp.validation_split == 0.0
+    assert hp.output_activation == "sigmoid"
+    assert hp.architecture_summary() == "Conv32-Pool-Conv64-Pool-Flatten-Dense64-Dense10(sigmoid)"
+
+
+def _layers(model: Any) -> list[tuple[str, Any]]:
+    """(class name, the figure that matters) per layer."""
+    out: list[tuple[str, Any]] = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            out.append((kind, (layer.filters, tuple(layer.kernel_size), layer.activation.__name__)))
+        elif kind == "Dense":
+            out.append((kind, (layer.units, layer.activation.__name__)))
+        else:
+            out.append((kind, None))
+    return out
+
+
+def test_seed_preset_builds_the_original_network() -> None:
+    from tui.core.model import build_model
+
+    model = build_model(preset("seed"))
+    assert _layers(model) == [
+        ("Conv2D", (32, (3, 3), "relu")),
+        ("MaxPooling2D", None),
+        ("Conv2D", (64, (3, 3), "relu")),
+        ("MaxPooling2D", None),
+        ("Flatten", None),
+        ("Dense", (64, "relu")),
+        ("Dense", (10, "sigmoid")),
+    ]
+    assert model.count_params() == 121_930
+    assert type(model.optimizer).__name__ == "Adam"
+
+
+def test_keras_example_preset_parameter_count() -> None:
+    from tui.core.model import build_model
+
+    model = build_model(preset("keras-example"))
+    assert model.count_params() == 34_826
+    assert [kind for kind, _ in _layers(model)].count("Dropout") == 1
+    assert re.fullmatch(r"Conv32-Pool-Conv64-Pool-Flatten-Dense10\(softmax\)",
+                        preset("keras-example").architecture_summary())  # fmt: skip
+
+
+def test_every_preset_is_valid_and_described() -> None:
+    assert config.DEFAULT_PRESET in PRESETS
+    for name, entry in PRESETS.items():
+        assert entry.name == name
+        assert entry.description
+        assert isinstance(entry.hparams, Hyperparams)
