@@ -216,6 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--save-config", type=Path, metavar="FILE.toml", help="write the hyperparameters used"
     )
+    train.add_argument(
+        "--runs-dir",
+        type=Path,
+        metavar="DIR",
+        help="where run directories go (default: $MNIST_TUI_RUNS, else ./runs)",
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue a run from its last completed epoch; --epochs sets a new target",
+    )
     _add_hyperparam_flags(train)
 
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
@@ -495,21 +507,59 @@ def _ctrl_c_stops(stop_now: Callable[[], None], console: Console) -> Iterator[No
         signal.signal(signal.SIGINT, previous)
 
 
+def _resumed_hparams(args: argparse.Namespace, saved: Hyperparams) -> Hyperparams:
+    """The run's own hyperparameters; only --epochs (a new target) may change on resume."""
+    typed = sorted(f.name for f in fields(Hyperparams) if hasattr(args, f.name))
+    changed = [name for name in typed if name != "epochs"]
+    if changed or args.config is not None:
+        what = ", ".join("--" + name.replace("_", "-") for name in changed) or "--config"
+        raise UsageError(
+            f"{what} cannot change a run being resumed; only --epochs can (start a new run "
+            "to train with other hyperparameters)."
+        )
+    return saved.with_changes(epochs=args.epochs) if "epochs" in typed else saved
+
+
 def run_train(args: argparse.Namespace, console: Console) -> int:
-    hparams = resolve_hparams(args)
-    if args.save_config is not None:
+    if args.resume is None:
+        hparams = resolve_hparams(args)
+        preset_name = args.preset
+    else:
+        # Cheap checks first: hyperparameters and run.json, before TensorFlow loads.
+        if not args.resume.is_dir():
+            raise UsageError(f"{args.resume} is not a directory; pass a folder under runs/.")
+        preset_name = args.resume.name
+    if args.save_config is not None and args.resume is None:
         config.save_toml(hparams, args.save_config)
         console.print(f"Hyperparameters written to {args.save_config}", highlight=False)
-    target = model_path(args.out, args.preset)
     data = _load_data(console, args.data)
 
-    from tui.core.session import TrainingSession  # imports TensorFlow
+    from tui.core import runs  # imports TensorFlow
+    from tui.core.session import TrainingSession
 
     with TrainReporter(console) as reporter:
-        session = TrainingSession(hparams, data, reporter)
+        try:
+            if args.resume is None:
+                run = runs.RunDirectory.create(args.runs_dir, preset_name, hparams, data)
+                session = TrainingSession(hparams, data, reporter, callbacks=run.callbacks())
+            else:
+                resumed = runs.resume(args.resume)
+                resumed.hparams = _resumed_hparams(args, resumed.hparams)
+                run, preset_name = resumed.run_dir, resumed.run_dir.preset
+                session = resumed.session(data, reporter)
+                session.controls.set_epoch_target(resumed.hparams.epochs)
+                console.print(
+                    f"Resuming {run.name} after epoch {resumed.epochs_done} "
+                    f"(target {session.controls.epoch_target})",
+                    highlight=False,
+                )
+        except runs.RunError as err:
+            raise UsageError(str(err)) from None
+        console.print(f"Run: {run.path}", highlight=False)
         with _ctrl_c_stops(session.controls.stop_now, console):
             reason = session.train()
     stopped = reporter.stopped
+    target = model_path(args.out, preset_name)
 
     if reason in (StopReason.NAN, StopReason.ERROR):
         message = stopped.message if stopped and stopped.message else reason.value
@@ -528,10 +578,13 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
         )
         save_model(session.model, target)
         console.print(f"Model saved to {target}", highlight=False)
+        console.print(f"Continue with: {PROG} train --resume {run.path}", highlight=False)
         return EXIT_INTERRUPTED
 
     result = session.evaluate(batch_size=EVAL_BATCH)
     console.print(_accuracy_line(result.loss, result.accuracy, result.samples), highlight=False)
+    run.save_evaluation(result, session.epochs_done)
+    run.save_predictions(session.predict(batch_size=EVAL_BATCH))
     save_model(session.model, target)
     console.print(f"Model saved to {target}", highlight=False)
     return EXIT_OK
@@ -570,8 +623,15 @@ class Selection:
     """How many to show at most."""
 
 
-def select_indices(selection: Selection, total: int) -> list[int]:
-    """Test-set indices to show, in order; raises UsageError when out of range."""
+def select_indices(selection: Selection, labels: Any, predicted: Any) -> list[int]:
+    """Test-set indices to show, in order; raises UsageError when out of range.
+
+    Args:
+        selection: what was asked for.
+        labels: true labels of the whole test set.
+        predicted: predicted class of every test image (what filters will look at).
+    """
+    total = len(labels)
     if selection.count < 1:
         raise UsageError(f"count = {selection.count} is out of range: at least 1.")
     if not 0 <= selection.index < total:
@@ -609,10 +669,10 @@ def run_predict(args: argparse.Namespace, console: Console) -> int:
     selection = Selection(index=args.index, count=args.count)
     model = _load_model(args.model)
     data = _load_data(console, args.data)
-    indices = select_indices(selection, len(data.y_test))
     # The whole test set, not just the shown slice: filters and sorting need every prediction.
     probabilities = model.predict(data.x_test, batch_size=EVAL_BATCH, verbose=0)
     predicted = probabilities.argmax(axis=1)
+    indices = select_indices(selection, data.y_test, predicted)
     # Half-blocks need colour to mean anything; without it (NO_COLOR, a pipe) use shade characters.
     color = (
         not args.no_color and not os.environ.get("NO_COLOR") and console.color_system is not None
