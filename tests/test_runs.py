@@ -437,3 +437,39 @@ def test_sigterm_leaves_a_complete_resumable_run(tmp_path: Path, shared_data: Pa
     resumed = runs.resume(summary.path)
     assert resumed.epochs_done == 1
     assert [e.epoch for e in resumed.history] == [1]
+
+
+# --- the headless CLI ---------------------------------------------------------------------------
+def test_cli_trains_into_a_run_and_resumes_it(tmp_path: Path, shared_data: Path) -> None:
+    def train(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tui", "train", "--data", str(shared_data / "mnist.npz"), *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+            timeout=180,
+        )
+
+    tiny = ["--train-size", "600", "--conv-filters", "8", "--dense-units", "16"]
+    first = train(*tiny, "--epochs", "1", "--runs-dir", "my-runs")
+    assert first.returncode == 0, first.stderr
+    [run_path] = (tmp_path / "my-runs").iterdir()
+    assert f"Run: {Path('my-runs') / run_path.name}" in first.stdout
+
+    changed = train("--resume", str(run_path), "--batch-size", "32")
+    assert changed.returncode == 2
+    assert "--batch-size cannot change a run being resumed" in changed.stderr
+    missing = train("--resume", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2
+    assert "is not a directory" in missing.stderr
+
+    second = train("--resume", str(run_path), "--epochs", "2")
+    assert second.returncode == 0, second.stderr
+    assert "Resuming" in second.stdout and "after epoch 1 (target 2)" in second.stdout
+    assert [r["epoch"] for r in metric_rows(run_path)] == ["0", "1"]
+    assert header_count(run_path) == 1
+    [summary] = runs.list_runs(tmp_path / "my-runs")
+    assert (summary.epochs_done, summary.problem) == (2, None)
+    assert summary.test_accuracy is not None
+    assert runs.RunDirectory.open(run_path).load_predictions().probabilities.shape == (10_000, 10)
