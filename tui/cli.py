@@ -494,17 +494,25 @@ def _ctrl_c_stops(stop_now: Callable[[], None], console: Console) -> Iterator[No
 
     def handler(signum: int, frame: FrameType | None) -> None:
         nonlocal pressed
+        if signum != signal.SIGINT:
+            # A closed SSH session (SIGHUP) or a polite kill (SIGTERM): stop and save too.
+            stop_now()
+            return
         pressed += 1
         if pressed > 1:
             raise KeyboardInterrupt
         stop_now()
         console.print("Stopping… (Ctrl+C again to quit without saving)", highlight=False)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    signals = [signal.SIGINT, signal.SIGTERM] + (
+        [signal.SIGHUP] if hasattr(signal, "SIGHUP") else []
+    )
+    previous = {signum: signal.signal(signum, handler) for signum in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _resumed_hparams(args: argparse.Namespace, saved: Hyperparams) -> Hyperparams:

@@ -71,6 +71,8 @@ class TrainingSession:
         """Every epoch this session has trained, across `train()` calls."""
         self.last_evaluation: Evaluated | None = None
         self.last_prediction: Predicted | None = None
+        self.learning_rate = hparams.learning_rate
+        """The user's learning rate (live changes included); a schedule decays from it."""
         self._device: str | None = None
 
     # --- set-up -------------------------------------------------------------------------------
@@ -122,7 +124,7 @@ class TrainingSession:
             self._emit,
             batch_size=batch_size,
             train_samples=len(x),
-            learning_rate=self._learning_rate(model),
+            learning_rate=self.learning_rate,
             lr_schedule=self.hparams.lr_schedule,
             progress_interval=self.progress_interval,
         )
@@ -177,16 +179,13 @@ class TrainingSession:
             if executor is not None:
                 executor.shutdown(wait=True)
         self.epochs_done = callback.epochs_done
+        self.learning_rate = callback.base_lr
         self.controls.mark_epoch(0, self.epochs_done)
         return self._stopped(reason, message)
 
     def _stopped(self, reason: StopReason, message: str) -> StopReason:
         self._emit(TrainingStopped(reason, self.epochs_done, message))
         return reason
-
-    @staticmethod
-    def _learning_rate(model: Any) -> float:
-        return float(model.optimizer.learning_rate.numpy())
 
     # --- results ------------------------------------------------------------------------------
     def evaluate(self, batch_size: int = 1024) -> Evaluated:
