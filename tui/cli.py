@@ -16,7 +16,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -34,11 +34,13 @@ from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.events import (
     BatchProgress,
     EpochEnded,
+    Predicted,
     StopReason,
     TrainingEvent,
     TrainingStarted,
     TrainingStopped,
 )
+from tui.core.predictions import PredictionFilter, PredictionSort, select
 from tui.core.runtime import native_stderr_to
 
 PROG = "mnist-tui"
@@ -242,6 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--count", type=int, default=8, metavar="N", help="how many digits (default: 8)"
+    )
+    predict.add_argument(
+        "--misclassified", action="store_true", help="only digits the model got wrong"
+    )
+    predict.add_argument("--true", type=int, metavar="K", help="only digits of true class K")
+    predict.add_argument("--pred", type=int, metavar="K", help="only digits predicted as K")
+    predict.add_argument(
+        "--sort",
+        choices=[order.value for order in PredictionSort],
+        default=PredictionSort.INDEX.value,
+        help="index (default), confidence (least confident first) or loss (highest first)",
     )
     predict.add_argument("--compact", action="store_true", help="half-size digits")
     predict.add_argument("--no-color", action="store_true", help="plain characters, no colour")
@@ -622,32 +635,38 @@ def _evaluate(model: Any, data: MnistData) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which test images `predict` shows. Filters (misclassified, true/predicted class, sort
-    order) belong here and in `select_indices`."""
+    """Which test images `predict` shows: a filter, an order, then a window into the result."""
 
     index: int = 0
-    """First test image."""
+    """Position of the first image shown within the filtered, sorted selection (with no filter
+    and the index order, that is the test index)."""
     count: int = 8
     """How many to show at most."""
+    filter: PredictionFilter = field(default_factory=PredictionFilter)
+    """Misclassified only, one true class, one predicted class, or a combination."""
+    sort: PredictionSort = PredictionSort.INDEX
+    """Test order, least confident first, or highest loss first."""
 
 
-def select_indices(selection: Selection, labels: Any, predicted: Any) -> list[int]:
+def select_indices(selection: Selection, labels: Any, probabilities: Any) -> list[int]:
     """Test-set indices to show, in order; raises UsageError when out of range.
 
     Args:
         selection: what was asked for.
         labels: true labels of the whole test set.
-        predicted: predicted class of every test image (what filters will look at).
+        probabilities: (n, 10) class probabilities of every test image.
     """
-    total = len(labels)
     if selection.count < 1:
         raise UsageError(f"count = {selection.count} is out of range: at least 1.")
-    if not 0 <= selection.index < total:
+    chosen = select(Predicted(probabilities, labels), selection.filter, selection.sort)
+    total = len(chosen)
+    if total and not 0 <= selection.index < total:
+        what = "test set" if selection.filter.is_all else "selection"
         raise UsageError(
-            f"index = {selection.index} is out of range: the test set has {total:,} images "
+            f"index = {selection.index} is out of range: the {what} has {total:,} images "
             f"(0 to {total - 1})."
         )
-    return list(range(selection.index, min(selection.index + selection.count, total)))
+    return [int(i) for i in chosen[selection.index : selection.index + selection.count]]
 
 
 def digit_card(
@@ -674,13 +693,21 @@ def digit_card(
 
 
 def run_predict(args: argparse.Namespace, console: Console) -> int:
-    selection = Selection(index=args.index, count=args.count)
+    selection = Selection(
+        index=args.index,
+        count=args.count,
+        filter=PredictionFilter(args.misclassified, args.true, args.pred),
+        sort=PredictionSort(args.sort),
+    )
     model = _load_model(args.model)
     data = _load_data(console, args.data)
     # The whole test set, not just the shown slice: filters and sorting need every prediction.
     probabilities = model.predict(data.x_test, batch_size=EVAL_BATCH, verbose=0)
     predicted = probabilities.argmax(axis=1)
-    indices = select_indices(selection, data.y_test, predicted)
+    indices = select_indices(selection, data.y_test, probabilities)
+    if not indices:
+        console.print(f"No test digits match: {selection.filter.describe()}.", highlight=False)
+        return EXIT_OK
     # Half-blocks need colour to mean anything; without it (NO_COLOR, a pipe) use shade characters.
     color = (
         not args.no_color and not os.environ.get("NO_COLOR") and console.color_system is not None
