@@ -48,7 +48,12 @@ def build_model(hparams: Hyperparams, *, compile_model: bool = True) -> Any:
         stack.append(layers.Dense(hparams.dense_units, activation="relu", name="hidden"))
     if hparams.dropout:
         stack.append(layers.Dropout(hparams.dropout, seed=hparams.seed + 1))
-    stack.append(layers.Dense(NUM_CLASSES, activation=hparams.output_activation, name="output"))
+    # float32 even under a mixed_float16 policy: a float16 softmax and loss lose too much precision.
+    stack.append(
+        layers.Dense(
+            NUM_CLASSES, activation=hparams.output_activation, dtype="float32", name="output"
+        )
+    )
 
     model = keras.Sequential(stack, name="mnist_cnn")
     if compile_model:
