@@ -1,0 +1,634 @@
+"""The Textual app (dashboard, training worker, keys) and the `create_app`/`run_app` factories."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
+
+from tui import messages
+from tui.core.config import INT_BOUNDS, PRESETS, Hyperparams, preset
+from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist
+from tui.core.events import Predicted, StopReason, TrainingEvent
+from tui.core.runtime import native_stderr_to
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.widgets.curves import CurvesPlot
+from tui.widgets.hyperparams import HyperparamsPanel
+from tui.widgets.progress import EpochProgress
+from tui.widgets.status import StatusBar
+from tui.widgets.training_log import TrainingLog
+
+if TYPE_CHECKING:
+    # Importing the session imports Keras (seconds): at run time it happens in a worker only.
+    from tui.core.session import TrainingSession
+
+MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
+ACTIVE_STATES = frozenset({"training", "paused", "stopping"})
+"""States in which `fit` is running."""
+BUSY_STATES = ACTIVE_STATES | {"evaluating"}
+"""States in which the training worker is running."""
+
+
+def default_log_path() -> Path:
+    """Where TensorFlow's native log lines go while the app runs."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "mnist-tui" / "tensorflow.log"
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+class MnistApp(App[None]):
+    """Train a Keras CNN on MNIST and steer it live."""
+
+    TITLE = "mnist-tui"
+    CSS_PATH = "app.tcss"
+    AUTO_FOCUS = "#log"
+    ENABLE_COMMAND_PALETTE = False
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012 (App declares it as a plain class attribute)
+        (0, "-narrow"),
+        (100, "-wide"),
+    ]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "train", "Train"),
+        Binding("s", "stop_now", "Stop"),
+        Binding("e", "stop_after_epoch", "Stop@epoch"),
+        Binding("p", "pause", "Pause"),
+        Binding("plus,equals_sign", "change_target(1)", "Epochs+", key_display="+"),
+        Binding("minus", "change_target(-1)", "Epochs-", key_display="-"),
+        Binding("l", "toggle_loss", "Loss/Acc"),
+        Binding("h", "toggle_panel", "Panel"),
+        Binding("r", "reset", "Reset"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("escape", "leave_field", show=False),
+    ]
+
+    state: reactive[str] = reactive("loading")
+    """loading, ready, training, paused, stopping, evaluating, finished, stopped or error."""
+
+    def __init__(
+        self,
+        hparams: Hyperparams,
+        *,
+        preset_name: str = "default",
+        data_path: str | None = None,
+        data: MnistData | None = None,
+        load_tensorflow: bool = True,
+        progress_interval: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.initial_hparams = hparams
+        self.preset_name = preset_name
+        self.data_path = data_path
+        self.data: MnistData | None = data
+        self.load_tensorflow = load_tensorflow
+        self.progress_interval = progress_interval
+        self.session: TrainingSession | None = None
+        """The model and its history; None until the first `t` and after a reset."""
+        self.predictions: Predicted | None = None
+        """Test-set predictions of the last finished run, for the prediction browser."""
+        self.log_path: str | None = None
+        """Where native stderr goes (shown in the help screen); set by `run_app`."""
+        self.handle_signals = False
+        """Stop cleanly on SIGTERM/SIGHUP; only `run_app` turns it on (tests share a process)."""
+        self.backend_ready = False
+        self.data_error: str | None = None
+        self.exit_signal: int | None = None
+        self._quitting = False
+        self._target = hparams.epochs
+        self._stop_reason: StopReason | None = None
+        self._applied_lr: float | None = None
+        self._steps: int | None = None
+        self._stop_after_epoch = False
+
+    # --- layout -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Horizontal(id="body"):
+            yield HyperparamsPanel(self.initial_hparams, self.preset_name, id="panel")
+            with Vertical(id="main"):
+                yield CurvesPlot(id="curves")
+                yield EpochProgress(id="progress")
+                yield TrainingLog(id="log")
+        yield Footer(compact=True)
+
+    @property
+    def panel(self) -> HyperparamsPanel:
+        return self.query_one("#panel", HyperparamsPanel)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    @property
+    def training_log(self) -> TrainingLog:
+        return self.query_one("#log", TrainingLog)
+
+    @property
+    def curves(self) -> CurvesPlot:
+        return self.query_one("#curves", CurvesPlot)
+
+    @property
+    def progress(self) -> EpochProgress:
+        return self.query_one("#progress", EpochProgress)
+
+    def on_mount(self) -> None:
+        self.status.target = self._target
+        self.curves.target = self._target
+        log = self.training_log
+        log.note("mnist-tui: t trains, ? lists every key, h shows or hides the panel.", "bold")
+        if self.data is not None:
+            self.post_message(messages.DataLoaded(self.data))
+        else:
+            log.note("Looking for MNIST…", "dim")
+        if self.load_tensorflow:
+            log.note("Loading TensorFlow in the background…", "dim")
+        # The loaders hold the GIL for long stretches: start them once the first frame is out.
+        self.call_after_refresh(self._start_loading)
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(signum, self._on_signal, signum)
+
+    # --- start-up workers ---------------------------------------------------------------------
+    def _start_loading(self) -> None:
+        if self.data is None:
+            self._load_data()
+        if self.load_tensorflow:
+            self._load_backend()
+
+    @work(thread=True, exit_on_error=False, group="startup")
+    def _load_data(self) -> None:
+        try:
+            data = load_mnist(self.data_path)
+        except DataError as err:
+            self.post_message(messages.DataFailed(str(err)))
+        else:
+            self.post_message(messages.DataLoaded(data))
+
+    @work(thread=True, exit_on_error=False, group="startup")
+    def _load_backend(self) -> None:
+        try:
+            import tui.core.session  # noqa: F401  (imports Keras and TensorFlow)
+            from tui.core.runtime import device_info
+
+            device = device_info().describe()
+        except Exception as err:  # a broken TensorFlow install is reported, not a traceback
+            self.post_message(messages.BackendFailed(_one_line(err)))
+        else:
+            self.post_message(messages.BackendLoaded(device))
+
+    @on(messages.DataLoaded)
+    def _data_loaded(self, message: messages.DataLoaded) -> None:
+        self.data = message.data
+        self.data_error = None
+        self.status.data_text = message.data.describe()
+        self.training_log.note(f"MNIST: {message.data.describe()} from {message.data.source}")
+        if message.data.is_sample:
+            self.training_log.warning(SAMPLE_NOTICE)
+
+    @on(messages.DataFailed)
+    def _data_failed(self, message: messages.DataFailed) -> None:
+        self.data_error = message.reason
+        self.status.data_text = "no data"
+        self.training_log.error(message.reason)
+        self.notify(message.reason, title="MNIST could not be loaded", severity="error")
+        self.state = "error"
+
+    @on(messages.BackendLoaded)
+    def _backend_loaded(self, message: messages.BackendLoaded) -> None:
+        self.backend_ready = True
+        self.status.device = message.device
+        if self.state == "loading":
+            self.state = "ready"
+        self.training_log.note(f"TensorFlow ready on {message.device}. Press t to train.", "green")
+
+    @on(messages.BackendFailed)
+    def _backend_failed(self, message: messages.BackendFailed) -> None:
+        self.status.device = "no TensorFlow"
+        self.training_log.error(f"TensorFlow could not be loaded: {message.reason}")
+        self.notify(message.reason, title="TensorFlow could not be loaded", severity="error")
+        self.state = "error"
+
+    # --- state --------------------------------------------------------------------------------
+    def watch_state(self, state: str) -> None:
+        self.status.state = state
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dim the keys that do nothing in the current state."""
+        if action in ("stop_now", "stop_after_epoch", "pause"):
+            return True if self.state in ACTIVE_STATES else None
+        if action == "reset":
+            return None if self.state in BUSY_STATES or self.session is None else True
+        return True
+
+    # --- the training worker ------------------------------------------------------------------
+    def _sink(self, event: TrainingEvent) -> None:
+        """Runs on the training thread: hand the event to the UI thread and nothing else."""
+        self.post_message(messages.wrap(event))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training")
+    def _train(self, session: TrainingSession) -> StopReason:
+        reason = session.train()
+        if self._quitting or reason in (StopReason.ERROR, StopReason.NAN):
+            return reason
+        session.evaluate()
+        if not self._quitting:
+            session.predict()
+        return reason
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "training" or not worker.is_finished:
+            return
+        if event.state == WorkerState.ERROR:
+            error = worker.error or RuntimeError("unknown error")
+            self._failed(f"{_one_line(error)}")
+        if self._quitting:
+            self._exit_app()
+            return
+        if event.state == WorkerState.SUCCESS and self.state != "error":
+            reason = self._stop_reason
+            self.state = "finished" if reason is StopReason.FINISHED else "stopped"
+            self.progress.set_note(
+                f"{reason.value if reason else 'done'}: t continues, r resets, + sets more epochs"
+            )
+        elif self.state in BUSY_STATES:
+            self.state = "error"
+        self.panel.mode = "model" if self._has_model() else "free"
+        self.refresh_bindings()
+
+    def _failed(self, message: str) -> None:
+        self.training_log.error(message)
+        self.notify(message, title="Training failed", severity="error", timeout=10)
+        self.state = "error"
+
+    def _has_model(self) -> bool:
+        return self.session is not None and self.session.model is not None
+
+    def _training_running(self) -> bool:
+        return any(w.group == "training" and not w.is_finished for w in self.workers)
+
+    # --- core events, on the UI thread --------------------------------------------------------
+    @on(messages.TrainingStarted)
+    def _started(self, message: messages.TrainingStarted) -> None:
+        event = message.event
+        # `train()` clears old requests as it begins; keys pressed while the model was being
+        # built must survive that.
+        if self.session is not None:
+            controls = self.session.controls
+            if self._quitting or self.state == "stopping":
+                controls.stop_now()
+            elif self.state == "paused":
+                controls.pause()
+            if self._stop_after_epoch:
+                controls.stop_after_epoch()
+        self._set_target(event.target)
+        self.status.epoch = event.first_epoch
+        self.training_log.started(event, self.status.data_text)
+        self._steps = event.steps_per_epoch
+        self.progress.set_epoch(event.first_epoch, event.target, event.steps_per_epoch)
+        self.progress.set_note("starting…")
+
+    @on(messages.ProgressUpdated)
+    def _progress(self, message: messages.ProgressUpdated) -> None:
+        self.status.epoch = message.event.epoch
+        self.progress.show(message.event, self._target)
+        self.curves.add_progress(message.event)
+
+    @on(messages.EpochEnded)
+    def _epoch_ended(self, message: messages.EpochEnded) -> None:
+        event = message.event
+        self.training_log.epoch_ended(event)
+        self.curves.add_epoch(event)
+        self.status.epoch = event.epoch
+        self.status.val_accuracy = event.val_accuracy
+        if event.epoch < self._target and self.state in ACTIVE_STATES:
+            self.progress.set_epoch(event.epoch + 1, self._target, self._steps)
+        else:
+            self.progress.complete(event.epoch, self._target)
+
+    @on(messages.TrainingPaused)
+    def _paused(self, message: messages.TrainingPaused) -> None:
+        self.training_log.paused(message.event)
+        self.progress.set_note("paused: p resumes")
+        if self.state == "training":
+            self.state = "paused"
+
+    @on(messages.TrainingResumed)
+    def _resumed(self, message: messages.TrainingResumed) -> None:
+        self.training_log.resumed(message.event)
+        if self.state == "paused":
+            self.state = "training"
+
+    @on(messages.TargetChanged)
+    def _target_changed(self, message: messages.TargetChanged) -> None:
+        self._set_target(message.event.target)
+        self.training_log.target_changed(message.event)
+
+    @on(messages.LearningRateChanged)
+    def _lr_changed(self, message: messages.LearningRateChanged) -> None:
+        self._applied_lr = message.event.learning_rate
+        self.training_log.learning_rate_changed(message.event)
+
+    @on(messages.TrainingStopped)
+    def _stopped(self, message: messages.TrainingStopped) -> None:
+        event = message.event
+        self._stop_reason = event.reason
+        self.status.epoch = event.epochs_done
+        self.training_log.stopped(event)
+        if event.reason is not StopReason.FINISHED:
+            self.curves.end_epoch()
+        self.progress.set_note(event.reason.value)
+        if event.reason in (StopReason.ERROR, StopReason.NAN):
+            text = f"{event.reason.value}: {event.message}" if event.message else event.reason.value
+            self.notify(text, title="Training failed", severity="error", timeout=10)
+            self.state = "error"
+        elif not self._quitting:
+            self.state = "evaluating"
+            self.progress.set_note("evaluating on the test set…")
+
+    @on(messages.Evaluated)
+    def _evaluated(self, message: messages.Evaluated) -> None:
+        self.status.test_accuracy = message.event.accuracy
+        self.training_log.evaluated(message.event)
+
+    @on(messages.Predicted)
+    def _predicted(self, message: messages.Predicted) -> None:
+        self.predictions = message.event
+
+    # --- keys ---------------------------------------------------------------------------------
+    def action_train(self) -> None:
+        if self._training_running():
+            self.notify("Training is already running.", severity="warning")
+            return
+        invalid = self.panel.first_invalid()
+        if invalid is not None:
+            name, error = invalid
+            self._show_panel(True)
+            self.panel.focus_field(name)
+            self.notify(error, title="Fix this field first", severity="error")
+            return
+        if self.data_error is not None:
+            self.notify(self.data_error, title="No data", severity="error")
+            return
+        if not self.backend_ready:
+            self.notify("Still loading TensorFlow; training can start in a moment.")
+            return
+        if self.data is None:
+            self.notify("Still loading MNIST; training can start in a moment.")
+            return
+        hparams = self.panel.hyperparams()
+        session = self._prepare_session(hparams)
+        if session is None:
+            return
+        self.session = session
+        self._stop_reason = None
+        self._stop_after_epoch = False
+        self.panel.mode = "training"
+        self.state = "training"
+        self._train(session)
+
+    def _prepare_session(self, hparams: Hyperparams) -> TrainingSession | None:
+        """A session to train: a new one, or the current model carrying on."""
+        from tui.core.session import TrainingSession  # already imported by the backend worker
+
+        assert self.data is not None
+        old = self.session
+        if old is None or old.model is None:
+            self._applied_lr = hparams.learning_rate
+            self._set_target(hparams.epochs)
+            return TrainingSession(
+                hparams, self.data, self._sink, progress_interval=self.progress_interval
+            )
+        done = old.epochs_done
+        if done >= MAX_EPOCHS:
+            self.notify(f"The model has trained {MAX_EPOCHS} epochs, the most allowed.")
+            return None
+        # The epochs field is the target: above what is done, train up to it; otherwise run
+        # another round of the length the model was set up with.
+        target = hparams.epochs if hparams.epochs > done else done + old.hparams.epochs
+        target = min(target, MAX_EPOCHS)
+        self.panel.set_value("epochs", target)
+        self._set_target(target)
+        hparams = hparams.with_changes(epochs=target)
+        same_run = old.hparams.with_changes(epochs=target, learning_rate=hparams.learning_rate)
+        if hparams == same_run:
+            session = old
+            session.controls.set_epoch_target(target)
+        else:
+            # Batch size, schedule, split or train size changed: same model, new run settings.
+            session = TrainingSession(
+                hparams,
+                self.data,
+                self._sink,
+                progress_interval=self.progress_interval,
+                model=old.model,
+                epochs_done=done,
+            )
+            session.history = list(old.history)
+        if self._applied_lr is not None and hparams.learning_rate != self._applied_lr:
+            session.controls.set_learning_rate(hparams.learning_rate)
+        return session
+
+    def action_stop_now(self) -> None:
+        if self.session is None or self.state not in ACTIVE_STATES:
+            return
+        self.session.controls.stop_now()
+        self.state = "stopping"
+        self.progress.set_note("stopping before the next batch…")
+
+    def action_stop_after_epoch(self) -> None:
+        if self.session is None or self.state not in ACTIVE_STATES:
+            return
+        self.session.controls.stop_after_epoch()
+        self._stop_after_epoch = True
+        self.training_log.note("◆ will stop when this epoch ends", "cyan")
+        self.notify("Training stops when this epoch ends.")
+
+    def action_pause(self) -> None:
+        if self.session is None or self.state not in ("training", "paused"):
+            return
+        paused = self.session.controls.toggle_pause()
+        self.state = "paused" if paused else "training"
+
+    def action_change_target(self, delta: int) -> None:
+        if self.session is not None and self.state in ACTIVE_STATES:
+            self._set_target(self.session.controls.change_epoch_target(delta))
+            return
+        value = self.panel.raw_values().get("epochs")
+        current = value if isinstance(value, int) else self._target
+        self.panel.set_value("epochs", min(MAX_EPOCHS, max(MIN_EPOCHS, current + delta)))
+
+    def _set_target(self, target: int) -> None:
+        self._target = target
+        self.status.target = target
+        self.curves.target = target
+        self.panel.set_value("epochs", target)
+
+    @on(HyperparamsPanel.LiveValueSubmitted)
+    def _live_value(self, message: HyperparamsPanel.LiveValueSubmitted) -> None:
+        if self.session is None or self.state not in ACTIVE_STATES:
+            return
+        controls = self.session.controls
+        if message.name == "epochs":
+            actual = controls.set_epoch_target(int(message.value))
+            if actual != message.value:
+                self.notify(f"The target cannot go below the epoch in progress; it is {actual}.")
+            self._set_target(actual)
+        elif message.name == "learning_rate":
+            controls.set_learning_rate(float(message.value))
+
+    def action_toggle_loss(self) -> None:
+        self.curves.show_loss = not self.curves.show_loss
+
+    def action_toggle_panel(self) -> None:
+        self.screen.toggle_class("-panel-toggled")
+
+    def _show_panel(self, shown: bool) -> None:
+        # "-panel-toggled" flips the default: hidden when narrow, shown when wide.
+        narrow = self.screen.has_class("-narrow")
+        self.screen.set_class(shown == narrow, "-panel-toggled")
+
+    def action_leave_field(self) -> None:
+        if self.screen.has_class("-narrow"):
+            self._show_panel(False)
+        self.training_log.focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.log_path))
+
+    def action_reset(self) -> None:
+        if self.state in BUSY_STATES:
+            self.notify("Stop training first (s).", severity="warning")
+            return
+        if self.session is None:
+            self.notify("There is no model yet; t builds one from the panel.")
+            return
+        self.push_screen(
+            ConfirmScreen(
+                "Reset the model?",
+                "Its trained weights and curves are discarded; t then builds a fresh model "
+                "from the panel.",
+                yes="Reset",
+            ),
+            self._reset_confirmed,
+        )
+
+    def _reset_confirmed(self, confirmed: bool | None) -> None:
+        if not confirmed:
+            return
+        self.session = None
+        self.predictions = None
+        self.curves.clear()
+        self.status.epoch = 0
+        self.status.val_accuracy = None
+        self.status.test_accuracy = None
+        self.panel.mode = "free"
+        self.progress.set_epoch(0, self._target)
+        self.progress.set_note("")
+        self.training_log.note("◆ model reset: t builds a fresh one from the panel", "cyan")
+        if self.backend_ready:
+            self.state = "ready"
+        self.refresh_bindings()
+
+    # --- leaving ------------------------------------------------------------------------------
+    def action_quit(self) -> None:  # type: ignore[override]
+        """Stop `fit` within one batch; exit once the training worker has returned."""
+        self._quitting = True
+        if self.session is not None:
+            self.session.controls.stop_now()
+        if self._training_running():
+            # Not awaited here: the queue must keep flowing so that a stop requested before
+            # `fit` began can be re-applied when it starts (see `_started`).
+            self.state = "stopping"
+            self.progress.set_note("stopping, then quitting…")
+            return
+        self._exit_app()
+
+    def _exit_app(self) -> None:
+        self.exit(return_code=128 + self.exit_signal if self.exit_signal else 0)
+
+    def _on_signal(self, signum: int) -> None:
+        self.exit_signal = signum
+        self.action_quit()
+
+    async def on_unmount(self) -> None:
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+
+
+def create_app(
+    hparams: Hyperparams | None = None,
+    *,
+    preset_name: str = "default",
+    data_path: str | None = None,
+    data: MnistData | None = None,
+    load_tensorflow: bool = True,
+    progress_interval: float = 0.1,
+) -> MnistApp:
+    """Build the app.
+
+    Args:
+        hparams: starting hyperparameters; the named preset's when None.
+        preset_name: preset shown in the picker (and used when `hparams` is None).
+        data_path: an MNIST npz or IDX folder; None picks the best source available.
+        data: already loaded data (tests), used instead of loading any.
+        load_tensorflow: import TensorFlow in the background; False paints without it (snapshots).
+        progress_interval: minimum seconds between two progress updates from training.
+    """
+    if hparams is None:
+        hparams = preset(preset_name if preset_name in PRESETS else "default")
+    return MnistApp(
+        hparams,
+        preset_name=preset_name,
+        data_path=data_path,
+        data=data,
+        load_tensorflow=load_tensorflow,
+        progress_interval=progress_interval,
+    )
+
+
+def run_app(
+    hparams: Hyperparams | None = None,
+    *,
+    preset_name: str = "default",
+    data_path: str | None = None,
+    log_path: str | None = None,
+) -> int:
+    """Run the app in this terminal with native stderr sent to a log file.
+
+    Returns:
+        The exit code: 0, or 128 + the signal number when SIGTERM or SIGHUP ended it.
+    """
+    path = Path(log_path) if log_path else default_log_path()
+    # The app is built inside the redirection so Textual paints on the terminal stream.
+    with native_stderr_to(path):
+        app = create_app(hparams, preset_name=preset_name, data_path=data_path)
+        app.log_path = str(path)
+        app.handle_signals = True
+        app.run()
+    return app.return_code or 0
+
+
+__all__ = ["MnistApp", "create_app", "default_log_path", "run_app"]

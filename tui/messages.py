@@ -1,0 +1,132 @@
+"""Textual messages that carry the training core's events from the worker thread to the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from tui.core import events
+from tui.core.data import MnistData
+
+
+@dataclass
+class TrainingStarted(Message):
+    """A call to `TrainingSession.train` began its first batch."""
+
+    event: events.TrainingStarted
+
+
+@dataclass
+class ProgressUpdated(Message):
+    """Running figures inside the current epoch."""
+
+    event: events.BatchProgress
+
+    def can_replace(self, message: Message) -> bool:
+        # Only the newest figures matter: a queued older update is dropped rather than drawn late.
+        return isinstance(message, ProgressUpdated)
+
+
+@dataclass
+class EpochEnded(Message):
+    """An epoch finished, with its metrics."""
+
+    event: events.EpochEnded
+
+
+@dataclass
+class TrainingPaused(Message):
+    """Training waits between two batches."""
+
+    event: events.Paused
+
+
+@dataclass
+class TrainingResumed(Message):
+    """Training went on after a pause."""
+
+    event: events.Resumed
+
+
+@dataclass
+class TargetChanged(Message):
+    """The epoch target moved (possibly clamped by the core)."""
+
+    event: events.TargetChanged
+
+
+@dataclass
+class LearningRateChanged(Message):
+    """The optimizer's learning rate was changed live."""
+
+    event: events.LearningRateChanged
+
+
+@dataclass
+class TrainingStopped(Message):
+    """`fit` returned, with the reason."""
+
+    event: events.TrainingStopped
+
+
+@dataclass
+class Evaluated(Message):
+    """The test set was evaluated."""
+
+    event: events.Evaluated
+
+
+@dataclass
+class Predicted(Message):
+    """Predictions for the whole test set are ready."""
+
+    event: events.Predicted
+
+
+@dataclass
+class DataLoaded(Message):
+    """MNIST was found and loaded in the background."""
+
+    data: MnistData
+
+
+@dataclass
+class DataFailed(Message):
+    """MNIST could not be loaded; `reason` is one sentence a person can act on."""
+
+    reason: str
+
+
+@dataclass
+class BackendLoaded(Message):
+    """TensorFlow and Keras are imported; `device` names what training runs on."""
+
+    device: str
+
+
+@dataclass
+class BackendFailed(Message):
+    """TensorFlow could not be imported."""
+
+    reason: str
+
+
+_WRAPPERS: dict[type[object], type[Message]] = {
+    events.TrainingStarted: TrainingStarted,
+    events.BatchProgress: ProgressUpdated,
+    events.EpochEnded: EpochEnded,
+    events.Paused: TrainingPaused,
+    events.Resumed: TrainingResumed,
+    events.TargetChanged: TargetChanged,
+    events.LearningRateChanged: LearningRateChanged,
+    events.TrainingStopped: TrainingStopped,
+    events.Evaluated: Evaluated,
+    events.Predicted: Predicted,
+}
+
+
+def wrap(event: events.TrainingEvent) -> Message:
+    """The Textual message for a core event."""
+    wrapper = _WRAPPERS[type(event)]
+    return wrapper(event)  # type: ignore[call-arg]

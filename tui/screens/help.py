@@ -1,0 +1,68 @@
+"""The help screen: every key, what the panel does while training, where the logs go."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: tuple[tuple[str, str], ...] = (
+    (
+        "t",
+        "train; after a run ends, continue (to the epochs field if it is higher, "
+        "else for another run of the same length)",
+    ),
+    ("s", "stop now (within one batch; the epoch in progress is not counted)"),
+    ("e", "stop after the epoch in progress"),
+    ("p", "pause / resume"),
+    ("+ / -", "raise / lower the epoch target (never below the epoch in progress)"),
+    ("l", "curves: accuracy / loss"),
+    ("h", "show / hide the hyperparameter panel"),
+    ("r", "reset: a fresh model from the panel (asks first)"),
+    ("Esc", "leave a field, back to the keys"),
+    ("?", "this help"),
+    ("q, Ctrl+C", "quit (stops training cleanly first)"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and notes; any of Escape, q or ? closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
+
+    def __init__(self, log_path: str | None = None) -> None:
+        super().__init__()
+        self.log_path = log_path
+
+    def compose(self) -> ComposeResult:
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold", no_wrap=True)
+        keys.add_column()
+        for key, what in KEYS:
+            keys.add_row(key, what)
+        notes = Text.assemble(
+            ("\nThe panel\n", "bold"),
+            "Fields are checked as you type; training will not start while one is invalid. "
+            "While training, epochs and learning rate apply live when you press Enter or leave "
+            "the field. Once a model is trained, its network fields stay locked until a reset; "
+            "batch size, schedule, validation split and train size apply when training "
+            "continues.\n",
+            ("\nLogs\n", "bold"),
+            "TensorFlow's own messages go to ",
+            (self.log_path or "the terminal (no log file in this run)", "italic"),
+            ".",
+        )
+        with VerticalScroll(id="help-dialog"):
+            yield Static(Text("mnist-tui keys", style="bold"), id="help-title")
+            yield Static(keys)
+            yield Static(notes)
+            yield Static(Text("Esc closes", style="dim"), id="help-close")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,117 @@
+"""Accuracy and loss curves per epoch, with the running figure of the epoch in progress."""
+
+from __future__ import annotations
+
+import math
+
+from textual.reactive import reactive
+from textual_plotext import PlotextPlot
+
+from tui.core.events import BatchProgress, EpochEnded
+
+REDRAW_INTERVAL = 0.25
+"""Seconds between two redraws while progress streams in: smooth, and cheap next to input."""
+
+
+class CurvesPlot(PlotextPlot):  # type: ignore[misc]
+    """Train and validation accuracy (or loss) per epoch, redrawn through `replot()`."""
+
+    show_loss: reactive[bool] = reactive(False)
+    """Plot loss instead of accuracy."""
+    target: reactive[int] = reactive(1)
+    """Epoch target: the x axis spans it, so the run's progress reads at a glance."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.epochs: list[EpochEnded] = []
+        """Completed epochs, in order."""
+        self.running: list[tuple[float, float, float]] = []
+        """(fractional epoch, running accuracy, running loss) inside the epoch in progress."""
+        self._dirty = False
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(REDRAW_INTERVAL, self._redraw_if_dirty)
+        self.replot()
+
+    # --- data in ------------------------------------------------------------------------------
+    def add_progress(self, event: BatchProgress) -> None:
+        """Extend the running curve; drawn at the next tick rather than at once."""
+        x = event.epoch - 1 + event.step / max(event.steps, 1)
+        if self.running and self.running[-1][0] >= x:
+            return
+        self.running.append((x, event.accuracy, event.loss))
+        self._dirty = True
+
+    def add_epoch(self, event: EpochEnded) -> None:
+        """Record a finished epoch and redraw at once."""
+        self.epochs = [e for e in self.epochs if e.epoch < event.epoch]
+        self.epochs.append(event)
+        self.running = []
+        self.replot()
+
+    def end_epoch(self) -> None:
+        """Drop the running curve (the epoch in progress was abandoned)."""
+        self.running = []
+        self.replot()
+
+    def clear(self) -> None:
+        """Forget everything (a fresh model)."""
+        self.epochs = []
+        self.running = []
+        self.replot()
+
+    def watch_show_loss(self) -> None:
+        self.replot()
+
+    def watch_target(self) -> None:
+        self.replot()
+
+    # --- drawing ------------------------------------------------------------------------------
+    def _redraw_if_dirty(self) -> None:
+        if self._dirty:
+            self.replot()
+
+    def replot(self) -> None:
+        """Redraw from the recorded data: clear, plot, refresh."""
+        self._dirty = False
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        loss = self.show_loss
+        plt.title("Loss" if loss else "Accuracy")
+        plt.xlabel("epoch")
+        train_x = [float(e.epoch) for e in self.epochs]
+        train_y = [e.loss if loss else e.accuracy for e in self.epochs]
+        # The running figure continues the train curve, so it moves during the very first epoch.
+        train_x += [x for x, _, _ in self.running]
+        train_y += [r_loss if loss else acc for _, acc, r_loss in self.running]
+        val: list[tuple[float, float]] = []
+        for e in self.epochs:
+            value = e.val_loss if loss else e.val_accuracy
+            if value is not None and math.isfinite(value):
+                val.append((float(e.epoch), value))
+        points = [(x, y) for x, y in zip(train_x, train_y, strict=True) if math.isfinite(y)]
+        if points:
+            # Distinct markers as well as colours, so the legend still reads under NO_COLOR.
+            plt.plot(*zip(*points, strict=True), label="train", marker="braille", color="cyan")
+        if val:
+            xs, ys = zip(*val, strict=True)
+            plt.plot(xs, ys, marker="braille", color="orange")
+            plt.scatter(xs, ys, label="validation", marker="●", color="orange")
+        last = max([1.0, float(self.target), *train_x, *(x for x, _ in val)])
+        right = max(math.ceil(last), 1)
+        plt.xlim(0, right)
+        plt.xticks(list(range(0, right + 1, max(1, math.ceil(right / 10)))))
+        shown = [y for _, y in points] + [y for _, y in val]
+        if loss:
+            top = max(shown, default=1.0)
+            plt.ylim(0.0, top * 1.1 if top > 0 else 1.0)
+        else:
+            low = math.floor(min(shown, default=0.0) * 10) / 10
+            bottom = min(low, 0.9)
+            plt.ylim(bottom, 1.0)
+            ticks = [round(bottom + i / 10, 1) for i in range(round((1.0 - bottom) * 10) + 1)]
+            step = max(1, len(ticks) // 6)
+            plt.yticks(ticks[::step] if ticks[-1] in ticks[::step] else [*ticks[::step], 1.0])
+        self.refresh()
