@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 from tui.core.callback import MAX_EPOCHS, SessionCallback, StopNow, TrainingControls
 from tui.core.config import Hyperparams
 from tui.core.data import MnistData
+from tui.core.distribute import describe_strategy
 from tui.core.events import (
     EpochEnded,
     Evaluated,
@@ -48,6 +50,7 @@ class TrainingSession:
         progress_interval: float = 0.1,
         model: Any = None,
         epochs_done: int = 0,
+        strategy: Any = None,
     ) -> None:
         """
         Args:
@@ -58,6 +61,10 @@ class TrainingSession:
             progress_interval: minimum seconds between two `BatchProgress` events.
             model: an already built (and compiled) model to continue training.
             epochs_done: epochs that model has already trained.
+            strategy: a `tf.distribute.Strategy` (see `tui.core.distribute`) to build the model
+                under, or None for one device. `hparams.batch_size` stays the global batch:
+                Keras splits each batch across the replicas. A `model` passed in must have
+                been built or loaded under this strategy's scope.
         """
         self.hparams = hparams
         self.data = data
@@ -73,19 +80,27 @@ class TrainingSession:
         self.last_prediction: Predicted | None = None
         self.learning_rate = hparams.learning_rate
         """The user's learning rate (live changes included); a schedule decays from it."""
+        self.strategy: Any = strategy
         self._device: str | None = None
 
     # --- set-up -------------------------------------------------------------------------------
     def ensure_model(self) -> Any:
         """The model, built from the hyperparameters on first use."""
         if self.model is None:
-            self.model = build_model(self.hparams)
+            # Variables created under the scope are mirrored; Keras then trains with the strategy.
+            scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+            with scope:
+                self.model = build_model(self.hparams)
         return self.model
 
     @property
     def device(self) -> str:
         if self._device is None:
-            self._device = device_info().describe()
+            self._device = (
+                describe_strategy(self.strategy)
+                if self.strategy is not None
+                else device_info().describe()
+            )
         return self._device
 
     def split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
