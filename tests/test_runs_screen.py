@@ -1,0 +1,424 @@
+"""Pilot and snapshot tests of the runs screen, the compare plot and the save-model dialog."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Label, Static
+
+from tui.core import runs
+from tui.core.config import Hyperparams, dump_toml
+from tui.core.data import MnistData
+from tui.core.events import StopReason
+from tui.core.session import TrainingSession
+from tui.screens.runs import MARK, WARNING, CompareScreen, RunsScreen
+from tui.screens.save_model import SaveModelScreen, name_problem
+from tui.widgets.compare import MARKERS, ComparePlot, RunCurve
+
+TINY = Hyperparams(
+    epochs=2,
+    batch_size=64,
+    learning_rate=3e-3,
+    conv_filters=(4,),
+    dense_units=8,
+    dropout=0.0,
+    validation_split=0.1,
+    train_size=500,
+)
+
+
+class RunsHost(App[None]):
+    """A bare app that opens the runs screen and records what it dismissed with."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.opened: list[Path | None] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen(self.root), self.opened.append)
+
+
+class SaveHost(App[None]):
+    """A bare app that asks for a model name and records the answer."""
+
+    def __init__(self, existing: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.existing = existing
+        self.answers: list[str | None] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(SaveModelScreen(existing=self.existing), self.answers.append)
+
+
+async def listed(pilot: Pilot[None]) -> RunsScreen:
+    """The runs screen once its loading worker has finished and the table is filled."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, RunsScreen)
+    assert not screen.loading
+    return screen
+
+
+def table_rows(screen: RunsScreen) -> list[list[str]]:
+    table: DataTable[object] = screen.query_one(DataTable)
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+# --- real runs ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_root(tmp_path_factory: pytest.TempPathFactory, mnist_small: MnistData) -> Path:
+    """Two tiny real runs, evaluated, plus two broken copies of the first.
+
+    `older` is the first run (2 epochs), `newer` the second (3 epochs, another seed); `damaged`
+    has a truncated last.keras and `no-hparams` lost its hparams.toml.
+    """
+    root = tmp_path_factory.mktemp("runs")
+    for when, seed, epochs in ((datetime(2025, 1, 1, 9), 1, 2), (datetime(2025, 1, 2, 9), 2, 3)):
+        hparams = Hyperparams.from_dict({"seed": seed, "epochs": epochs}, TINY)
+        run = runs.RunDirectory.create(root, "tiny", hparams, mnist_small, now=when)
+        session = TrainingSession(hparams, mnist_small, callbacks=run.callbacks())
+        assert session.train() is StopReason.FINISHED
+        run.save_evaluation(session.evaluate())
+    older, newer = sorted(root.iterdir())
+    damaged = root / "20250103-090000-tiny"
+    shutil.copytree(older, damaged)
+    last = damaged / runs.LAST_MODEL
+    last.write_bytes(last.read_bytes()[:500])
+    missing = root / "20250104-090000-tiny"
+    shutil.copytree(newer, missing)
+    (missing / runs.HPARAMS_TOML).unlink()
+    for copy, day in ((damaged, 3), (missing, 4)):
+        # The list is ordered by the start time in run.json: give each copy its own.
+        info = json.loads((copy / runs.RUN_JSON).read_text())
+        info["started"] = datetime(2025, 1, day, 9).isoformat()
+        (copy / runs.RUN_JSON).write_text(json.dumps(info))
+    return root
+
+
+async def test_lists_every_run_and_notes_the_broken_ones(real_root: Path) -> None:
+    app = RunsHost(real_root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await listed(pilot)
+        names = [s.name for s in screen.summaries]
+        assert names == [
+            "20250104-090000-tiny",
+            "20250103-090000-tiny",
+            "20250102-090000-tiny",
+            "20250101-090000-tiny",
+        ]
+        rows = table_rows(screen)
+        assert [row[1] for row in rows] == [
+            "2025-01-04 09:00",
+            "2025-01-03 09:00",
+            "2025-01-02 09:00",
+            "2025-01-01 09:00",
+        ]
+        # The broken runs carry their note; the healthy ones have none and full figures.
+        assert rows[0][-1].startswith(f"{WARNING} ") and "hparams.toml" in rows[0][-1]
+        assert rows[1][-1].startswith(f"{WARNING} ") and "last.keras is damaged" in rows[1][-1]
+        for row, summary, epochs in (
+            (rows[2], screen.summaries[2], 3),
+            (rows[3], screen.summaries[3], 2),
+        ):
+            assert row[-1] == ""
+            assert summary.problem is None
+            assert row[3] == str(epochs)
+            assert summary.test_accuracy is not None
+            assert row[5] == f"{summary.test_accuracy:.2%}"
+            assert row[4] == f"{summary.best_val_accuracy:.2%}"
+        header = str(screen.query_one("#runs-header", Static).render())
+        assert "4 runs" in header and "2 with problems" in header
+
+        # The highlighted broken run shows its whole note below the table.
+        detail = screen.query_one("#runs-detail", Static)
+        assert detail.has_class("-broken")
+        assert f"{WARNING} " in str(detail.render())
+        await pilot.press("down", "down")
+        assert not detail.has_class("-broken")
+        assert "20250102-090000-tiny" in str(detail.render())
+
+
+async def test_compare_overlays_the_marked_runs(real_root: Path) -> None:
+    app = RunsHost(real_root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await listed(pilot)
+        # One run is not enough: a hint, no plot.
+        await pilot.press("down", "down", "space", "c")
+        assert not isinstance(app.screen, CompareScreen)
+        await pilot.press("down", "space")
+        assert [row[0] for row in table_rows(screen)] == [" ", " ", MARK, MARK]
+        assert "2 marked" in str(screen.query_one("#runs-header", Static).render())
+
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        plot = app.screen.query_one(ComparePlot)
+        expected = {
+            name: runs.load_history(real_root / name)
+            for name in ("20250102-090000-tiny", "20250101-090000-tiny")
+        }
+        assert [c.name for c in plot.curves] == list(expected)
+        for curve in plot.curves:
+            history = expected[curve.name]
+            assert curve.metric == "validation"
+            assert curve.epochs == tuple(range(1, len(history) + 1))
+            assert curve.accuracy == tuple(e.val_accuracy for e in history)
+        assert [len(c.epochs) for c in plot.curves] == [3, 2]
+
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+        # Unmarking one leaves too few to compare again.
+        await pilot.press("space", "c")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_runs_without_readable_metrics_are_left_out_of_comparisons(
+    real_root: Path,
+) -> None:
+    app = RunsHost(real_root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await listed(pilot)
+        # The first run lost hparams.toml, so its metrics cannot be read; the damaged model
+        # of the second does not matter for its curve.
+        await pilot.press("space", "down", "space", "c")
+        await pilot.pause()
+        assert not isinstance(app.screen, CompareScreen)
+        await pilot.press("down", "space", "c")
+        await pilot.pause()
+        assert len(screen.marked) == 3
+        assert isinstance(app.screen, CompareScreen)
+        plot = app.screen.query_one(ComparePlot)
+        assert [c.name for c in plot.curves] == ["20250103-090000-tiny", "20250102-090000-tiny"]
+
+
+async def test_enter_opens_the_highlighted_run_and_escape_opens_none(real_root: Path) -> None:
+    app = RunsHost(real_root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot)
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+        assert app.opened == [real_root / "20250102-090000-tiny"]
+        # The path is one `resume` accepts: the caller continues the run from it.
+        resumed = runs.resume(app.opened[0])  # type: ignore[arg-type]
+        assert resumed.epochs_done == 3
+
+    app = RunsHost(real_root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.opened == [None]
+
+
+async def test_empty_and_missing_folders(tmp_path: Path) -> None:
+    app = RunsHost(tmp_path / "nothing-here")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await listed(pilot)
+        assert screen.summaries == ()
+        assert "0 runs" in str(screen.query_one("#runs-header", Static).render())
+        assert "No runs yet" in str(screen.query_one("#runs-detail", Static).render())
+        await pilot.press("space", "c", "enter")
+        await pilot.pause()
+        assert app.opened == []
+
+
+# --- compare plot -------------------------------------------------------------------------------
+def test_curve_falls_back_to_training_accuracy(real_root: Path) -> None:
+    history = runs.load_history(real_root / "20250101-090000-tiny")
+    with_val = RunCurve.from_history("a", history)
+    assert with_val.metric == "validation"
+    stripped = [replace(e, val_accuracy=None, val_loss=None) for e in history]
+    without = RunCurve.from_history("b", stripped)
+    assert without.metric == "train"
+    assert without.accuracy == tuple(e.accuracy for e in history)
+
+
+# --- save-model dialog --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "Type a name"),
+        ("   ", "Type a name"),
+        ("my model", "space cannot be in the name"),
+        ("../escape", "'/' cannot be in the name"),
+        (".hidden", "Start the name"),
+        ("-rf", "Start the name"),
+        ("x" * 65, "at most 64"),
+    ],
+)
+def test_model_name_rules(text: str, problem: str) -> None:
+    assert problem in (name_problem(text) or "")
+
+
+def test_model_name_accepts_safe_names() -> None:
+    for name in ("fast-99.2", "run_3", "A", "mine.keras"):
+        assert name_problem(name) is None
+
+
+async def test_save_dialog_rejects_bad_names_then_returns_a_good_one() -> None:
+    app = SaveHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, SaveModelScreen)
+        error = app.screen.query_one("#save-model-error", Label)
+        await pilot.press("enter")
+        assert "Type a name" in str(error.render())
+        await pilot.press(*"my/model")
+        assert "'/' cannot be in the name" in str(error.render())
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.answers == [] and isinstance(app.screen, SaveModelScreen)
+
+        field = app.screen.query_one(Input)
+        field.value = ""
+        await pilot.press(*"fast-2.keras")
+        await pilot.pause()
+        assert str(error.render()) == ""
+        target = str(app.screen.query_one("#save-model-target", Label).render())
+        assert target == "→ models/fast-2.keras"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.answers == ["fast-2"]
+
+
+async def test_save_dialog_asks_before_replacing_and_cancels_with_escape() -> None:
+    app = SaveHost(existing=("mine",))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press(*"mine", "enter")
+        await pilot.pause()
+        error = app.screen.query_one("#save-model-error", Label)
+        assert "press Enter again to replace it" in str(error.render())
+        assert app.answers == []
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.answers == ["mine"]
+
+    app = SaveHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press(*"kept", "escape")
+        await pilot.pause()
+        assert app.answers == [None]
+
+
+# --- snapshots on hand-made runs ----------------------------------------------------------------
+def write_run(
+    root: Path,
+    name: str,
+    accuracies: list[tuple[float, float | None]],
+    *,
+    test: float | None,
+    seconds: float = 12.0,
+    model: bytes | None = None,
+) -> None:
+    """A run directory as training leaves it, with fixed figures and no real model.
+
+    `accuracies` holds (train, validation) per epoch; `model` replaces the stand-in last.keras
+    (a zip with config.json, all the listing checks), e.g. with truncated bytes.
+    """
+    path = root / name
+    path.mkdir(parents=True)
+    stamp, preset = name[:15], name[16:]
+    started = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
+    validated = any(val is not None for _, val in accuracies)
+    hparams = Hyperparams(epochs=len(accuracies), validation_split=0.1 if validated else 0.0)
+    (path / runs.HPARAMS_TOML).write_text(dump_toml(hparams))
+    info = {
+        "format": 1,
+        "preset": preset,
+        "started": started.isoformat(),
+        "data": "mnist.npz · 60,000 train / 10,000 test",
+        "train_samples": 54000,
+        "saved": {"epoch": len(accuracies), "iterations": 422 * len(accuracies)},
+        "best": None,
+    }
+    (path / runs.RUN_JSON).write_text(json.dumps(info))
+    lines = ["epoch,accuracy,epoch_seconds,learning_rate,loss,val_accuracy,val_loss"]
+    for epoch, (train, val) in enumerate(accuracies):
+        val_cells = f"{val},{1 - val}" if val is not None else ","
+        lines.append(f"{epoch},{train},{seconds},0.001,{1 - train},{val_cells}")
+    (path / runs.METRICS_CSV).write_text("\n".join(lines) + "\n")
+    if test is not None:
+        evaluation = {"loss": 1 - test, "accuracy": test, "samples": 10000}
+        (path / runs.EVALUATION).write_text(json.dumps(evaluation))
+    if model is None:
+        with zipfile.ZipFile(path / runs.LAST_MODEL, "w") as archive:
+            archive.writestr("config.json", "{}")
+    else:
+        (path / runs.LAST_MODEL).write_bytes(model)
+
+
+@pytest.fixture
+def fixed_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Four hand-made runs under ./runs (relative, so no temporary path reaches the screen)."""
+    monkeypatch.chdir(tmp_path)
+    root = Path("runs")
+    write_run(
+        root,
+        "20250301-091500-default",
+        [(0.912, 0.951), (0.962, 0.969), (0.973, 0.976), (0.979, 0.981), (0.983, 0.984)],
+        test=0.9861,
+        seconds=31.4,
+    )
+    write_run(
+        root,
+        "20250302-140000-fast",
+        [(0.951, 0.978), (0.986, 0.988), (0.992, 0.991)],
+        test=0.9921,
+        seconds=44.0,
+    )
+    write_run(
+        root,
+        "20250303-080000-seed",
+        [(0.871, None), (0.944, None), (0.962, None), (0.970, None)],
+        test=0.9702,
+        seconds=9.5,
+    )
+    write_run(
+        root,
+        "20250304-100000-default",
+        [(0.905, 0.948), (0.958, 0.966)],
+        test=None,
+        model=b"PK\x03\x04 cut short by a kill",
+    )
+    return root
+
+
+SIZES = [(120, 40), (80, 24)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_runs_list(
+    snap_compare: Callable[..., bool], fixed_runs: Path, size: tuple[int, int]
+) -> None:
+    # Two runs marked, the cursor back on the broken one so its note shows in full.
+    app = RunsHost(fixed_runs)
+    press = ["down", "space", "down", "space", "up", "up"]
+    assert snap_compare(app, press=press, terminal_size=size, run_before=listed)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_compare(
+    snap_compare: Callable[..., bool], fixed_runs: Path, size: tuple[int, int]
+) -> None:
+    # The three healthy runs: two with validation curves and one with training accuracy only.
+    app = RunsHost(fixed_runs)
+    press = ["down", "space", "down", "space", "down", "space", "c"]
+    assert snap_compare(app, press=press, terminal_size=size, run_before=listed)
+
+
+def test_markers_are_distinct() -> None:
+    assert len(set(MARKERS)) == len(MARKERS)
