@@ -51,6 +51,12 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
+def short_description(data: MnistData) -> str:
+    """The data source and sizes in few columns, for narrow terminals."""
+    name = Path(data.source).name if data.kind in ("path", "keras-cache") else data.kind
+    return f"{name} {len(data.y_train):,}/{len(data.y_test):,}"
+
+
 class MnistApp(App[None]):
     """Train a Keras CNN on MNIST and steer it live."""
 
@@ -66,11 +72,11 @@ class MnistApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "train", "Train"),
         Binding("s", "stop_now", "Stop"),
-        Binding("e", "stop_after_epoch", "Stop@epoch"),
+        Binding("e", "stop_after_epoch", "Stop at epoch end"),
         Binding("p", "pause", "Pause"),
-        Binding("plus,equals_sign", "change_target(1)", "Epochs+", key_display="+"),
-        Binding("minus", "change_target(-1)", "Epochs-", key_display="-"),
-        Binding("l", "toggle_loss", "Loss/Acc"),
+        Binding("plus,equals_sign", "change_target(1)", "Epochs", key_display="+/-"),
+        Binding("minus", "change_target(-1)", "Fewer epochs", show=False),
+        Binding("l", "toggle_loss", "Loss"),
         Binding("h", "toggle_panel", "Panel"),
         Binding("r", "reset", "Reset"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -199,6 +205,7 @@ class MnistApp(App[None]):
         self.data = message.data
         self.data_error = None
         self.status.data_text = message.data.describe()
+        self.status.data_short = short_description(message.data)
         self.training_log.note(f"MNIST: {message.data.describe()} from {message.data.source}")
         if message.data.is_sample:
             self.training_log.warning(SAMPLE_NOTICE)
@@ -232,11 +239,13 @@ class MnistApp(App[None]):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Dim the keys that do nothing in the current state."""
+        """Hide the keys that do nothing in the current state, so the footer fits 80 columns."""
         if action in ("stop_now", "stop_after_epoch", "pause"):
-            return True if self.state in ACTIVE_STATES else None
+            return self.state in ACTIVE_STATES
+        if action == "train":
+            return self.state not in BUSY_STATES
         if action == "reset":
-            return None if self.state in BUSY_STATES or self.session is None else True
+            return self.state not in BUSY_STATES and self.session is not None
         return True
 
     # --- the training worker ------------------------------------------------------------------
@@ -265,15 +274,19 @@ class MnistApp(App[None]):
         if self._quitting:
             self._exit_app()
             return
-        if event.state == WorkerState.SUCCESS and self.state != "error":
+        self.run_ended(succeeded=event.state == WorkerState.SUCCESS)
+
+    def run_ended(self, *, succeeded: bool, has_model: bool | None = None) -> None:
+        """Settle the state once the training worker has returned."""
+        if succeeded and self.state != "error":
             reason = self._stop_reason
             self.state = "finished" if reason is StopReason.FINISHED else "stopped"
-            self.progress.set_note(
-                f"{reason.value if reason else 'done'}: t continues, r resets, + sets more epochs"
-            )
+            what = reason.value if reason else "done"
+            self.progress.set_note(f"{what}: t continues, + sets more epochs, r resets")
         elif self.state in BUSY_STATES:
             self.state = "error"
-        self.panel.mode = "model" if self._has_model() else "free"
+        model = self._has_model() if has_model is None else has_model
+        self.panel.mode = "model" if model else "free"
         self.refresh_bindings()
 
     def _failed(self, message: str) -> None:

@@ -47,22 +47,22 @@ class HelpScreen(ModalScreen[None]):
         for key, what in KEYS:
             keys.add_row(key, what)
         notes = Text.assemble(
-            ("\nThe panel\n", "bold"),
+            ("\nThe panel: ", "bold"),
             "Fields are checked as you type; training will not start while one is invalid. "
             "While training, epochs and learning rate apply live when you press Enter or leave "
             "the field. Once a model is trained, its network fields stay locked until a reset; "
             "batch size, schedule, validation split and train size apply when training "
             "continues.\n",
-            ("\nLogs\n", "bold"),
+            ("\nLogs: ", "bold"),
             "TensorFlow's own messages go to ",
             (self.log_path or "the terminal (no log file in this run)", "italic"),
             ".",
         )
-        with VerticalScroll(id="help-dialog"):
-            yield Static(Text("mnist-tui keys", style="bold"), id="help-title")
+        with VerticalScroll(id="help-dialog") as dialog:
+            dialog.border_title = "mnist-tui keys"
+            dialog.border_subtitle = "Esc closes"
             yield Static(keys)
             yield Static(notes)
-            yield Static(Text("Esc closes", style="dim"), id="help-close")
 
     def action_close(self) -> None:
         self.dismiss(None)

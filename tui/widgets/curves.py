@@ -13,6 +13,29 @@ REDRAW_INTERVAL = 0.25
 """Seconds between two redraws while progress streams in: smooth, and cheap next to input."""
 
 
+TRAIN_COLOR = "cyan"
+VAL_COLOR = "orange"
+VAL_MARKER = "●"
+"""Validation points are dots on their line, so the two curves differ without colour too."""
+
+
+def nice_ticks(low: float, high: float, most: int) -> list[float]:
+    """Round tick values from `low` up to at least `high`, at most `most` of them."""
+    span = max(high - low, 1e-9)
+    step = 1.0
+    for factor in (10.0**k for k in range(-3, 7)):
+        for base in (1.0, 2.0, 5.0):
+            step = base * factor
+            if span / step <= most - 1:
+                break
+        else:
+            continue
+        break
+    first = math.floor(low / step + 1e-9) * step
+    count = math.ceil((high - first) / step - 1e-9)
+    return [round(first + i * step, 10) for i in range(count + 1)]
+
+
 class CurvesPlot(PlotextPlot):  # type: ignore[misc]
     """Train and validation accuracy (or loss) per epoch, redrawn through `replot()`."""
 
@@ -67,6 +90,9 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
     def watch_target(self) -> None:
         self.replot()
 
+    def on_resize(self) -> None:
+        self.replot()
+
     # --- drawing ------------------------------------------------------------------------------
     def _redraw_if_dirty(self) -> None:
         if self._dirty:
@@ -79,8 +105,14 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
         plt.clear_data()
         plt.clear_figure()
         loss = self.show_loss
-        plt.title("Loss" if loss else "Accuracy")
-        plt.xlabel("epoch")
+        self.border_title = "Loss (l: accuracy)" if loss else "Accuracy (l: loss)"
+        # The legend lives in the border: plotext's own sits top left, right over high accuracy.
+        self.border_subtitle = (
+            f"[{TRAIN_COLOR}]⠤⠤ train[/]  [{VAL_COLOR}]{VAL_MARKER} validation[/]"
+        )
+        if self.size.height >= 14:
+            # A short plot keeps its rows for data rather than an axis caption.
+            plt.xlabel("epoch")
         train_x = [float(e.epoch) for e in self.epochs]
         train_y = [e.loss if loss else e.accuracy for e in self.epochs]
         # The running figure continues the train curve, so it moves during the very first epoch.
@@ -94,11 +126,11 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
         points = [(x, y) for x, y in zip(train_x, train_y, strict=True) if math.isfinite(y)]
         if points:
             # Distinct markers as well as colours, so the legend still reads under NO_COLOR.
-            plt.plot(*zip(*points, strict=True), label="train", marker="braille", color="cyan")
+            plt.plot(*zip(*points, strict=True), marker="braille", color=TRAIN_COLOR)
         if val:
             xs, ys = zip(*val, strict=True)
-            plt.plot(xs, ys, marker="braille", color="orange")
-            plt.scatter(xs, ys, label="validation", marker="●", color="orange")
+            plt.plot(xs, ys, marker="braille", color=VAL_COLOR)
+            plt.scatter(xs, ys, marker=VAL_MARKER, color=VAL_COLOR)
         last = max([1.0, float(self.target), *train_x, *(x for x, _ in val)])
         right = max(math.ceil(last), 1)
         plt.xlim(0, right)
@@ -106,12 +138,11 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
         shown = [y for _, y in points] + [y for _, y in val]
         if loss:
             top = max(shown, default=1.0)
-            plt.ylim(0.0, top * 1.1 if top > 0 else 1.0)
+            low, high = 0.0, top * 1.1 if top > 0 else 1.0
         else:
-            low = math.floor(min(shown, default=0.0) * 10) / 10
-            bottom = min(low, 0.9)
-            plt.ylim(bottom, 1.0)
-            ticks = [round(bottom + i / 10, 1) for i in range(round((1.0 - bottom) * 10) + 1)]
-            step = max(1, len(ticks) // 6)
-            plt.yticks(ticks[::step] if ticks[-1] in ticks[::step] else [*ticks[::step], 1.0])
+            low, high = min(math.floor(min(shown, default=0.0) * 10) / 10, 0.9), 1.0
+        ticks = nice_ticks(low, high, most=max(2, (self.size.height - 4) // 2))
+        plt.ylim(min(low, ticks[0]), max(high, ticks[-1]))
+        labels = [f"{t:g}" if loss else f"{t:.0%}" for t in ticks]
+        plt.yticks(ticks, labels)
         self.refresh()

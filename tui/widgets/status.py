@@ -27,6 +27,8 @@ class StatusBar(Static):
 
     data_text: reactive[str] = reactive("finding MNIST…")
     """Data source and sizes."""
+    data_short: reactive[str] = reactive("")
+    """The same in fewer columns, used when the full line does not fit."""
     device: reactive[str] = reactive("device: …")
     """What training runs on."""
     state: reactive[str] = reactive("loading")
@@ -41,19 +43,28 @@ class StatusBar(Static):
     """Last test accuracy."""
 
     def render(self) -> Text:
-        sep = (" │ ", "status--sep")
+        text = self._line(compact=False)
+        if text.cell_len > self.content_region.width and self.data_short:
+            text = self._line(compact=True)
+        return text
+
+    def _line(self, compact: bool) -> Text:
+        sep = ("│", "status--sep") if compact else (" │ ", "status--sep")
+        epoch = (
+            f"ep {self.epoch}/{self.target}" if compact else f"epoch {self.epoch} of {self.target}"
+        )
         parts: list[tuple[str, str] | str] = [
-            (self.data_text, "status--data"),
+            (self.data_short if compact else self.data_text, "status--data"),
             sep,
             (self.device, "status--device"),
             sep,
             (f"● {STATE_LABELS.get(self.state, self.state)}", f"status--state-{self.state}"),
             sep,
-            f"epoch {self.epoch} of {self.target}" if self.target else "epoch -",
+            epoch,
             sep,
-            f"val {_pct(self.val_accuracy)}",
+            f"val {_pct(self.val_accuracy, compact)}",
             sep,
-            f"test {_pct(self.test_accuracy)}",
+            f"test {_pct(self.test_accuracy, compact)}",
         ]
         text = Text(no_wrap=True, overflow="ellipsis")
         for part in parts:
@@ -72,5 +83,7 @@ class StatusBar(Static):
     }
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
+def _pct(value: float | None, compact: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if compact else f"{value:.2%}"

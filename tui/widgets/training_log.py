@@ -32,7 +32,10 @@ class TrainingLog(RichLog):
     """A scrolling log with a method per kind of line, so the wording lives in one place."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, wrap=True, markup=False, highlight=False, max_lines=5000)
+        # RichLog renders at least `min_width` (78) columns; narrow terminals need it to wrap.
+        super().__init__(
+            id=id, wrap=True, markup=False, highlight=False, max_lines=5000, min_width=20
+        )
 
     def note(self, message: str, style: str = "") -> None:
         """A plain line."""
@@ -63,13 +66,13 @@ class TrainingLog(RichLog):
         width = len(str(event.target))
         line = Text.assemble(
             (f"epoch {event.epoch:>{width}}/{event.target}", "bold"),
-            f"  loss {event.loss:.4f}  acc {event.accuracy:.2%}",
+            f"  loss {event.loss:.4f} acc {event.accuracy:.2%}",
         )
         if event.val_accuracy is not None and event.val_loss is not None:
-            line.append("  │ ", "dim")
-            line.append(f"val loss {event.val_loss:.4f}  ")
-            line.append(f"val acc {event.val_accuracy:.2%}", "bold cyan")
-        line.append(f"  │ {event.seconds:.1f}s {event.samples_per_sec:,.0f}/s", "dim")
+            line.append(" │ ", "dim")
+            line.append(f"val loss {event.val_loss:.4f} ")
+            line.append(f"acc {event.val_accuracy:.2%}", "bold cyan")
+        line.append(f" │ {event.seconds:.1f}s {_rate(event.samples_per_sec)}", "dim")
         self.write(line)
 
     def paused(self, event: events.Paused) -> None:
@@ -104,3 +107,12 @@ class TrainingLog(RichLog):
                 f"  (loss {event.loss:.4f}, {event.samples:,} test images)",
             )
         )
+
+
+def _rate(samples_per_sec: float) -> str:
+    """Samples per second in few columns: 870/s, 3.5k/s, 12k/s."""
+    if samples_per_sec < 1000:
+        return f"{samples_per_sec:.0f}/s"
+    if samples_per_sec < 10_000:
+        return f"{samples_per_sec / 1000:.1f}k/s"
+    return f"{samples_per_sec / 1000:.0f}k/s"

@@ -1,0 +1,209 @@
+"""App tests that need no TensorFlow: start-up, the hyperparameter panel, help and keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from textual.widgets import Input, Select, Static
+
+from tui.app import MnistApp, create_app
+from tui.core.config import Hyperparams, preset
+from tui.core.data import MnistData
+from tui.screens.help import HelpScreen
+from tui.widgets.hyperparams import FIELD_NAMES, parse_field
+
+SIZE = (120, 40)
+INPUT_FIELDS = [
+    f.name for f in fields(Hyperparams) if f.type in ("int", "float", "tuple[int, ...]")
+]
+
+
+def make_app(data: MnistData | None = None, **kwargs: Any) -> MnistApp:
+    return create_app(data=data, load_tensorflow=False, **kwargs)
+
+
+def error_text(app: MnistApp, name: str) -> str:
+    return str(app.panel.query_one(f"#hp-{name}-error", Static).render())
+
+
+def test_importing_the_app_leaves_tensorflow_alone() -> None:
+    """The first frame must not wait for TensorFlow: importing the app may not pull it in."""
+    code = (
+        "import sys, tui.app; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'tui.core.session') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_t_while_loading_says_so(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.state == "loading"
+        assert "loading TensorFlow" in str(app.status.render())
+        await pilot.press("t")
+        assert app.session is None
+        assert any("Still loading TensorFlow" in n.message for n in app._notifications)
+
+
+async def test_panel_shows_every_field_and_the_preset(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small, preset_name="seed")
+    async with app.run_test(size=SIZE):
+        assert app.panel.query_one("#hp-preset", Select).value == "seed"
+        assert app.panel.hyperparams() == preset("seed")
+        for name in FIELD_NAMES:
+            assert app.panel.query_one(f"#hp-{name}").display
+
+
+async def test_choosing_a_preset_fills_the_fields(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=SIZE) as pilot:
+        app.panel.query_one("#hp-preset", Select).value = "fast"
+        await pilot.pause()
+        assert app.panel.hyperparams() == preset("fast")
+        assert app.panel.query_one("#hp-padding", Select).value == "same"
+        # Editing a field makes it a custom set.
+        app.panel.query_one("#hp-batch_size", Input).value = "32"
+        await pilot.pause()
+        assert app.panel.query_one("#hp-preset", Select).value is Select.NULL
+
+
+async def test_invalid_field_blocks_training_and_is_focused(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=SIZE) as pilot:
+        field = app.panel.query_one("#hp-epochs", Input)
+        field.value = "abc"
+        await pilot.pause()
+        assert error_text(app, "epochs") == "epochs = 'abc' must be a whole number."
+        await pilot.press("escape", "t")
+        assert app.session is None
+        assert app.focused is field
+        assert any("must be a whole number" in n.message for n in app._notifications)
+
+
+async def test_cross_field_error_lands_on_conv_filters_and_clears(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=SIZE) as pilot:
+        app.panel.query_one("#hp-conv_filters", Input).value = "8,8,8,8"
+        await pilot.pause()
+        assert "shrink the 28x28 image to nothing" in error_text(app, "conv_filters")
+        assert error_text(app, "kernel_size") == ""
+        app.panel.query_one("#hp-padding", Select).value = "same"
+        await pilot.pause()
+        assert error_text(app, "conv_filters") == ""
+        assert app.panel.hyperparams().conv_filters == (8, 8, 8, 8)
+
+
+async def test_narrow_terminal_hides_the_panel_until_h(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert not app.panel.display
+        assert app.curves.display and app.training_log.display
+        await pilot.press("h")
+        assert app.panel.display and not app.query_one("#main").display
+        await pilot.press("escape")
+        assert not app.panel.display
+        # An invalid field brings the panel back, focused.
+        app.panel.query_one("#hp-dropout", Input).value = "2"
+        await pilot.press("t")
+        assert app.panel.display
+        assert app.focused is app.panel.query_one("#hp-dropout", Input)
+
+
+async def test_help_lists_the_keys_and_closes(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_plus_and_minus_move_the_epochs_field_when_idle(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("plus", "plus", "minus")
+        assert app.panel.query_one("#hp-epochs", Input).value == "6"
+
+
+async def test_quit_while_idle_exits(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+# --- hypothesis: bad strings in every field -----------------------------------------------
+JUNK = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        ["", " ", "nan", "inf", "-inf", "-1", "0", "1e999", "1.5", "1,5", "32,,64", "١٢", "0x10"]
+    ),
+    st.integers(min_value=-(10**12), max_value=10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+)
+
+
+def core_error(name: str, text: str) -> str | None:
+    """The core's verdict on one field, the others at their defaults."""
+    try:
+        Hyperparams().with_changes(**{name: parse_field(name, text)})
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(edits=st.lists(st.tuples(st.sampled_from(INPUT_FIELDS), JUNK), min_size=1, max_size=8))
+async def test_bad_strings_never_crash_and_never_train(
+    edits: list[tuple[str, str]], mnist_small: MnistData
+) -> None:
+    app = make_app(mnist_small)
+    defaults = Hyperparams()
+    async with app.run_test(size=SIZE) as pilot:
+        for index, (name, text) in enumerate(edits):
+            field = app.panel.query_one(f"#hp-{name}", Input)
+            field.value = text
+            await pilot.pause()
+            expected = core_error(name, text)
+            assert error_text(app, name) == (expected or "")
+            if index < len(edits) - 1:
+                # Put the field back so that the next edit is judged on its own.
+                field.value = _text_of(defaults, name)
+                await pilot.pause()
+                assert error_text(app, name) == ""
+        # The last edit stays: t must refuse it (and could not train without TensorFlow anyway).
+        await pilot.press("escape", "t")
+        assert app.session is None
+        if expected is not None:
+            assert app.focused is field
+            assert any(n.message == expected for n in app._notifications)
+        assert app.is_running
+
+
+def _text_of(hparams: Hyperparams, name: str) -> str:
+    value = getattr(hparams, name)
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+@pytest.mark.parametrize("name", INPUT_FIELDS)
+async def test_each_field_rejects_words(name: str, mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=SIZE) as pilot:
+        app.panel.query_one(f"#hp-{name}", Input).value = "lots"
+        await pilot.pause()
+        assert error_text(app, name).startswith(name)
+        assert app.panel.first_invalid() == (name, error_text(app, name))
