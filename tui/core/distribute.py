@@ -298,7 +298,36 @@ def make_strategy(name: str, devices: tuple[str, ...] | list[str] | None = None)
             wanted = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=wanted)
     read_tf_config()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _multi_worker_strategy(tf)
+
+
+def _multi_worker_strategy(tf: ModuleType) -> Any:
+    """MultiWorkerMirroredStrategy with a `reduce` that fits what Keras 3 asks of it.
+
+    Keras 3's `fit` calls `strategy.reduce` in two ways MultiWorkerMirroredStrategy rejects
+    (keras-team/keras#20585): on a whole (images, labels) batch at once, to learn the input
+    shapes, and with `axis=0` on the scalar loss and metrics of each step. Here a structure is
+    reduced leaf by leaf (small integers, like MNIST's uint8 labels, widened to int32 as the
+    collectives require), and a scalar is averaged across replicas, which is what `axis=0`
+    means for it. Everything else goes to TensorFlow unchanged.
+    """
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):  # type: ignore[misc,name-defined]
+        def reduce(self, reduce_op: Any, value: Any, axis: Any = None) -> Any:
+            if isinstance(value, tuple | list | dict):
+                return tf.nest.map_structure(lambda v: self._reduce_one(reduce_op, v, axis), value)
+            return self._reduce_one(reduce_op, value, axis)
+
+        def _reduce_one(self, reduce_op: Any, value: Any, axis: Any) -> Any:
+            local = self.experimental_local_results(value)[0]
+            if axis is not None and local.shape.rank == 0:
+                axis = None
+            if local.dtype.is_integer and local.dtype.size < 4:
+                widened = self.run(lambda t: tf.cast(t, tf.int32), args=(value,))
+                return tf.cast(super().reduce(reduce_op, widened, axis), local.dtype)
+            return super().reduce(reduce_op, value, axis)
+
+    return MultiWorkerMirroredStrategy()
 
 
 def _short(name: str) -> str:
@@ -317,7 +346,10 @@ def describe_strategy(strategy: Any) -> str:
     "MultiWorkerMirroredStrategy · 2 workers · 1x CPU each"."""
     kinds = [_short(d).split(":")[0].lstrip("/").upper() for d in strategy.extended.worker_devices]
     local = f"{len(kinds)}x {'/'.join(sorted(set(kinds)))}" if kinds else "?"
-    name = type(strategy).__name__.removesuffix("V1").removesuffix("V2")
+    # tf.distribute.MultiWorkerMirroredStrategy is an alias of CollectiveAllReduceStrategy.
+    name = type(strategy).__name__.replace(
+        "CollectiveAllReduceStrategy", "MultiWorkerMirroredStrategy"
+    )
     total = replicas(strategy)
     if total > len(kinds) and kinds:
         return f"{name} · {total // len(kinds)} workers · {local} each"
