@@ -31,6 +31,13 @@ from rich.text import Text
 from tui.core import config
 from tui.core.config import Hyperparams
 from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist
+from tui.core.distribute import (
+    STRATEGIES,
+    DistributeError,
+    DistributeOptions,
+    parse_devices,
+    read_tf_config,
+)
 from tui.core.events import (
     BatchProgress,
     EpochEnded,
@@ -182,6 +189,29 @@ def _add_setup_flags(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, metavar="FILE.toml", help="hyperparameters from a TOML file"
     )
     _add_data_flag(parser)
+    _add_distribute_flags(parser)
+
+
+def _add_distribute_flags(parser: argparse.ArgumentParser) -> None:
+    """--strategy, --devices and --mixed-precision: where training runs, not what it learns."""
+    group = parser.add_argument_group("devices", "where training runs (not hyperparameters)")
+    group.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="default: one device; mirrored: every local GPU (or two logical CPUs without one); "
+        "multiworker: several processes described by $TF_CONFIG (default: %(default)s)",
+    )
+    group.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="for --strategy mirrored, the devices to use, e.g. gpu:0,gpu:1 or cpu:0,cpu:1",
+    )
+    group.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="compute in float16 with float32 weights and output (faster on recent GPUs)",
+    )
 
 
 def _add_data_flag(parser: argparse.ArgumentParser) -> None:
@@ -268,6 +298,27 @@ def resolve_hparams(args: argparse.Namespace) -> Hyperparams:
         hparams = config.load_toml(args.config, base=hparams)
     typed = {f.name: getattr(args, f.name) for f in fields(Hyperparams) if hasattr(args, f.name)}
     return Hyperparams.from_dict(typed, base=hparams)
+
+
+def distribute_options(args: argparse.Namespace) -> DistributeOptions:
+    """The strategy flags, checked without importing TensorFlow; raises UsageError."""
+    try:
+        return DistributeOptions(
+            strategy=args.strategy,
+            devices=parse_devices(args.devices),
+            mixed_precision=args.mixed_precision,
+        )
+    except DistributeError as err:
+        raise UsageError(str(err)) from None
+
+
+def _make_strategy(options: DistributeOptions) -> Any:
+    """Set the devices up (before TensorFlow initialises them) and build the strategy."""
+    try:
+        options.prepare()
+        return options.make_strategy()
+    except DistributeError as err:
+        raise UsageError(str(err)) from None
 
 
 # --- quiet runtime ----------------------------------------------------------------------------
@@ -542,6 +593,20 @@ def _resumed_hparams(args: argparse.Namespace, saved: Hyperparams) -> Hyperparam
 
 
 def run_train(args: argparse.Namespace, console: Console) -> int:
+    options = distribute_options(args)
+    task = None
+    if options.strategy == "multiworker":
+        try:
+            task = read_tf_config()
+        except DistributeError as err:
+            raise UsageError(str(err)) from None
+        if args.resume is not None:
+            raise UsageError(
+                "--resume cannot be combined with --strategy multiworker yet; resume with "
+                "--strategy default or mirrored."
+            )
+    # Under multiworker every process trains, but only the chief writes files.
+    chief = task is None or task.is_chief
     if args.resume is None:
         hparams = resolve_hparams(args)
         preset_name = args.preset
@@ -550,24 +615,39 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
         if not args.resume.is_dir():
             raise UsageError(f"{args.resume} is not a directory; pass a folder under runs/.")
         preset_name = args.resume.name
-    if args.save_config is not None and args.resume is None:
+    if args.save_config is not None and args.resume is None and chief:
         config.save_toml(hparams, args.save_config)
         console.print(f"Hyperparameters written to {args.save_config}", highlight=False)
     data = _load_data(console, args.data)
+    strategy = _make_strategy(options)
 
     from tui.core import runs  # imports TensorFlow
     from tui.core.session import TrainingSession
 
+    run: runs.RunDirectory | None = None
     with TrainReporter(console) as reporter:
         try:
-            if args.resume is None:
+            if task is not None and not task.is_chief:
+                session = TrainingSession(hparams, data, reporter, strategy=strategy)
+                console.print(
+                    f"This is {task.task_type} {task.index} of a {task.workers}-process cluster: "
+                    "the chief writes the run directory and the model, this process nothing.",
+                    highlight=False,
+                )
+            elif args.resume is None:
                 run = runs.RunDirectory.create(args.runs_dir, preset_name, hparams, data)
-                session = TrainingSession(hparams, data, reporter, callbacks=run.callbacks())
+                session = TrainingSession(
+                    hparams, data, reporter, callbacks=run.callbacks(), strategy=strategy
+                )
             else:
-                resumed = runs.resume(args.resume)
+                # Loaded inside the scope so that the saved weights become mirrored variables.
+                scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+                with scope:
+                    resumed = runs.resume(args.resume)
                 resumed.hparams = _resumed_hparams(args, resumed.hparams)
                 run, preset_name = resumed.run_dir, resumed.run_dir.preset
                 session = resumed.session(data, reporter)
+                session.strategy = strategy
                 session.controls.set_epoch_target(resumed.hparams.epochs)
                 console.print(
                     f"Resuming {run.name} after epoch {resumed.epochs_done} "
@@ -576,7 +656,8 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
                 )
         except runs.RunError as err:
             raise UsageError(str(err)) from None
-        console.print(f"Run: {run.path}", highlight=False)
+        if run is not None:
+            console.print(f"Run: {run.path}", highlight=False)
         with _ctrl_c_stops(session.controls.stop_now, console):
             reason = session.train()
     stopped = reporter.stopped
@@ -597,15 +678,20 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
             f"Stopped by Ctrl+C{where}; {done} complete epoch{'s' if done != 1 else ''}.",
             highlight=False,
         )
-        save_model(session.model, target)
-        console.print(f"Model saved to {target}", highlight=False)
-        console.print(f"Continue with: {PROG} train --resume {run.path}", highlight=False)
+        if run is not None:
+            save_model(session.model, target)
+            console.print(f"Model saved to {target}", highlight=False)
+            console.print(f"Continue with: {PROG} train --resume {run.path}", highlight=False)
         return EXIT_INTERRUPTED
 
+    # Every worker evaluates and predicts: under multiworker these are collective operations.
     result = session.evaluate(batch_size=EVAL_BATCH)
     console.print(_accuracy_line(result.loss, result.accuracy, result.samples), highlight=False)
+    predicted = session.predict(batch_size=EVAL_BATCH)
+    if run is None:
+        return EXIT_OK
     run.save_evaluation(result, session.epochs_done)
-    run.save_predictions(session.predict(batch_size=EVAL_BATCH))
+    run.save_predictions(predicted)
     save_model(session.model, target)
     console.print(f"Model saved to {target}", highlight=False)
     return EXIT_OK
@@ -733,6 +819,13 @@ def run_predict(args: argparse.Namespace, console: Console) -> int:
 # --- entry point ------------------------------------------------------------------------------
 def _run_app(args: argparse.Namespace) -> int:
     hparams = resolve_hparams(args)
+    if not distribute_options(args).is_default:
+        # The app imports TensorFlow in the background, so it has to apply these itself (see
+        # DistributeOptions.prepare); until it does, say so instead of ignoring them.
+        raise UsageError(
+            "the app does not take --strategy, --devices or --mixed-precision yet; "
+            f"use `{PROG} train` with them."
+        )
     from tui.app import run_app  # Textual only when the app is wanted
 
     return run_app(
