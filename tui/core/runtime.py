@@ -68,6 +68,168 @@ def device_info() -> DeviceInfo:
     return DeviceInfo("CPU", f"CPU ({os.cpu_count() or 1} cores)", 1)
 
 
+@dataclass(frozen=True)
+class GpuStatus:
+    """One GPU as TensorFlow (memory) and NVML (utilisation) see it; None where unknown."""
+
+    index: int
+    name: str
+    memory_in_use: int | None = None
+    """Bytes TensorFlow holds on it now (`tf.config.experimental.get_memory_info`)."""
+    memory_peak: int | None = None
+    """Most bytes TensorFlow has held on it since start-up."""
+    memory_total: int | None = None
+    """The card's memory, from NVML."""
+    utilisation: int | None = None
+    """Percent of time a kernel ran over NVML's last sample period."""
+
+    def describe(self) -> str:
+        parts = [f"GPU {self.index}: {self.name}"]
+        if self.memory_in_use is not None:
+            memory = f"{_gib(self.memory_in_use)} in use"
+            if self.memory_peak is not None:
+                memory += f", peak {_gib(self.memory_peak)}"
+            if self.memory_total is not None:
+                memory += f" of {_gib(self.memory_total)}"
+            parts.append(memory)
+        if self.utilisation is not None:
+            parts.append(f"{self.utilisation}% busy")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """What the machine offers and what training uses, for the device panel."""
+
+    backend: str
+    """Keras backend and its version, e.g. "tensorflow 2.21.0"."""
+    devices: tuple[str, ...]
+    """Physical devices the backend sees, e.g. ("CPU:0",) or ("CPU:0", "GPU:0", "GPU:1")."""
+    training_on: str
+    """The strategy and its replicas, or the single device."""
+    gpus: tuple[GpuStatus, ...] = ()
+    cpu_cores: int = 1
+    intra_op_threads: int = 0
+    """Threads inside one op; 0 means TensorFlow chooses (one per core)."""
+    inter_op_threads: int = 0
+    """Ops run side by side; 0 means TensorFlow chooses."""
+    precision: str = "float32"
+    """The Keras dtype policy, "mixed_float16" with mixed precision."""
+
+    @property
+    def cpu_only(self) -> bool:
+        return not self.gpus
+
+    def lines(self) -> list[tuple[str, str]]:
+        """(label, value) rows, in panel order."""
+        rows = [
+            ("Backend", self.backend),
+            ("Trains on", self.training_on),
+            ("Devices", ", ".join(self.devices) or "none listed"),
+        ]
+        if self.cpu_only:
+            rows.append(("GPU", "none: CPU only"))
+        rows += [("GPU", gpu.describe()) for gpu in self.gpus]
+        rows.append(
+            (
+                "CPU",
+                f"{self.cpu_cores} cores · intra-op threads {_threads(self.intra_op_threads)}"
+                f" · inter-op {_threads(self.inter_op_threads)}",
+            )
+        )
+        rows.append(("Precision", self.precision))
+        return rows
+
+    def render(self) -> str:
+        """Plain text, one `label  value` row per line."""
+        width = max(len(label) for label, _ in self.lines())
+        return "\n".join(f"{label:<{width}}  {value}" for label, value in self.lines())
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB"
+
+
+def _threads(count: int) -> str:
+    return str(count) if count else "auto"
+
+
+def device_report(training_on: str | None = None) -> DeviceReport:
+    """Gather a `DeviceReport`; safe before TensorFlow initialises its devices.
+
+    Only physical devices are listed (listing logical ones would initialise TensorFlow and fix
+    its device layout, which a later `--strategy mirrored` needs to choose). GPU memory is read
+    only when there are GPUs, NVML only when `pynvml` (nvidia-ml-py) is installed.
+
+    Args:
+        training_on: what trains, e.g. `TrainingSession.device`; default: the single device.
+    """
+    keras = import_keras()
+    backend = keras.backend.backend()
+    precision = keras.mixed_precision.global_policy().name
+    cores = os.cpu_count() or 1
+    if backend != "tensorflow":
+        return DeviceReport(
+            backend=f"{backend} (Keras {keras.__version__})",
+            devices=(),
+            training_on=training_on or f"{backend}'s default device",
+            cpu_cores=cores,
+            precision=precision,
+        )
+    import tensorflow as tf
+
+    physical = tf.config.list_physical_devices()
+    names = tuple(d.name.removeprefix("/physical_device:") for d in physical)
+    gpus = tuple(
+        _gpu_status(tf, index, device)
+        for index, device in enumerate(tf.config.list_physical_devices("GPU"))
+    )
+    return DeviceReport(
+        backend=f"tensorflow {tf.__version__} (Keras {keras.__version__})",
+        devices=names,
+        training_on=training_on or device_info().describe(),
+        gpus=gpus,
+        cpu_cores=cores,
+        intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
+        inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+        precision=precision,
+    )
+
+
+def _gpu_status(tf: ModuleType, index: int, device: object) -> GpuStatus:
+    details = tf.config.experimental.get_device_details(device)
+    name = str(details.get("device_name", f"GPU {index}"))
+    in_use = peak = None
+    # Before TensorFlow has set the GPU up there is nothing to report, and asking raises.
+    with contextlib.suppress(ValueError, RuntimeError):
+        info = tf.config.experimental.get_memory_info(f"GPU:{index}")
+        in_use, peak = int(info["current"]), int(info["peak"])
+    total, busy = _nvml(index)
+    return GpuStatus(index, name, in_use, peak, total, busy)
+
+
+def _nvml(index: int) -> tuple[int | None, int | None]:
+    """(total memory, utilisation %) of GPU `index` from NVML, or Nones without it.
+
+    Assumes NVML and CUDA number the cards alike, true unless CUDA_VISIBLE_DEVICES reorders them.
+    """
+    try:
+        import pynvml  # type: ignore[import-not-found]
+    except ImportError:
+        return None, None
+    try:
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            total = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
+            busy = int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # NVML raises its own error types for a missing driver or card
+        return None, None
+    return total, busy
+
+
 @contextlib.contextmanager
 def native_stderr_to(path: str | Path) -> Iterator[TextIO]:
     """Point file descriptor 2 at `path` while keeping Python's stderr on the terminal.
