@@ -1,0 +1,43 @@
+"""The device panel: which devices the backend sees, what trains, GPU memory and CPU threads."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from tui.core.runtime import DeviceReport
+
+
+class DevicePanel(Static):
+    """Shows a `DeviceReport`; the app sets `report` (gathered off the UI thread) to refresh it.
+
+    On a machine without GPUs it reads "none: CPU only" rather than leaving the GPU row out,
+    so that someone expecting a GPU sees at once that TensorFlow did not find one.
+    """
+
+    DEFAULT_CSS: ClassVar[str] = """
+    DevicePanel {
+        height: auto;
+        padding: 0 1;
+    }
+    """
+
+    report: reactive[DeviceReport | None] = reactive(None)
+    """The latest report; None until the backend has loaded."""
+
+    def render(self) -> Text:
+        if self.report is None:
+            return Text("devices: waiting for the backend…", style="dim")
+        rows = self.report.lines()
+        width = max(len(label) for label, _ in rows)
+        text = Text(no_wrap=False)
+        for number, (label, value) in enumerate(rows):
+            if number:
+                text.append("\n")
+            # Text.append, not markup: device names may contain square brackets.
+            text.append(f"{label:<{width}}  ", style="bold")
+            text.append(value, style="yellow" if value.endswith("CPU only") else "")
+        return text
