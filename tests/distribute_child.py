@@ -1,0 +1,93 @@
+"""Child process for tests/test_distribute.py: train a tiny model under a strategy, print JSON.
+
+Devices must be configured before TensorFlow initialises them, once per process, so each
+distribution set-up runs here in a fresh interpreter rather than inside pytest.
+Usage: python tests/distribute_child.py STRATEGY MNIST_NPZ TRAIN_SIZE [--mixed-precision]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+from tui.core.config import Hyperparams
+from tui.core.distribute import DistributeOptions, replicas
+from tui.core.events import TrainingEvent
+from tui.core.runtime import import_keras
+
+TINY = Hyperparams(
+    epochs=2,
+    batch_size=64,
+    learning_rate=3e-3,
+    conv_filters=(8,),
+    dense_units=32,
+    dropout=0.0,
+    validation_split=0.1,
+    seed=7,
+)
+
+
+def per_replica_batch(model: Any, strategy: Any, x: np.ndarray, y: np.ndarray) -> list[int]:
+    """Batch sizes each replica receives from the iterator `fit` itself uses."""
+    from keras.src.backend.tensorflow.trainer import TFEpochIterator
+
+    iterator = TFEpochIterator(
+        x=x, y=y, batch_size=TINY.batch_size, distribute_strategy=model.distribute_strategy
+    )
+    *_, distributed = next(iter(iterator))  # (first step, last step, DistributedIterator)
+    images = next(distributed)[0]
+    return [int(part.shape[0]) for part in strategy.experimental_local_results(images)]
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    name, npz, train_size = argv[0], argv[1], int(argv[2])
+    options = DistributeOptions(strategy=name, mixed_precision="--mixed-precision" in argv)
+    options.prepare()
+    strategy = options.make_strategy()
+
+    from tui.core.data import load_npz
+    from tui.core.session import TrainingSession
+
+    keras = import_keras()
+    data = load_npz(npz).subset(train=train_size, test=500)
+    events: list[TrainingEvent] = []
+    session = TrainingSession(TINY, data, events.append, strategy=strategy)
+    reason = session.train()
+    evaluated = session.evaluate()
+    model = session.model
+    result: dict[str, Any] = {
+        "reason": reason.value,
+        "events": [type(e).__name__ for e in events],
+        "device": session.device,
+        "replicas": replicas(strategy),
+        "accuracy": evaluated.accuracy,
+        "policy": keras.mixed_precision.global_policy().name,
+        "output_dtype": str(model.outputs[0].dtype),
+        "predict_dtype": str(session.predict().probabilities.dtype),
+        "compute_dtype": model.get_layer("conv1").compute_dtype,
+    }
+    if strategy is not None:
+        x, y, _, _ = session.split()
+        result["per_replica_batch"] = per_replica_batch(model, strategy, x[:256], y[:256])
+        # Every trainable variable is a MirroredVariable: one copy per replica, kept in step.
+        same = True
+        for variable in model.trainable_variables:
+            copies = [np.asarray(v) for v in strategy.experimental_local_results(variable.value)]
+            same = same and len(copies) == result["replicas"] // max(1, _workers(strategy))
+            same = same and all(np.array_equal(copies[0], c) for c in copies[1:])
+        result["replica_weights_identical"] = same
+        result["local_copies"] = len(
+            strategy.experimental_local_results(model.trainable_variables[0].value)
+        )
+    return result
+
+
+def _workers(strategy: Any) -> int:
+    return int(strategy.num_replicas_in_sync) // len(strategy.extended.worker_devices)
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(main(sys.argv[1:])), flush=True)
