@@ -165,8 +165,9 @@ class MnistApp(App[None]):
             log.note("Looking for MNIST…", "dim")
         if self.load_tensorflow:
             log.note("Loading TensorFlow in the background…", "dim")
-        # The loaders hold the GIL for long stretches: start them once the first frame is out.
-        self.call_after_refresh(self._start_loading)
+        # The loaders hold the GIL for long stretches, and Textual writes frames from another
+        # thread: start them a moment after the first frame, so that it reaches the terminal.
+        self.call_after_refresh(self.set_timer, 0.1, self._start_loading)
         if self.handle_signals:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -209,11 +210,12 @@ class MnistApp(App[None]):
         self.training_log.note(f"MNIST: {message.data.describe()} from {message.data.source}")
         if message.data.is_sample:
             self.training_log.warning(SAMPLE_NOTICE)
+        self._maybe_ready()
 
     @on(messages.DataFailed)
     def _data_failed(self, message: messages.DataFailed) -> None:
         self.data_error = message.reason
-        self.status.data_text = "no data"
+        self.status.data_text = self.status.data_short = "no data"
         self.training_log.error(message.reason)
         self.notify(message.reason, title="MNIST could not be loaded", severity="error")
         self.state = "error"
@@ -222,9 +224,20 @@ class MnistApp(App[None]):
     def _backend_loaded(self, message: messages.BackendLoaded) -> None:
         self.backend_ready = True
         self.status.device = message.device
-        if self.state == "loading":
-            self.state = "ready"
-        self.training_log.note(f"TensorFlow ready on {message.device}. Press t to train.", "green")
+        self.training_log.note(f"TensorFlow is loaded; training runs on {message.device}.")
+        self._maybe_ready()
+
+    def _maybe_ready(self) -> None:
+        """Once both TensorFlow and the data are in, say that training can start."""
+        if self.state not in ("loading", "loading-data"):
+            return
+        if not self.backend_ready:
+            return
+        if self.data is None:
+            self.state = "loading-data"
+            return
+        self.state = "ready"
+        self.training_log.note("Ready: press t to train.", "bold green")
 
     @on(messages.BackendFailed)
     def _backend_failed(self, message: messages.BackendFailed) -> None:

@@ -143,6 +143,9 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
             low, high = min(math.floor(min(shown, default=0.0) * 10) / 10, 0.9), 1.0
         ticks = nice_ticks(low, high, most=max(2, (self.size.height - 4) // 2))
         plt.ylim(min(low, ticks[0]), max(high, ticks[-1]))
+        if not points and not val:
+            # plotext draws no axes for an empty plot; a blank point keeps them on screen.
+            plt.scatter([0.0], [ticks[0]], marker=" ")
         labels = [f"{t:g}" if loss else f"{t:.0%}" for t in ticks]
         plt.yticks(ticks, labels)
         self.refresh()

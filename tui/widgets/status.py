@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 STATE_LABELS: dict[str, str] = {
     "loading": "loading TensorFlow…",
+    "loading-data": "loading MNIST…",
     "ready": "ready",
     "training": "training",
     "paused": "paused",
