@@ -207,3 +207,23 @@ async def test_each_field_rejects_words(name: str, mnist_small: MnistData) -> No
         await pilot.pause()
         assert error_text(app, name).startswith(name)
         assert app.panel.first_invalid() == (name, error_text(app, name))
+
+
+async def test_a_bad_data_path_is_one_clear_line(tmp_path: Any) -> None:
+    broken = tmp_path / "mnist.npz"
+    broken.write_bytes(b"not an npz at all")
+    app = create_app(data_path=str(broken), load_tensorflow=False)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(200):
+            if app.data_error is not None:
+                break
+            await pilot.pause(0.02)
+        assert app.data_error is not None and str(broken) in app.data_error
+        assert app.state == "error"
+        assert "no data" in str(app.status.render())
+        log = "\n".join(line.text for line in app.training_log.lines)
+        assert app.data_error.split(";")[0] in log.replace("\n", "")
+        assert "Traceback" not in log
+        await pilot.press("t")
+        assert app.session is None
+        assert any(n.title == "No data" for n in app._notifications)
