@@ -69,6 +69,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "predict_dtype": str(session.predict().probabilities.dtype),
         "compute_dtype": model.get_layer("conv1").compute_dtype,
     }
+    result.update(_steer(session))
     if strategy is not None:
         x, y, _, _ = session.split()
         result["per_replica_batch"] = per_replica_batch(model, strategy, x[:256], y[:256])
@@ -83,6 +84,38 @@ def main(argv: list[str]) -> dict[str, Any]:
             strategy.experimental_local_results(model.trainable_variables[0].value)
         )
     return result
+
+
+def _steer(session: Any) -> dict[str, Any]:
+    """One more epoch, steered as the UI would: pause, resume, then stop now.
+
+    The sink runs on the training thread between batches, so reacting inside it is exactly as
+    timely as a key press would be, without any waiting.
+    """
+    from tui.core.events import BatchProgress, Paused, Resumed
+
+    controls = session.controls
+    seen: list[str] = []
+
+    def react(event: TrainingEvent) -> None:
+        seen.append(type(event).__name__)
+        if isinstance(event, BatchProgress) and "Paused" not in seen:
+            controls.pause()
+        elif isinstance(event, Paused):
+            controls.resume()
+        elif isinstance(event, Resumed):
+            controls.stop_now()
+
+    session.sink = react
+    session.progress_interval = 0.0
+    done = session.epochs_done
+    controls.set_epoch_target(done + 1)
+    reason = session.train()
+    return {
+        "steered_reason": reason.value,
+        "steered_events": seen,
+        "epochs_after_stop": session.epochs_done - done,
+    }
 
 
 def _workers(strategy: Any) -> int:

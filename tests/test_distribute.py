@@ -111,6 +111,11 @@ def test_mirrored_over_two_logical_cpus_trains_like_one_device(
         events = run["events"]
         assert events[0] == "TrainingStarted" and "TrainingStopped" in events
         assert events.count("EpochEnded") == 2 and "BatchProgress" in events
+        # The controls still steer fit under the strategy: pause, resume, stop within a batch.
+        assert run["steered_reason"] == "stopped by user"
+        steered = run["steered_events"]
+        assert steered.index("Paused") < steered.index("Resumed") < steered.index("TrainingStopped")
+        assert run["epochs_after_stop"] == 0
     assert one["accuracy"] > 0.8, "the single-device baseline must have learned something"
     assert abs(two["accuracy"] - one["accuracy"]) <= ACCURACY_GAP
 
