@@ -238,3 +238,24 @@ async def test_quit_during_training_stops_and_waits(mnist_small: MnistData) -> N
     assert app.session is not None and app.session.epochs_done < 50
     assert training_frames() == []
     assert app.return_code == 0
+
+
+async def test_continue_with_a_new_batch_size_keeps_the_model(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small, epochs=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_training(pilot, app)
+        await wait_until(pilot, lambda: is_idle(app))
+        first = app.session
+        assert first is not None
+        assert app.panel.query_one("#hp-conv_filters", Input).disabled
+        batch = app.panel.query_one("#hp-batch_size", Input)
+        assert not batch.disabled
+        batch.value = "32"
+        await pilot.press("t")
+        await wait_until(pilot, lambda: app.state == "training" or is_idle(app))
+        await wait_until(pilot, lambda: is_idle(app))
+        assert app.session is not first and app.session is not None
+        assert app.session.model is first.model
+        assert app.session.epochs_done == 2
+        assert [e.epoch for e in app.curves.epochs] == [1, 2]
+        assert "Continuing: epoch 2" in log_text(app) and "batch 32" in log_text(app)
