@@ -234,6 +234,9 @@ async def test_quit_during_training_stops_and_waits(mnist_small: MnistData) -> N
         assert training_frames()
         workers = [w for w in app.workers if w.group == "training"]
         await pilot.press("q")
+        # Wait for the worker itself: leaving this block early would make the test harness
+        # shut the app down instead of the app doing it once training has stopped.
+        await app.workers.wait_for_complete(workers)
     assert workers and all(w.is_finished for w in workers)
     assert app.session is not None and app.session.epochs_done < 50
     assert training_frames() == []
