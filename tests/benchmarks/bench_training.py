@@ -1,0 +1,188 @@
+"""Training throughput, side by side: plain `model.fit`, the headless session, the whole app.
+
+Run from the project root (it prints a table; nothing is asserted here):
+
+    .venv/bin/python tests/benchmarks/bench_training.py --data ../shared/data/mnist.npz
+
+The three set-ups train the same model on the same data with the same batch size, taking turns
+epoch by epoch so that a noisy machine slows all of them alike. Each figure is timed from the
+start to the end of an epoch (Keras's own epoch hooks), so all three pay for the same work;
+figures are medians of the epochs after the first (which pays for tracing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tui.core.config import Hyperparams, preset  # noqa: E402
+from tui.core.data import MnistData, load_mnist  # noqa: E402
+from tui.core.events import TrainingEvent  # noqa: E402
+from tui.core.runtime import import_keras  # noqa: E402
+
+keras = import_keras()
+
+from tui.core.model import build_model  # noqa: E402
+from tui.core.session import TrainingSession  # noqa: E402
+
+
+class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    """Wall time of each epoch; epoch hooks only, so Keras keeps its async batch dispatch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+class PlainFit:
+    """The reference: `model.fit` as the original script calls it, one epoch per call."""
+
+    name = "plain model.fit"
+
+    def __init__(self, hparams: Hyperparams, data: MnistData) -> None:
+        self.model = build_model(hparams)
+        self.hparams = hparams
+        self.data = data
+        self.epoch = 0
+        self.timer = EpochTimer()
+
+    def run_epoch(self) -> float:
+        x, y = self.data.x_train, self.data.y_train
+        self.model.fit(
+            x,
+            y,
+            batch_size=self.hparams.batch_size,
+            epochs=self.epoch + 1,
+            initial_epoch=self.epoch,
+            verbose=0,
+            callbacks=[self.timer],
+        )
+        self.epoch += 1
+        return len(x) / self.timer.seconds[-1]
+
+
+class HeadlessSession:
+    """The core `TrainingSession` with its callback and an event sink that keeps everything."""
+
+    name = "TrainingSession (headless)"
+
+    def __init__(self, hparams: Hyperparams, data: MnistData) -> None:
+        self.events: list[TrainingEvent] = []
+        self.session = TrainingSession(hparams, data, self.events.append)
+
+    def run_epoch(self) -> float:
+        self.session.controls.set_epoch_target(self.session.epochs_done + 1)
+        self.session.train()
+        return self.session.history[-1].samples_per_sec
+
+
+class WholeApp:
+    """The Textual app training headless (`run_test`), log, curves and progress all live.
+
+    Each `t` runs one more epoch (the panel's epoch target is 1), exactly as a user continues.
+    """
+
+    name = "Textual app (run_test)"
+
+    def __init__(self, hparams: Hyperparams, data: MnistData) -> None:
+        from tui.app import create_app
+
+        self.app = create_app(hparams.with_changes(epochs=1), data=data)
+        self.pilot: Any = None
+
+    async def run_epoch(self) -> float:
+        app = self.app
+        done = app.session.epochs_done if app.session else 0
+        await self.pilot.press("t")
+        await wait_for(
+            self.pilot,
+            lambda: (
+                app.session is not None
+                and app.session.epochs_done > done
+                and app.state in ("finished", "stopped", "error")
+            ),
+        )
+        return float(app.session.history[-1].samples_per_sec)
+
+
+async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not get there in time")
+        await pilot.pause(0.05)
+
+
+async def take_turns(setups: list[Any], rates: dict[str, list[float]], epochs: int) -> None:
+    """Epoch by epoch, each set-up in turn; the app stays open (and idle) in between."""
+    app_setup = next((s for s in setups if isinstance(s, WholeApp)), None)
+
+    async def rounds() -> None:
+        for epoch in range(epochs):
+            for setup in setups:
+                if setup is app_setup:
+                    rate = await setup.run_epoch()
+                else:
+                    # In a thread, so that the open app's event loop keeps running meanwhile.
+                    rate = await asyncio.to_thread(setup.run_epoch)
+                rates[setup.name].append(rate)
+                print(f"epoch {epoch + 1}: {setup.name}: {rate:,.0f} samples/s", flush=True)
+
+    if app_setup is None:
+        await rounds()
+        return
+    async with app_setup.app.run_test(size=(120, 40)) as pilot:
+        app_setup.pilot = pilot
+        await wait_for(pilot, lambda: app_setup.app.state == "ready")
+        await rounds()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist.npz"))
+    parser.add_argument("--preset", default="seed")
+    parser.add_argument("--epochs", type=int, default=4, help="per set-up; first is warm-up")
+    parser.add_argument("--train-size", type=int, default=0, help="0 = the whole training set")
+    parser.add_argument("--no-app", action="store_true", help="skip the Textual set-up")
+    args = parser.parse_args(argv)
+
+    data = load_mnist(args.data)
+    if args.train_size:
+        data = data.subset(train=args.train_size)
+    # No validation split: the reference script had none, and it would cost all three alike.
+    hparams = preset(args.preset).with_changes(validation_split=0.0)
+    setups: list[Any] = [PlainFit(hparams, data), HeadlessSession(hparams, data)]
+    if not args.no_app:
+        setups.append(WholeApp(hparams, data))
+    rates: dict[str, list[float]] = {s.name: [] for s in setups}
+    asyncio.run(take_turns(setups, rates, args.epochs))
+
+    reference = statistics.median(rates[PlainFit.name][1:])
+    print()
+    print(f"preset {args.preset}, batch {hparams.batch_size}, {len(data.x_train):,} images/epoch,")
+    print(f"{args.epochs} epochs each (first dropped), {data.describe()}")
+    print(f"{'set-up':32} {'samples/s (median)':>20} {'ratio to plain':>15}")
+    for setup in setups:
+        median = statistics.median(rates[setup.name][1:])
+        print(f"{setup.name:32} {median:>20,.0f} {median / reference:>15.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
