@@ -106,12 +106,17 @@ class WholeApp:
         self.app = create_app(hparams.with_changes(epochs=1), data=data)
         self.pilot: Any = None
         self.ui_share: list[float] = []
+        self.key_latencies: list[float] = []
+        """Seconds from a key press to its effect on screen state, measured while training."""
+        self.measure_keys = False
 
     async def run_epoch(self) -> float:
         app = self.app
         done = app.session.epochs_done if app.session else 0
         ui_cpu = time.thread_time()
         await self.pilot.press("t")
+        if self.measure_keys:
+            await self.press_keys_while_training()
         await wait_for(
             lambda: (
                 app.session is not None
@@ -125,8 +130,32 @@ class WholeApp:
         self.ui_share.append((time.thread_time() - ui_cpu) / epoch.seconds)
         return float(epoch.samples_per_sec)
 
+    async def press_keys_while_training(self, presses: int = 20) -> None:
+        """Alternate `+` and `-` during the epoch; time each until the status bar's target moves.
 
-async def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> None:
+        The frame that shows it follows within one refresh (Textual paints at up to 60 Hz).
+        """
+        app = self.app
+        await wait_for(lambda: app.state == "training" and app.session is not None)
+        await wait_for(lambda: app.session is not None and app.session.controls.epoch_target > 0)
+        await asyncio.sleep(0.5)  # let the epoch get going: the figure is about a busy trainer
+        for index in range(presses):
+            if app.state != "training":
+                break
+            before = app.status.target
+            start = time.perf_counter()
+            app.simulate_key("plus" if index % 2 == 0 else "minus")
+            try:
+                await wait_for(lambda b=before: app.status.target != b, timeout=5.0, tick=0.001)
+            except TimeoutError:
+                continue
+            self.key_latencies.append(time.perf_counter() - start)
+            await asyncio.sleep(0.1)
+
+
+async def wait_for(
+    condition: Callable[[], bool], timeout: float = 600.0, tick: float = 0.05
+) -> None:
     """Poll `condition` while the app's event loop runs.
 
     Not `pilot.pause()`: that pings every widget on the screen on each call, which would bill
@@ -136,7 +165,7 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> Non
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError("the app did not get there in time")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(tick)
 
 
 async def take_turns(setups: list[Any], rates: dict[str, list[float]], epochs: int) -> None:
@@ -161,6 +190,9 @@ async def take_turns(setups: list[Any], rates: dict[str, list[float]], epochs: i
         app_setup.pilot = pilot
         await wait_for(lambda: app_setup.app.state == "ready")
         await rounds()
+        # One more app epoch for key latency, not counted, so it does not colour throughput.
+        app_setup.measure_keys = True
+        await app_setup.run_epoch()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(setup, WholeApp):
             share = statistics.median(setup.ui_share[1:])
             print(f"  (UI event loop: {share:.1%} of one core while training, incl. evaluation)")
+            if setup.key_latencies:
+                keys = sorted(setup.key_latencies)
+                p95 = keys[min(len(keys) - 1, round(0.95 * (len(keys) - 1)))]
+                print(
+                    f"key press to effect while training ({len(keys)} presses): "
+                    f"p50 {statistics.median(keys) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+                )
     return 0
 
 
