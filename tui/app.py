@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -19,18 +21,26 @@ from textual.worker import Worker, WorkerState
 from tui import messages
 from tui.core.config import INT_BOUNDS, PRESETS, Hyperparams, preset
 from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist
-from tui.core.events import Predicted, StopReason, TrainingEvent
+from tui.core.distribute import DistributeOptions
+from tui.core.events import Evaluated, Predicted, StopReason, TrainingEvent
 from tui.core.runtime import native_stderr_to
+from tui.screens.browser import PredictionBrowser
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.confusion import ConfusionScreen
+from tui.screens.draw import DrawScreen, PredictFn
 from tui.screens.help import HelpScreen
+from tui.screens.runs import RunsScreen
+from tui.screens.save_model import SUFFIX, SaveModelScreen
 from tui.widgets.curves import CurvesPlot
+from tui.widgets.devices import DevicePanel
 from tui.widgets.hyperparams import HyperparamsPanel
 from tui.widgets.progress import EpochProgress
 from tui.widgets.status import StatusBar
 from tui.widgets.training_log import TrainingLog
 
 if TYPE_CHECKING:
-    # Importing the session imports Keras (seconds): at run time it happens in a worker only.
+    # These import Keras (seconds): at run time they are imported in a worker first.
+    from tui.core.runs import RunDirectory
     from tui.core.session import TrainingSession
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
@@ -38,6 +48,10 @@ ACTIVE_STATES = frozenset({"training", "paused", "stopping"})
 """States in which `fit` is running."""
 BUSY_STATES = ACTIVE_STATES | {"evaluating"}
 """States in which the training worker is running."""
+LOADING_STATES = frozenset({"loading", "loading-data"})
+"""States before TensorFlow and the data are both in."""
+DEFAULT_MODELS_DIR = Path("models")
+"""Where `S` saves models, like `mnist-tui train`."""
 
 
 def default_log_path() -> Path:
@@ -76,9 +90,15 @@ class MnistApp(App[None]):
         Binding("p", "pause", "Pause"),
         Binding("plus,equals_sign", "change_target(1)", "Epochs", key_display="+/-"),
         Binding("minus", "change_target(-1)", "Fewer epochs", show=False),
+        Binding("v", "browse", "Predictions"),
+        Binding("c", "confusion", "Confusion"),
+        Binding("d", "draw", "Draw"),
         Binding("l", "toggle_loss", "Loss"),
         Binding("h", "toggle_panel", "Panel"),
         Binding("r", "reset", "Reset"),
+        Binding("R", "runs", "Runs"),
+        Binding("S", "save_model", "Save"),
+        Binding("i", "toggle_devices", "Devices"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -86,7 +106,8 @@ class MnistApp(App[None]):
     ]
 
     state: reactive[str] = reactive("loading")
-    """loading, ready, training, paused, stopping, evaluating, finished, stopped or error."""
+    """loading, loading-data, ready, opening, training, paused, stopping, evaluating, finished,
+    stopped or error."""
 
     def __init__(
         self,
@@ -97,6 +118,11 @@ class MnistApp(App[None]):
         data: MnistData | None = None,
         load_tensorflow: bool = True,
         progress_interval: float = 0.1,
+        runs_dir: str | Path | None = None,
+        resume_path: str | Path | None = None,
+        model_path: str | Path | None = None,
+        distribute: DistributeOptions | None = None,
+        models_dir: str | Path = DEFAULT_MODELS_DIR,
     ) -> None:
         super().__init__()
         self.initial_hparams = hparams
@@ -108,7 +134,23 @@ class MnistApp(App[None]):
         self.session: TrainingSession | None = None
         """The model and its history; None until the first `t` and after a reset."""
         self.predictions: Predicted | None = None
-        """Test-set predictions of the last finished run, for the prediction browser."""
+        """Test-set predictions of the current model, for the browser and the confusion matrix."""
+        self.runs_dir = runs_dir
+        """Where run directories go; None means `$MNIST_TUI_RUNS`, else `./runs`."""
+        self.models_dir = Path(models_dir)
+        """Where `S` saves a model."""
+        self.resume_path = Path(resume_path) if resume_path is not None else None
+        """A run to reopen once TensorFlow and the data are in (`--resume`)."""
+        self.model_path = Path(model_path) if model_path is not None else None
+        """A saved model to open once TensorFlow and the data are in (`--model`)."""
+        self.distribute = distribute or DistributeOptions()
+        self.strategy: Any = None
+        """The `tf.distribute.Strategy` from `distribute`, made once TensorFlow is in."""
+        self.run_dir: RunDirectory | None = None
+        """Where the current model's run is recorded; None before the first `t`, after a reset
+        or when the run directory could not be created."""
+        self.opened_model: Any = None
+        """A model opened with `--model`, for browsing and drawing without training."""
         self.log_path: str | None = None
         """Where native stderr goes (shown in the help screen); set by `run_app`."""
         self.handle_signals = False
@@ -122,6 +164,7 @@ class MnistApp(App[None]):
         self._applied_lr: float | None = None
         self._steps: int | None = None
         self._stop_after_epoch = False
+        self._state_before_open = "ready"
 
     # --- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -131,6 +174,7 @@ class MnistApp(App[None]):
             with Vertical(id="main"):
                 yield CurvesPlot(id="curves")
                 yield EpochProgress(id="progress")
+                yield DevicePanel(id="devices")
                 yield TrainingLog(id="log")
         yield Footer(compact=True)
 
@@ -154,9 +198,21 @@ class MnistApp(App[None]):
     def progress(self) -> EpochProgress:
         return self.query_one("#progress", EpochProgress)
 
+    @property
+    def devices(self) -> DevicePanel:
+        return self.query_one("#devices", DevicePanel)
+
+    @property
+    def model(self) -> Any:
+        """The model the browser, matrix and drawing use: the trained one, else `--model`'s."""
+        if self.session is not None and self.session.model is not None:
+            return self.session.model
+        return self.opened_model
+
     def on_mount(self) -> None:
         self.status.target = self._target
         self.curves.target = self._target
+        self.devices.border_title = "Devices (i hides)"
         log = self.training_log
         log.note("mnist-tui: t trains, ? lists every key, h shows or hides the panel.", "bold")
         if self.data is not None:
@@ -193,13 +249,21 @@ class MnistApp(App[None]):
     def _load_backend(self) -> None:
         try:
             import tui.core.session  # noqa: F401  (imports Keras and TensorFlow)
-            from tui.core.runtime import device_info
+            from tui.core.distribute import describe_strategy
+            from tui.core.runtime import device_info, device_report
 
-            device = device_info().describe()
+            # Right after the import: devices are split and precision set before any model.
+            self.distribute.prepare()
+            strategy = self.distribute.make_strategy()
+            device = (
+                describe_strategy(strategy) if strategy is not None else device_info().describe()
+            )
+            report = device_report(device)
         except Exception as err:  # a broken TensorFlow install is reported, not a traceback
             self.post_message(messages.BackendFailed(_one_line(err)))
         else:
-            self.post_message(messages.BackendLoaded(device))
+            self.post_message(messages.BackendLoaded(device, strategy))
+            self.post_message(messages.DevicesReported(report))
 
     @on(messages.DataLoaded)
     def _data_loaded(self, message: messages.DataLoaded) -> None:
@@ -223,6 +287,7 @@ class MnistApp(App[None]):
     @on(messages.BackendLoaded)
     def _backend_loaded(self, message: messages.BackendLoaded) -> None:
         self.backend_ready = True
+        self.strategy = message.strategy
         self.status.device = message.device
         self.training_log.note(f"TensorFlow is loaded; training runs on {message.device}.")
         self._maybe_ready()
@@ -238,6 +303,13 @@ class MnistApp(App[None]):
             return
         self.state = "ready"
         self.training_log.note("Ready: press t to train.", "bold green")
+        if self.resume_path is not None:
+            path, self.resume_path = self.resume_path, None
+            self._open_run(path)
+        elif self.model_path is not None:
+            path, self.model_path = self.model_path, None
+            self._begin_opening(f"Opening the model {path}…")
+            self._load_model(path)
 
     @on(messages.BackendFailed)
     def _backend_failed(self, message: messages.BackendFailed) -> None:
@@ -256,9 +328,15 @@ class MnistApp(App[None]):
         if action in ("stop_now", "stop_after_epoch", "pause"):
             return self.state in ACTIVE_STATES
         if action == "train":
-            return self.state not in BUSY_STATES
+            return self.state not in BUSY_STATES and self.state != "opening"
         if action == "reset":
             return self.state not in BUSY_STATES and self.session is not None
+        if action in ("browse", "confusion", "draw"):
+            return self.state not in LOADING_STATES
+        if action == "runs":
+            return self.state not in BUSY_STATES
+        if action == "save_model":
+            return self.state not in BUSY_STATES and self.model is not None
         return True
 
     # --- the training worker ------------------------------------------------------------------
@@ -267,18 +345,42 @@ class MnistApp(App[None]):
         self.post_message(messages.wrap(event))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training")
-    def _train(self, session: TrainingSession) -> StopReason:
+    def _train(self, session: TrainingSession, run: RunDirectory | None) -> StopReason:
         reason = session.train()
         if self._quitting or reason in (StopReason.ERROR, StopReason.NAN):
             return reason
-        session.evaluate()
+        evaluated = session.evaluate()
         if not self._quitting:
-            session.predict()
+            predicted = session.predict()
+            if run is not None:
+                self._record_results(run, evaluated, predicted, session.epochs_done)
         return reason
+
+    def _record_results(
+        self, run: RunDirectory, evaluated: Evaluated, predicted: Predicted, epochs_done: int
+    ) -> None:
+        """Runs on the training thread: the test results go into the run directory."""
+        try:
+            run.save_evaluation(evaluated, epochs_done)
+            run.save_predictions(predicted)
+        except OSError as err:
+            self.post_message(
+                messages.RecordFailed(
+                    f"cannot write the test results to {run.path}: {err.strerror or err}"
+                )
+            )
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
+        if worker.group in ("open", "save", "devices") and event.state == WorkerState.ERROR:
+            # The workers report their expected failures themselves; this is anything else.
+            reason = _one_line(worker.error or RuntimeError("unknown error"))
+            if worker.group == "open":
+                self.post_message(messages.OpenFailed(reason))
+            elif worker.group == "save":
+                self.post_message(messages.RecordFailed(f"the model was not saved: {reason}"))
+            return
         if worker.group != "training" or not worker.is_finished:
             return
         if event.state == WorkerState.ERROR:
@@ -347,6 +449,8 @@ class MnistApp(App[None]):
         self.curves.add_epoch(event)
         self.status.epoch = event.epoch
         self.status.val_accuracy = event.val_accuracy
+        if self.session is not None:
+            self._report_devices(self.session.device)
         if event.epoch < self._target and self.state in ACTIVE_STATES:
             self.progress.set_epoch(event.epoch + 1, self._target, self._steps)
         else:
@@ -401,6 +505,168 @@ class MnistApp(App[None]):
     def _predicted(self, message: messages.Predicted) -> None:
         self.predictions = message.event
 
+    @on(messages.RecordFailed)
+    def _record_failed(self, message: messages.RecordFailed) -> None:
+        self.training_log.warning(message.reason)
+        self.notify(message.reason, severity="warning", timeout=8)
+
+    # --- devices ------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="devices")
+    def _report_devices(self, training_on: str) -> None:
+        from tui.core.runtime import device_report
+
+        self.post_message(messages.DevicesReported(device_report(training_on)))
+
+    @on(messages.DevicesReported)
+    def _devices_reported(self, message: messages.DevicesReported) -> None:
+        self.devices.report = message.report
+
+    def action_toggle_devices(self) -> None:
+        self.devices.toggle_class("-shown")
+
+    # --- opening a run or a saved model -------------------------------------------------------
+    def _begin_opening(self, note: str) -> None:
+        self._state_before_open = self.state
+        self.state = "opening"
+        self.training_log.note(note, "dim")
+
+    def _open_run(self, path: Path) -> None:
+        self._begin_opening(f"Opening the run {path}…")
+        self._resume_run(path)
+
+    def _scope(self) -> contextlib.AbstractContextManager[Any]:
+        """The strategy's scope: a model loaded inside it trains under the strategy."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="open")
+    def _resume_run(self, path: Path) -> None:
+        from tui.core.runs import RunError, resume
+
+        assert self.data is not None
+        try:
+            with self._scope():
+                resumed = resume(path)
+        except RunError as err:
+            self.post_message(messages.OpenFailed(str(err)))
+            return
+        session = resumed.session(self.data)
+        session.progress_interval = self.progress_interval
+        session.strategy = self.strategy
+        # Predicted on this app's test set, which need not be the one the run was tested on.
+        predictions = session.predict() if session.model is not None else None
+        session.sink = self._sink
+        self.post_message(messages.RunResumed(session, resumed.run_dir, predictions))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="open")
+    def _load_model(self, path: Path) -> None:
+        from tui.core.runs import RunError, load_model_file
+
+        assert self.data is not None
+        try:
+            with self._scope():
+                model = load_model_file(path)
+        except RunError as err:
+            self.post_message(messages.OpenFailed(str(err)))
+            return
+        probabilities = model.predict(self.data.x_test, batch_size=1024, verbose=0)
+        predictions = Predicted(np.asarray(probabilities, dtype=np.float32), self.data.y_test)
+        self.post_message(messages.ModelOpened(model, path, predictions))
+
+    @on(messages.OpenFailed)
+    def _open_failed(self, message: messages.OpenFailed) -> None:
+        self.training_log.error(message.reason)
+        self.notify(message.reason, title="Cannot open", severity="error", timeout=10)
+        if self.state == "opening":
+            self.state = self._state_before_open
+
+    @on(messages.RunResumed)
+    def _run_resumed(self, message: messages.RunResumed) -> None:
+        session, run = message.session, message.run
+        self.session, self.run_dir, self.opened_model = session, run, None
+        self.predictions = message.predictions
+        self.preset_name = run.preset
+        self._stop_reason = None
+        self._stop_after_epoch = False
+        self._applied_lr = session.hparams.learning_rate
+        self.panel.load(session.hparams)
+        done = session.epochs_done
+        self.curves.clear()
+        for epoch in session.history:
+            self.curves.add_epoch(epoch)
+        self._set_target(max(session.hparams.epochs, done))
+        last = session.history[-1] if session.history else None
+        self.status.epoch = done
+        self.status.val_accuracy = last.val_accuracy if last is not None else None
+        self.status.test_accuracy = (
+            message.predictions.accuracy if message.predictions is not None else None
+        )
+        self.progress.set_epoch(done, self._target)
+        self.progress.set_note(f"resumed after epoch {done}: t continues")
+        self.panel.mode = "model" if session.model is not None else "free"
+        self.state = "ready"
+        self.training_log.note(
+            f"◆ resumed {run.path}: {done} epochs done; t continues at epoch {done + 1}",
+            "bold cyan",
+        )
+        self.refresh_bindings()
+
+    @on(messages.ModelOpened)
+    def _model_opened(self, message: messages.ModelOpened) -> None:
+        self.opened_model = message.model
+        self.predictions = message.predictions
+        self.status.test_accuracy = message.predictions.accuracy
+        if self.state == "opening":
+            self.state = self._state_before_open
+        self.training_log.note(
+            f"◆ opened {message.path}: test accuracy {message.predictions.accuracy:.2%}; "
+            "v browses its predictions, c shows its confusion matrix, d lets you draw",
+            "bold cyan",
+        )
+        self.refresh_bindings()
+
+    # --- saving the model ---------------------------------------------------------------------
+    def action_save_model(self) -> None:
+        model = self.model
+        if model is None:
+            self.notify("There is no model to save yet; t trains one.")
+            return
+        if self._training_running():
+            self.notify("Stop training first (s); then save.", severity="warning")
+            return
+        folder = self.models_dir
+        existing = {p.name.removesuffix(SUFFIX) for p in folder.glob(f"*{SUFFIX}")}
+        done = self.session.epochs_done if self.session is not None else 0
+        default = (
+            self.run_dir.name if self.run_dir is not None else f"{self.preset_name}-{done}-epochs"
+        )
+        self.push_screen(
+            SaveModelScreen(default, existing=existing, folder=str(folder)),
+            lambda name: self._save_chosen(model, name),
+        )
+
+    def _save_chosen(self, model: Any, name: str | None) -> None:
+        if name is not None:
+            self._save_model(model, self.models_dir / f"{name}{SUFFIX}")
+
+    @work(thread=True, exit_on_error=False, group="save")
+    def _save_model(self, model: Any, target: Path) -> None:
+        from tui.core.runs import save_model_atomic
+
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_model_atomic(model, target)
+        except OSError as err:
+            self.post_message(
+                messages.RecordFailed(f"the model was not saved to {target}: {err.strerror or err}")
+            )
+        else:
+            self.post_message(messages.ModelSaved(target))
+
+    @on(messages.ModelSaved)
+    def _model_saved(self, message: messages.ModelSaved) -> None:
+        self.training_log.note(f"◆ model saved to {message.path}", "cyan")
+        self.notify(str(message.path), title="Model saved")
+
     # --- keys ---------------------------------------------------------------------------------
     def action_train(self) -> None:
         if self._training_running():
@@ -422,6 +688,9 @@ class MnistApp(App[None]):
         if self.data is None:
             self.notify("Still loading MNIST; training can start in a moment.")
             return
+        if self.state == "opening":
+            self.notify("Still opening; training can start in a moment.")
+            return
         hparams = self.panel.hyperparams()
         session = self._prepare_session(hparams)
         if session is None:
@@ -431,7 +700,7 @@ class MnistApp(App[None]):
         self._stop_after_epoch = False
         self.panel.mode = "training"
         self.state = "training"
-        self._train(session)
+        self._train(session, self.run_dir)
 
     def _prepare_session(self, hparams: Hyperparams) -> TrainingSession | None:
         """A session to train: a new one, or the current model carrying on."""
@@ -442,8 +711,14 @@ class MnistApp(App[None]):
         if old is None or old.model is None:
             self._applied_lr = hparams.learning_rate
             self._set_target(hparams.epochs)
+            self.run_dir = self._run_for_new_model(hparams)
             return TrainingSession(
-                hparams, self.data, self._sink, progress_interval=self.progress_interval
+                hparams,
+                self.data,
+                self._sink,
+                callbacks=self.run_dir.callbacks() if self.run_dir is not None else (),
+                progress_interval=self.progress_interval,
+                strategy=self.strategy,
             )
         done = old.epochs_done
         if done >= MAX_EPOCHS:
@@ -466,14 +741,51 @@ class MnistApp(App[None]):
                 hparams,
                 self.data,
                 self._sink,
+                callbacks=self.run_dir.callbacks() if self.run_dir is not None else (),
                 progress_interval=self.progress_interval,
                 model=old.model,
                 epochs_done=done,
+                strategy=self.strategy,
             )
             session.history = list(old.history)
+        self._record_hparams(hparams)
         if self._applied_lr is not None and hparams.learning_rate != self._applied_lr:
             session.controls.set_learning_rate(hparams.learning_rate)
         return session
+
+    def _run_for_new_model(self, hparams: Hyperparams) -> RunDirectory | None:
+        """The run directory a fresh model records into; None (and a warning) if none can be made.
+
+        A run that has not saved an epoch yet (a first attempt that failed, a resumed empty run)
+        is reused rather than leaving an empty directory behind.
+        """
+        from tui.core.runs import RunDirectory, RunError
+
+        if self.run_dir is not None and self.run_dir.epochs_saved == 0:
+            try:
+                self.run_dir.update_hparams(hparams)
+            except OSError:
+                pass
+            else:
+                return self.run_dir
+        assert self.data is not None
+        try:
+            run = RunDirectory.create(self.runs_dir, self.preset_name, hparams, self.data)
+        except (RunError, OSError) as err:
+            self.training_log.warning(f"This run is not recorded: {err}")
+            self.notify(str(err), title="No run directory", severity="warning", timeout=8)
+            return None
+        self.training_log.note(f"Recording this run in {run.path}", "dim")
+        return run
+
+    def _record_hparams(self, hparams: Hyperparams) -> None:
+        """A continued run keeps its directory; its hparams.toml follows the new settings."""
+        if self.run_dir is None:
+            return
+        try:
+            self.run_dir.update_hparams(hparams)
+        except OSError as err:
+            self.training_log.warning(f"hparams.toml in {self.run_dir.path} not updated: {err}")
 
     def action_stop_now(self) -> None:
         if self.session is None or self.state not in ACTIVE_STATES:
@@ -542,6 +854,43 @@ class MnistApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.log_path))
 
+    def _test_images(self) -> np.ndarray | None:
+        """The test images the predictions are for (None when they are not the same set)."""
+        if self.data is None or self.predictions is None:
+            return None
+        if len(self.data.x_test) != len(self.predictions.labels):
+            return None
+        return self.data.x_test
+
+    def action_browse(self) -> None:
+        self.push_screen(PredictionBrowser(self.predictions, self._test_images()))
+
+    def action_confusion(self) -> None:
+        self.push_screen(ConfusionScreen(self.predictions, self._test_images()))
+
+    def action_draw(self) -> None:
+        self.push_screen(DrawScreen(_predict_fn(self.model)))
+
+    def action_runs(self) -> None:
+        if self._training_running():
+            self.notify("Stop training first (s) to open another run.", severity="warning")
+            return
+        self.push_screen(RunsScreen(self.runs_dir), self._run_chosen)
+
+    def _run_chosen(self, path: Path | None) -> None:
+        if path is None:
+            return
+        if self._training_running() or self.state in BUSY_STATES:
+            self.notify("Stop training first (s) to open another run.", severity="warning")
+            return
+        if self.state == "opening":
+            self.notify("Still opening the last choice; try again in a moment.")
+            return
+        if not self.backend_ready or self.data is None:
+            self.notify("Still loading; open the run again in a moment.")
+            return
+        self._open_run(path)
+
     def action_reset(self) -> None:
         if self.state in BUSY_STATES:
             self.notify("Stop training first (s).", severity="warning")
@@ -564,6 +913,8 @@ class MnistApp(App[None]):
             return
         self.session = None
         self.predictions = None
+        self.run_dir = None
+        self.opened_model = None
         self.curves.clear()
         self.status.epoch = 0
         self.status.val_accuracy = None
@@ -604,6 +955,17 @@ class MnistApp(App[None]):
                 loop.remove_signal_handler(signum)
 
 
+def _predict_fn(model: Any) -> PredictFn | None:
+    """The model as the drawing screen calls it (from a thread), or None without a model."""
+    if model is None:
+        return None
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return np.asarray(model(images, training=False))
+
+    return predict
+
+
 def create_app(
     hparams: Hyperparams | None = None,
     *,
@@ -612,6 +974,11 @@ def create_app(
     data: MnistData | None = None,
     load_tensorflow: bool = True,
     progress_interval: float = 0.1,
+    runs_dir: str | Path | None = None,
+    resume_path: str | Path | None = None,
+    model_path: str | Path | None = None,
+    distribute: DistributeOptions | None = None,
+    models_dir: str | Path = DEFAULT_MODELS_DIR,
 ) -> MnistApp:
     """Build the app.
 
@@ -622,6 +989,11 @@ def create_app(
         data: already loaded data (tests), used instead of loading any.
         load_tensorflow: import TensorFlow in the background; False paints without it (snapshots).
         progress_interval: minimum seconds between two progress updates from training.
+        runs_dir: where run directories go; None means `$MNIST_TUI_RUNS`, else `./runs`.
+        resume_path: a run directory to reopen and continue (`--resume`).
+        model_path: a saved `.keras` model to browse and draw with (`--model`).
+        distribute: strategy and precision; prepared in the worker that imports TensorFlow.
+        models_dir: where `S` saves models.
     """
     if hparams is None:
         hparams = preset(preset_name if preset_name in PRESETS else "default")
@@ -632,6 +1004,11 @@ def create_app(
         data=data,
         load_tensorflow=load_tensorflow,
         progress_interval=progress_interval,
+        runs_dir=runs_dir,
+        resume_path=resume_path,
+        model_path=model_path,
+        distribute=distribute,
+        models_dir=models_dir,
     )
 
 
@@ -641,6 +1018,10 @@ def run_app(
     preset_name: str = "default",
     data_path: str | None = None,
     log_path: str | None = None,
+    runs_dir: str | Path | None = None,
+    resume_path: str | Path | None = None,
+    model_path: str | Path | None = None,
+    distribute: DistributeOptions | None = None,
 ) -> int:
     """Run the app in this terminal with native stderr sent to a log file.
 
@@ -650,7 +1031,15 @@ def run_app(
     path = Path(log_path) if log_path else default_log_path()
     # The app is built inside the redirection so Textual paints on the terminal stream.
     with native_stderr_to(path):
-        app = create_app(hparams, preset_name=preset_name, data_path=data_path)
+        app = create_app(
+            hparams,
+            preset_name=preset_name,
+            data_path=data_path,
+            runs_dir=runs_dir,
+            resume_path=resume_path,
+            model_path=model_path,
+            distribute=distribute,
+        )
         app.log_path = str(path)
         app.handle_signals = True
         app.run()

@@ -223,6 +223,32 @@ def _add_data_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_runs_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        metavar="DIR",
+        help="where run directories go (default: $MNIST_TUI_RUNS, else ./runs)",
+    )
+
+
+def _add_app_flags(parser: argparse.ArgumentParser) -> None:
+    """--runs-dir, --resume and --model: what the app opens and where it records runs."""
+    _add_runs_dir_flag(parser)
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="open a run directory: its curves, hyperparameters and model; t continues it",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="PATH",
+        help="open a saved .keras model to browse its predictions (v, c) and draw (d)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: the app's flags plus the train/evaluate/predict subcommands."""
     parser = _Parser(
@@ -231,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a command, starts the app.",
     )
     _add_setup_flags(parser)
+    _add_app_flags(parser)
     _add_hyperparam_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -248,12 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--save-config", type=Path, metavar="FILE.toml", help="write the hyperparameters used"
     )
-    train.add_argument(
-        "--runs-dir",
-        type=Path,
-        metavar="DIR",
-        help="where run directories go (default: $MNIST_TUI_RUNS, else ./runs)",
-    )
+    _add_runs_dir_flag(train)
     train.add_argument(
         "--resume",
         type=Path,
@@ -819,13 +841,15 @@ def run_predict(args: argparse.Namespace, console: Console) -> int:
 # --- entry point ------------------------------------------------------------------------------
 def _run_app(args: argparse.Namespace) -> int:
     hparams = resolve_hparams(args)
-    if not distribute_options(args).is_default:
-        # The app imports TensorFlow in the background, so it has to apply these itself (see
-        # DistributeOptions.prepare); until it does, say so instead of ignoring them.
+    options = distribute_options(args)
+    if options.strategy == "multiworker":
+        # Every worker would need its own app and the same key presses at the same moment.
         raise UsageError(
-            "the app does not take --strategy, --devices or --mixed-precision yet; "
-            f"use `{PROG} train` with them."
+            "the app trains on one machine; for several hosts use "
+            f"`{PROG} train --strategy multiworker`."
         )
+    if args.resume is not None and args.model is not None:
+        raise UsageError("pass --resume or --model, not both.")
     from tui.app import run_app  # Textual only when the app is wanted
 
     return run_app(
@@ -833,6 +857,10 @@ def _run_app(args: argparse.Namespace) -> int:
         preset_name=args.preset,
         data_path=args.data,
         log_path=str(tensorflow_log_path()),
+        runs_dir=args.runs_dir,
+        resume_path=args.resume,
+        model_path=args.model,
+        distribute=options,
     )
 
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from tui.core import events
 from tui.core.data import MnistData
+from tui.core.runtime import DeviceReport
+
+if TYPE_CHECKING:
+    # Both import Keras: only the workers that post these messages import them at run time.
+    from tui.core.runs import RunDirectory
+    from tui.core.session import TrainingSession
 
 
 @dataclass
@@ -103,6 +111,55 @@ class BackendLoaded(Message):
     """TensorFlow and Keras are imported; `device` names what training runs on."""
 
     device: str
+    strategy: Any = None
+    """The `tf.distribute.Strategy` sessions train under, or None for one device."""
+
+
+@dataclass
+class DevicesReported(Message):
+    """A fresh device report (after TensorFlow loads and after each epoch)."""
+
+    report: DeviceReport
+
+
+@dataclass
+class RunResumed(Message):
+    """A run directory was reopened: its session (model and history) is ready to continue."""
+
+    session: TrainingSession
+    run: RunDirectory
+    predictions: events.Predicted | None
+    """The reopened model's predictions on the current test set, when it has a model."""
+
+
+@dataclass
+class ModelOpened(Message):
+    """A saved model was loaded (`--model`) and has predicted the test set."""
+
+    model: Any
+    path: Path
+    predictions: events.Predicted
+
+
+@dataclass
+class OpenFailed(Message):
+    """A run or model could not be opened; `reason` is one sentence a person can act on."""
+
+    reason: str
+
+
+@dataclass
+class ModelSaved(Message):
+    """The model was written to `path`."""
+
+    path: Path
+
+
+@dataclass
+class RecordFailed(Message):
+    """A file could not be written (a run's results or a saved model); the app carries on."""
+
+    reason: str
 
 
 @dataclass

@@ -274,6 +274,13 @@ class RunDirectory:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def update_hparams(self, hparams: Hyperparams) -> None:
+        """Rewrite hparams.toml when a continued run changes its settings (a new epoch target,
+        batch size, ...), so that resuming it later carries on with what was last used."""
+        if hparams != self.hparams:
+            write_atomic(self.path / HPARAMS_TOML, dump_toml(hparams).encode())
+            self.hparams = hparams
+
     def _write_info(self) -> None:
         _write_json(self.path / RUN_JSON, self.info)
 
@@ -563,6 +570,20 @@ def _archive_problem(path: Path) -> str | None:
     if "config.json" not in names:
         return "no config.json inside"
     return None
+
+
+def load_model_file(path: str | Path) -> Any:
+    """A saved `.keras` model (to browse or draw with); `RunError` with one sentence if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"model file {path} does not exist; pass a .keras file saved by mnist-tui.")
+    problem = _archive_problem(path)
+    if problem is None:
+        try:
+            return keras.saving.load_model(path)
+        except Exception as err:  # Keras raises many types for a bad archive
+            problem = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
+    raise RunError(f"model file {path} cannot be loaded ({problem}); pass another .keras file.")
 
 
 def _load_model(path: Path, run_name: str) -> Any:

@@ -34,6 +34,8 @@ class GoToIndex(ModalScreen[int | None]):
     }
     """
 
+    AUTO_FOCUS = "Input"
+    """Its own, not the app's (which may name a widget of the dashboard)."""
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, count: int) -> None:

@@ -77,6 +77,8 @@ class SaveModelScreen(ModalScreen[str | None]):
     }
     """
 
+    AUTO_FOCUS = "#save-model-name"
+    """Its own, not the app's (which may name a widget of the dashboard)."""
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(

@@ -12,6 +12,7 @@ STATE_LABELS: dict[str, str] = {
     "loading": "loading TensorFlow…",
     "loading-data": "loading MNIST…",
     "ready": "ready",
+    "opening": "opening…",
     "training": "training",
     "paused": "paused",
     "stopping": "stopping…",
