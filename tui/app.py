@@ -50,6 +50,14 @@ BUSY_STATES = ACTIVE_STATES | {"evaluating"}
 """States in which the training worker is running."""
 LOADING_STATES = frozenset({"loading", "loading-data"})
 """States before TensorFlow and the data are both in."""
+DASHBOARD_ONLY = frozenset(
+    {
+        *("browse", "confusion", "draw", "runs", "save_model", "toggle_devices"),
+        *("train", "change_target", "toggle_loss", "toggle_panel", "reset"),
+    }
+)
+"""Actions whose keys work on the dashboard only: over the screens they open they would pile
+screen on screen, act unseen, or crowd those screens' own keys out of the footer."""
 DEFAULT_MODELS_DIR = Path("models")
 """Where `S` saves models, like `mnist-tui train`."""
 
@@ -86,19 +94,21 @@ class MnistApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "train", "Train"),
         Binding("s", "stop_now", "Stop"),
-        Binding("e", "stop_after_epoch", "Stop at epoch end"),
+        Binding("e", "stop_after_epoch", "Finish epoch"),
         Binding("p", "pause", "Pause"),
         Binding("plus,equals_sign", "change_target(1)", "Epochs", key_display="+/-"),
         Binding("minus", "change_target(-1)", "Fewer epochs", show=False),
-        Binding("v", "browse", "Predictions"),
-        Binding("c", "confusion", "Confusion"),
+        Binding("v", "browse", "Browse"),
+        Binding("c", "confusion", "Matrix"),
         Binding("d", "draw", "Draw"),
-        Binding("l", "toggle_loss", "Loss"),
-        Binding("h", "toggle_panel", "Panel"),
+        # l, h and i are named where they act (curve title, first log line, panel border) and
+        # in the help, so that the footer still ends with ? and q in 80 columns.
+        Binding("l", "toggle_loss", "Loss", show=False),
+        Binding("h", "toggle_panel", "Panel", show=False),
         Binding("r", "reset", "Reset"),
         Binding("R", "runs", "Runs"),
         Binding("S", "save_model", "Save"),
-        Binding("i", "toggle_devices", "Devices"),
+        Binding("i", "toggle_devices", "Devices", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -331,6 +341,8 @@ class MnistApp(App[None]):
             return self.state not in BUSY_STATES and self.state != "opening"
         if action == "reset":
             return self.state not in BUSY_STATES and self.session is not None
+        if action in DASHBOARD_ONLY and len(self.screen_stack) > 1:
+            return False
         if action in ("browse", "confusion", "draw"):
             return self.state not in LOADING_STATES
         if action == "runs":
@@ -600,7 +612,7 @@ class MnistApp(App[None]):
         self.status.test_accuracy = (
             message.predictions.accuracy if message.predictions is not None else None
         )
-        self.progress.set_epoch(done, self._target)
+        self.progress.complete(done, self._target)
         self.progress.set_note(f"resumed after epoch {done}: t continues")
         self.panel.mode = "model" if session.model is not None else "free"
         self.state = "ready"
@@ -779,11 +791,14 @@ class MnistApp(App[None]):
         return run
 
     def _record_hparams(self, hparams: Hyperparams) -> None:
-        """A continued run keeps its directory; its hparams.toml follows the new settings."""
+        """A continued run keeps its directory; its hparams.toml follows the new settings.
+
+        Except `epochs`: it stays the length of one round, which `t` runs again after a resume.
+        """
         if self.run_dir is None:
             return
         try:
-            self.run_dir.update_hparams(hparams)
+            self.run_dir.update_hparams(hparams.with_changes(epochs=self.run_dir.hparams.epochs))
         except OSError as err:
             self.training_log.warning(f"hparams.toml in {self.run_dir.path} not updated: {err}")
 

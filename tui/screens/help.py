@@ -22,10 +22,24 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("e", "stop after the epoch in progress"),
     ("p", "pause / resume"),
     ("+ / -", "raise / lower the epoch target (never below the epoch in progress)"),
+    (
+        "v",
+        "prediction browser: arrows/PgUp/PgDn move, m misclassified, 0-9 a true class, "
+        "p then 0-9 a predicted class, a all, o order, g go to an index",
+    ),
+    ("c", "confusion matrix: arrows move, Enter browses the digits of a cell"),
+    (
+        "d",
+        "draw a digit: mouse or arrows (shift draws), space paints, x erases, c clears, "
+        "[ ] brush size",
+    ),
     ("l", "curves: accuracy / loss"),
     ("h", "show / hide the hyperparameter panel"),
+    ("i", "show / hide the devices (what trains, GPU memory, CPU threads)"),
     ("r", "reset: a fresh model from the panel (asks first)"),
-    ("Esc", "leave a field, back to the keys"),
+    ("R", "runs: past runs; Enter resumes one here, space marks, c compares marked runs"),
+    ("S", "save the model as models/<name>.keras"),
+    ("Esc", "leave a field, back to the keys; closes a screen"),
     ("?", "this help"),
     ("q, Ctrl+C", "quit (stops training cleanly first)"),
 )
@@ -53,6 +67,10 @@ class HelpScreen(ModalScreen[None]):
             "the field. Once a model is trained, its network fields stay locked until a reset; "
             "batch size, schedule, validation split and train size apply when training "
             "continues.\n",
+            ("\nRuns: ", "bold"),
+            "Every training is recorded in runs/<time>-<preset>/ (or --runs-dir): "
+            "hyperparameters, per-epoch metrics, the latest and best model, test predictions. "
+            "t continues the same run; after r the next t starts a new one.\n",
             ("\nLogs: ", "bold"),
             "TensorFlow's own messages go to ",
             (self.log_path or "the terminal (no log file in this run)", "italic"),
