@@ -244,3 +244,26 @@ async def test_strategy_and_device_panel(mnist_small: MnistData, tmp_path: Path)
         assert app.session is not None and app.session.strategy is made[0]
         await wait_until(pilot, lambda: app.devices.report is not None)
         assert app.devices.report.training_on.startswith("MirroredStrategy")
+
+
+def test_cli_passes_app_flags_and_refuses_what_the_app_cannot_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import tui.app
+    from tui.cli import main
+
+    seen: dict[str, Any] = {}
+
+    def fake_run_app(hparams: Any, **options: Any) -> int:
+        seen.update(options)
+        return 0
+
+    monkeypatch.setattr(tui.app, "run_app", fake_run_app)
+    run = tmp_path / "run"
+    argv = ["--resume", str(run), "--runs-dir", str(tmp_path), "--strategy", "mirrored"]
+    assert main(argv) == 0
+    assert seen["resume_path"] == run and seen["runs_dir"] == tmp_path
+    assert seen["distribute"] == DistributeOptions("mirrored")
+    assert main(["--model", "m.keras"]) == 0 and seen["model_path"] == Path("m.keras")
+    assert main(["--resume", str(run), "--model", "m.keras"]) == 2
+    assert main(["--strategy", "multiworker"]) == 2
