@@ -306,3 +306,22 @@ def test_evaluate_and_predict_cover_the_test_set(data: MnistData) -> None:
     np.testing.assert_allclose(predicted.probabilities.sum(axis=1), 1.0, rtol=1e-4)
     assert math.isclose(predicted.accuracy, evaluated.accuracy, abs_tol=1e-6)
     assert evaluated.accuracy > 0.5
+
+
+def test_a_short_batch_norm_run_predicts_well_in_inference_mode(data: MnistData) -> None:
+    # With Keras's default batch-norm momentum a short run kept most of the initial moving
+    # variance and predicted near chance in inference mode, while training accuracy looked fine.
+    hparams = TINY.with_changes(
+        epochs=3,
+        batch_size=25,
+        batch_norm=True,
+        padding="same",
+        conv_filters=(16, 32),
+        dense_units=32,
+        learning_rate=3e-3,
+    )
+    session, sink = make_session(data, hparams)
+    session.train()
+    trained = sink.of(EpochEnded)[-1].accuracy
+    assert trained > 0.85
+    assert session.evaluate().accuracy > trained - 0.1
