@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from tui.core.session import TrainingSession
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
+APP_PROGRESS_INTERVAL = 0.2
+"""Seconds between progress updates in the app. On two cores every repaint is taken from
+training; five a second looks live and measured close to the plain script's speed
+(tests/benchmarks/bench_training.py), where ten a second cost several percent."""
+
 ACTIVE_STATES = frozenset({"training", "paused", "stopping"})
 """States in which `fit` is running."""
 BUSY_STATES = ACTIVE_STATES | {"evaluating"}
@@ -127,7 +132,7 @@ class MnistApp(App[None]):
         data_path: str | None = None,
         data: MnistData | None = None,
         load_tensorflow: bool = True,
-        progress_interval: float = 0.1,
+        progress_interval: float = APP_PROGRESS_INTERVAL,
         runs_dir: str | Path | None = None,
         resume_path: str | Path | None = None,
         model_path: str | Path | None = None,
@@ -988,7 +993,7 @@ def create_app(
     data_path: str | None = None,
     data: MnistData | None = None,
     load_tensorflow: bool = True,
-    progress_interval: float = 0.1,
+    progress_interval: float = APP_PROGRESS_INTERVAL,
     runs_dir: str | Path | None = None,
     resume_path: str | Path | None = None,
     model_path: str | Path | None = None,

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist.npz"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--first", default="learning rate", help="text on the first frame")
-    parser.add_argument("--ready", default="TensorFlow ready", help="text once TF is loaded")
+    parser.add_argument("--ready", default="Ready: press t", help="text once TF and data are in")
     args = parser.parse_args(argv)
     firsts, readies = [], []
     for run in range(args.runs):

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -203,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-size", type=int, default=0, help="0 = the whole training set")
     parser.add_argument("--no-app", action="store_true", help="skip the Textual set-up")
     args = parser.parse_args(argv)
+    # The app records a run directory as it trains; keep those out of the working tree.
+    os.environ.setdefault("MNIST_TUI_RUNS", tempfile.mkdtemp(prefix="mnist-tui-bench-"))
 
     data = load_mnist(args.data)
     if args.train_size:

@@ -9,7 +9,8 @@ from textual_plotext import PlotextPlot
 
 from tui.core.events import BatchProgress, EpochEnded
 
-REDRAW_INTERVAL = 0.25
+REDRAW_INTERVAL = 0.5
+"""Seconds between redraws of the running curve; a plotext redraw is the costliest paint."""
 """Seconds between two redraws while progress streams in: smooth, and cheap next to input."""
 
 
