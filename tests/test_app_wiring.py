@@ -264,6 +264,8 @@ def test_cli_passes_app_flags_and_refuses_what_the_app_cannot_do(
     assert main(argv) == 0
     assert seen["resume_path"] == run and seen["runs_dir"] == tmp_path
     assert seen["distribute"] == DistributeOptions("mirrored")
+    assert seen["tensorboard"] is False
+    assert main(["--tensorboard"]) == 0 and seen["tensorboard"] is True
     assert main(["--model", "m.keras"]) == 0 and seen["model_path"] == Path("m.keras")
     assert main(["--resume", str(run), "--model", "m.keras"]) == 2
     assert main(["--strategy", "multiworker"]) == 2

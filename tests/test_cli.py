@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import queue
 import re
@@ -170,6 +171,27 @@ def test_bad_config_file_exit_2(tmp_path: Path) -> None:
     run = cli(tmp_path, "train", "--config", "bad.toml")
     assert run.code == 2
     assert run.err.startswith("mnist-tui: error: config file bad.toml is not valid TOML")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is not None, reason="tensorboard is installed"
+)
+def test_tensorboard_without_the_package_exit_2_before_training(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    mnist = str(shared_data / "mnist.npz")
+    (tmp_path / "old-run").mkdir()
+    for extra in ([], ["--resume", "old-run"]):
+        run = cli(tmp_path, "train", "--tensorboard", "--data", mnist, *TINY, *extra)
+        assert run.code == 2, run.out + run.err
+        assert_quiet(run)
+        assert run.out == ""  # nothing loaded, nothing trained
+        lines = run.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("mnist-tui: error: --tensorboard needs")
+        assert "`pip install tensorboard`" in lines[0]
+    # No empty run directory left behind.
+    assert not (tmp_path / "runs").exists()
+    assert not any((tmp_path / "old-run").iterdir())
 
 
 def test_missing_and_corrupt_model_files(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from tui.core.config import INT_BOUNDS, PRESETS, Hyperparams, preset
 from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.distribute import DistributeOptions
 from tui.core.events import Evaluated, Predicted, StopReason, TrainingEvent
-from tui.core.runtime import native_stderr_to
+from tui.core.runtime import native_stderr_to, tensorboard_installed
 from tui.screens.browser import PredictionBrowser
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.confusion import ConfusionScreen
@@ -134,6 +134,7 @@ class MnistApp(App[None]):
         load_tensorflow: bool = True,
         progress_interval: float = APP_PROGRESS_INTERVAL,
         runs_dir: str | Path | None = None,
+        tensorboard: bool = False,
         resume_path: str | Path | None = None,
         model_path: str | Path | None = None,
         distribute: DistributeOptions | None = None,
@@ -152,6 +153,9 @@ class MnistApp(App[None]):
         """Test-set predictions of the current model, for the browser and the confusion matrix."""
         self.runs_dir = runs_dir
         """Where run directories go; None means `$MNIST_TUI_RUNS`, else `./runs`."""
+        self.tensorboard = tensorboard
+        """Runs also write TensorBoard logs (`--tensorboard`); turned off at start-up, with a
+        warning, when the tensorboard package is missing."""
         self.models_dir = Path(models_dir)
         """Where `S` saves a model."""
         self.resume_path = Path(resume_path) if resume_path is not None else None
@@ -230,6 +234,15 @@ class MnistApp(App[None]):
         self.devices.border_title = "Devices (i hides)"
         log = self.training_log
         log.note("mnist-tui: t trains, ? lists every key, h shows or hides the panel.", "bold")
+        if self.tensorboard and not tensorboard_installed():
+            # Training still goes on and records everything else; say so once, up front.
+            self.tensorboard = False
+            missing = (
+                "TensorBoard logs are off: the tensorboard package is not installed "
+                "(`pip install tensorboard`, then restart)."
+            )
+            log.warning(missing)
+            self.notify(missing, title="No TensorBoard", severity="warning", timeout=10)
         if self.data is not None:
             self.post_message(messages.DataLoaded(self.data))
         else:
@@ -566,7 +579,7 @@ class MnistApp(App[None]):
         except RunError as err:
             self.post_message(messages.OpenFailed(str(err)))
             return
-        session = resumed.session(self.data)
+        session = resumed.session(self.data, tensorboard=self.tensorboard)
         session.progress_interval = self.progress_interval
         session.strategy = self.strategy
         # Predicted on this app's test set, which need not be the one the run was tested on.
@@ -733,7 +746,7 @@ class MnistApp(App[None]):
                 hparams,
                 self.data,
                 self._sink,
-                callbacks=self.run_dir.callbacks() if self.run_dir is not None else (),
+                callbacks=self._run_callbacks(),
                 progress_interval=self.progress_interval,
                 strategy=self.strategy,
             )
@@ -758,7 +771,7 @@ class MnistApp(App[None]):
                 hparams,
                 self.data,
                 self._sink,
-                callbacks=self.run_dir.callbacks() if self.run_dir is not None else (),
+                callbacks=self._run_callbacks(),
                 progress_interval=self.progress_interval,
                 model=old.model,
                 epochs_done=done,
@@ -769,6 +782,12 @@ class MnistApp(App[None]):
         if self._applied_lr is not None and hparams.learning_rate != self._applied_lr:
             session.controls.set_learning_rate(hparams.learning_rate)
         return session
+
+    def _run_callbacks(self) -> list[Any]:
+        """The run directory's Keras callbacks (metrics, checkpoints, TensorBoard if asked)."""
+        if self.run_dir is None:
+            return []
+        return self.run_dir.callbacks(tensorboard=self.tensorboard)
 
     def _run_for_new_model(self, hparams: Hyperparams) -> RunDirectory | None:
         """The run directory a fresh model records into; None (and a warning) if none can be made.
@@ -995,6 +1014,7 @@ def create_app(
     load_tensorflow: bool = True,
     progress_interval: float = APP_PROGRESS_INTERVAL,
     runs_dir: str | Path | None = None,
+    tensorboard: bool = False,
     resume_path: str | Path | None = None,
     model_path: str | Path | None = None,
     distribute: DistributeOptions | None = None,
@@ -1010,6 +1030,8 @@ def create_app(
         load_tensorflow: import TensorFlow in the background; False paints without it (snapshots).
         progress_interval: minimum seconds between two progress updates from training.
         runs_dir: where run directories go; None means `$MNIST_TUI_RUNS`, else `./runs`.
+        tensorboard: runs also write TensorBoard logs into their `tensorboard/` folder; without
+            the tensorboard package the app warns once and trains without them.
         resume_path: a run directory to reopen and continue (`--resume`).
         model_path: a saved `.keras` model to browse and draw with (`--model`).
         distribute: strategy and precision; prepared in the worker that imports TensorFlow.
@@ -1025,6 +1047,7 @@ def create_app(
         load_tensorflow=load_tensorflow,
         progress_interval=progress_interval,
         runs_dir=runs_dir,
+        tensorboard=tensorboard,
         resume_path=resume_path,
         model_path=model_path,
         distribute=distribute,
@@ -1039,6 +1062,7 @@ def run_app(
     data_path: str | None = None,
     log_path: str | None = None,
     runs_dir: str | Path | None = None,
+    tensorboard: bool = False,
     resume_path: str | Path | None = None,
     model_path: str | Path | None = None,
     distribute: DistributeOptions | None = None,
@@ -1056,6 +1080,7 @@ def run_app(
             preset_name=preset_name,
             data_path=data_path,
             runs_dir=runs_dir,
+            tensorboard=tensorboard,
             resume_path=resume_path,
             model_path=model_path,
             distribute=distribute,

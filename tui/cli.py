@@ -48,7 +48,7 @@ from tui.core.events import (
     TrainingStopped,
 )
 from tui.core.predictions import PredictionFilter, PredictionSort, select
-from tui.core.runtime import native_stderr_to
+from tui.core.runtime import TENSORBOARD_MISSING, native_stderr_to, tensorboard_installed
 
 PROG = "mnist-tui"
 EXIT_OK = 0
@@ -232,9 +232,19 @@ def _add_runs_dir_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tensorboard_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard logs into the run directory's tensorboard/ folder "
+        "(needs `pip install tensorboard`)",
+    )
+
+
 def _add_app_flags(parser: argparse.ArgumentParser) -> None:
-    """--runs-dir, --resume and --model: what the app opens and where it records runs."""
+    """--runs-dir, --tensorboard, --resume and --model: what the app opens and records."""
     _add_runs_dir_flag(parser)
+    _add_tensorboard_flag(parser)
     parser.add_argument(
         "--resume",
         type=Path,
@@ -276,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-config", type=Path, metavar="FILE.toml", help="write the hyperparameters used"
     )
     _add_runs_dir_flag(train)
+    _add_tensorboard_flag(train)
     train.add_argument(
         "--resume",
         type=Path,
@@ -637,6 +648,9 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
         if not args.resume.is_dir():
             raise UsageError(f"{args.resume} is not a directory; pass a folder under runs/.")
         preset_name = args.resume.name
+    if args.tensorboard and not tensorboard_installed():
+        # Before the data, TensorFlow and an empty run directory.
+        raise UsageError(TENSORBOARD_MISSING)
     if args.save_config is not None and args.resume is None and chief:
         config.save_toml(hparams, args.save_config)
         console.print(f"Hyperparameters written to {args.save_config}", highlight=False)
@@ -659,7 +673,11 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
             elif args.resume is None:
                 run = runs.RunDirectory.create(args.runs_dir, preset_name, hparams, data)
                 session = TrainingSession(
-                    hparams, data, reporter, callbacks=run.callbacks(), strategy=strategy
+                    hparams,
+                    data,
+                    reporter,
+                    callbacks=run.callbacks(tensorboard=args.tensorboard),
+                    strategy=strategy,
                 )
             else:
                 # Loaded inside the scope so that the saved weights become mirrored variables.
@@ -668,7 +686,7 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
                     resumed = runs.resume(args.resume)
                 resumed.hparams = _resumed_hparams(args, resumed.hparams)
                 run, preset_name = resumed.run_dir, resumed.run_dir.preset
-                session = resumed.session(data, reporter)
+                session = resumed.session(data, reporter, tensorboard=args.tensorboard)
                 session.strategy = strategy
                 session.controls.set_epoch_target(resumed.hparams.epochs)
                 console.print(
@@ -858,6 +876,7 @@ def _run_app(args: argparse.Namespace) -> int:
         data_path=args.data,
         log_path=str(tensorflow_log_path()),
         runs_dir=args.runs_dir,
+        tensorboard=args.tensorboard,
         resume_path=args.resume,
         model_path=args.model,
         distribute=options,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import io
 import json
 import math
@@ -23,7 +22,7 @@ import numpy as np
 from tui.core.config import Hyperparams, dump_toml, load_toml
 from tui.core.data import MnistData
 from tui.core.events import EpochEnded, Evaluated, EventSink, Predicted, TrainingEvent
-from tui.core.runtime import import_keras
+from tui.core.runtime import TENSORBOARD_MISSING, import_keras, tensorboard_installed
 from tui.core.session import TrainingSession
 
 keras = import_keras()
@@ -303,11 +302,8 @@ class RunDirectory:
         if tensorboard:
             # TensorFlow stopped depending on TensorBoard; without it every summary write fails
             # inside fit, so refuse up front with the fix.
-            if importlib.util.find_spec("tensorboard") is None:
-                raise RunError(
-                    "--tensorboard needs the tensorboard package; install it with "
-                    "`pip install tensorboard`, or train without --tensorboard."
-                )
+            if not tensorboard_installed():
+                raise RunError(TENSORBOARD_MISSING)
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(self.path / TENSORBOARD)))
         return callbacks
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -23,6 +24,18 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"))
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+TENSORBOARD_MISSING = (
+    "--tensorboard needs the tensorboard package; install it with `pip install tensorboard` "
+    "(or `pip install 'mnist-tui[tensorboard]'`), or train without --tensorboard."
+)
+"""What to say when TensorBoard logs are asked for but the package is not installed."""
+
+
+def tensorboard_installed() -> bool:
+    """Whether Keras's TensorBoard callback can write logs; TensorFlow no longer brings it."""
+    return importlib.util.find_spec("tensorboard") is not None
 
 
 def import_keras() -> ModuleType:
