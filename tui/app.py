@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,7 +22,7 @@ from tui.core.config import INT_BOUNDS, PRESETS, Hyperparams, preset
 from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.distribute import DistributeOptions
 from tui.core.events import Evaluated, Predicted, StopReason, TrainingEvent
-from tui.core.runtime import native_stderr_to, tensorboard_installed
+from tui.core.runtime import native_stderr_to, tensorboard_installed, tensorflow_log_path
 from tui.screens.browser import PredictionBrowser
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.confusion import ConfusionScreen
@@ -65,12 +64,6 @@ DASHBOARD_ONLY = frozenset(
 screen on screen, act unseen, or crowd those screens' own keys out of the footer."""
 DEFAULT_MODELS_DIR = Path("models")
 """Where `S` saves models, like `mnist-tui train`."""
-
-
-def default_log_path() -> Path:
-    """Where TensorFlow's native log lines go while the app runs."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "mnist-tui" / "tensorflow.log"
 
 
 def _one_line(err: BaseException) -> str:
@@ -1072,7 +1065,7 @@ def run_app(
     Returns:
         The exit code: 0, or 128 + the signal number when SIGTERM or SIGHUP ended it.
     """
-    path = Path(log_path) if log_path else default_log_path()
+    path = Path(log_path) if log_path else tensorflow_log_path()
     # The app is built inside the redirection so Textual paints on the terminal stream.
     with native_stderr_to(path):
         app = create_app(
@@ -1091,4 +1084,4 @@ def run_app(
     return app.return_code or 0
 
 
-__all__ = ["MnistApp", "create_app", "default_log_path", "run_app"]
+__all__ = ["MnistApp", "create_app", "run_app"]

@@ -48,7 +48,12 @@ from tui.core.events import (
     TrainingStopped,
 )
 from tui.core.predictions import PredictionFilter, PredictionSort, select
-from tui.core.runtime import TENSORBOARD_MISSING, native_stderr_to, tensorboard_installed
+from tui.core.runtime import (
+    TENSORBOARD_MISSING,
+    native_stderr_to,
+    tensorboard_installed,
+    tensorflow_log_path,
+)
 
 PROG = "mnist-tui"
 EXIT_OK = 0
@@ -355,12 +360,6 @@ def _make_strategy(options: DistributeOptions) -> Any:
 
 
 # --- quiet runtime ----------------------------------------------------------------------------
-def tensorflow_log_path() -> Path:
-    """Where TensorFlow's native output and Python warnings go: the user's cache directory."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "mnist-tui" / "tensorflow.log"
-
-
 @contextlib.contextmanager
 def quiet_runtime(log_path: Path) -> Iterator[None]:
     """Send native stderr, Python warnings and library logging to `log_path`.

@@ -243,6 +243,12 @@ def _nvml(index: int) -> tuple[int | None, int | None]:
     return total, busy
 
 
+def tensorflow_log_path() -> Path:
+    """Where TensorFlow's native output and Python warnings go: the user's cache directory."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "mnist-tui" / "tensorflow.log"
+
+
 @contextlib.contextmanager
 def native_stderr_to(path: str | Path) -> Iterator[TextIO]:
     """Point file descriptor 2 at `path` while keeping Python's stderr on the terminal.
