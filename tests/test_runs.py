@@ -186,14 +186,7 @@ def test_resume_continues_at_the_next_epoch(run_copy: Path, mnist_small: MnistDa
     assert [e.epoch for e in resumed.history] == [1, 2]
 
     events: list[TrainingEvent] = []
-    session = TrainingSession(
-        resumed.hparams,
-        mnist_small,
-        events.append,
-        callbacks=resumed.run_dir.callbacks(),
-        model=resumed.model,
-        epochs_done=resumed.epochs_done,
-    )
+    session = resumed.session(mnist_small, events.append)
     session.controls.set_epoch_target(3)
     assert session.train() is StopReason.FINISHED
 
@@ -258,14 +251,7 @@ def test_a_failing_save_leaves_the_previous_checkpoint(
 
     monkeypatch.setattr(resumed.model, "save", half_written_save)
     events: list[TrainingEvent] = []
-    session = TrainingSession(
-        resumed.hparams,
-        mnist_small,
-        events.append,
-        callbacks=resumed.run_dir.callbacks(),
-        model=resumed.model,
-        epochs_done=resumed.epochs_done,
-    )
+    session = resumed.session(mnist_small, events.append)
     session.controls.set_epoch_target(3)
     assert session.train() is StopReason.ERROR
     [stopped] = [e for e in events if isinstance(e, TrainingStopped)]

@@ -21,7 +21,7 @@ from tui import messages
 from tui.core.config import INT_BOUNDS, PRESETS, Hyperparams, preset
 from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.distribute import DistributeOptions
-from tui.core.events import Evaluated, Predicted, StopReason, TrainingEvent
+from tui.core.events import Evaluated, Predicted, StopReason, TrainingEvent, error_line
 from tui.core.runtime import native_stderr_to, tensorboard_installed, tensorflow_log_path
 from tui.screens.browser import PredictionBrowser
 from tui.screens.confirm import ConfirmScreen
@@ -64,11 +64,6 @@ DASHBOARD_ONLY = frozenset(
 screen on screen, act unseen, or crowd those screens' own keys out of the footer."""
 DEFAULT_MODELS_DIR = Path("models")
 """Where `S` saves models, like `mnist-tui train`."""
-
-
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def short_description(data: MnistData) -> str:
@@ -281,7 +276,7 @@ class MnistApp(App[None]):
             )
             report = device_report(device)
         except Exception as err:  # a broken TensorFlow install is reported, not a traceback
-            self.post_message(messages.BackendFailed(_one_line(err)))
+            self.post_message(messages.BackendFailed(error_line(err)))
         else:
             self.post_message(messages.BackendLoaded(device, strategy))
             self.post_message(messages.DevicesReported(report))
@@ -398,7 +393,7 @@ class MnistApp(App[None]):
         worker = event.worker
         if worker.group in ("open", "save", "devices") and event.state == WorkerState.ERROR:
             # The workers report their expected failures themselves; this is anything else.
-            reason = _one_line(worker.error or RuntimeError("unknown error"))
+            reason = error_line(worker.error or RuntimeError("unknown error"))
             if worker.group == "open":
                 self.post_message(messages.OpenFailed(reason))
             elif worker.group == "save":
@@ -408,7 +403,7 @@ class MnistApp(App[None]):
             return
         if event.state == WorkerState.ERROR:
             error = worker.error or RuntimeError("unknown error")
-            self._failed(f"{_one_line(error)}")
+            self._failed(f"{error_line(error)}")
         if self._quitting:
             self._exit_app()
             return

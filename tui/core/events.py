@@ -147,6 +147,13 @@ class Predicted:
         return float((self.predicted == self.labels).mean()) if len(self.labels) else 0.0
 
 
+def error_line(err: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`, short enough for a log line or a stop message."""
+    lines = str(err).strip().splitlines()
+    text = lines[0][:limit] if lines else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 TrainingEvent: TypeAlias = (
     TrainingStarted
     | BatchProgress

@@ -21,7 +21,14 @@ import numpy as np
 
 from tui.core.config import Hyperparams, dump_toml, load_toml
 from tui.core.data import MnistData
-from tui.core.events import EpochEnded, Evaluated, EventSink, Predicted, TrainingEvent
+from tui.core.events import (
+    EpochEnded,
+    Evaluated,
+    EventSink,
+    Predicted,
+    TrainingEvent,
+    error_line,
+)
 from tui.core.runtime import TENSORBOARD_MISSING, import_keras, tensorboard_installed
 from tui.core.session import TrainingSession
 
@@ -573,22 +580,27 @@ def load_model_file(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise RunError(f"model file {path} does not exist; pass a .keras file saved by mnist-tui.")
-    problem = _archive_problem(path)
-    if problem is None:
-        try:
-            return keras.saving.load_model(path)
-        except Exception as err:  # Keras raises many types for a bad archive
-            problem = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
+    model, problem = _try_load_model(path)
+    if model is not None:
+        return model
     raise RunError(f"model file {path} cannot be loaded ({problem}); pass another .keras file.")
 
 
-def _load_model(path: Path, run_name: str) -> Any:
+def _try_load_model(path: Path) -> tuple[Any, str | None]:
+    """The loaded model and None, or None and what is wrong with the file."""
     problem = _archive_problem(path)
     if problem is None:
         try:
-            return keras.saving.load_model(path)
+            return keras.saving.load_model(path), None
         except Exception as err:  # Keras raises many types for a bad archive
-            problem = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
+            problem = error_line(err, limit=200)
+    return None, problem
+
+
+def _load_model(path: Path, run_name: str) -> Any:
+    model, problem = _try_load_model(path)
+    if model is not None:
+        return model
     raise RunError(
         f"run {run_name}: {path.name} cannot be loaded ({problem}); copy {BEST_MODEL} over it to "
         "continue from the best epoch, or start a new run."

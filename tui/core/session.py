@@ -22,6 +22,7 @@ from tui.core.events import (
     TrainingEvent,
     TrainingStarted,
     TrainingStopped,
+    error_line,
 )
 from tui.core.model import build_model
 from tui.core.runtime import device_info, import_keras
@@ -132,7 +133,7 @@ class TrainingSession:
             batch_size = self.hparams.batch_size
             steps = math.ceil(len(x) / batch_size)
         except Exception as err:  # a model that cannot be built is reported like any failure
-            return self._stopped(StopReason.ERROR, _one_line(err))
+            return self._stopped(StopReason.ERROR, error_line(err))
 
         callback = SessionCallback(
             self.controls,
@@ -188,7 +189,7 @@ class TrainingSession:
             reason = StopReason.USER
             message = "stopped before the next batch; the epoch in progress is not counted"
         except Exception as err:
-            reason, message = StopReason.ERROR, _one_line(err)
+            reason, message = StopReason.ERROR, error_line(err)
         finally:
             executor = getattr(callbacks, "_executor", None)
             if executor is not None:
@@ -222,10 +223,3 @@ class TrainingSession:
         self.last_prediction = result
         self._emit(result)
         return result
-
-
-def _one_line(err: BaseException) -> str:
-    """`Type: first line of the message`, short enough for a log line."""
-    lines = str(err).strip().splitlines()
-    text = lines[0][:300] if lines else ""
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
