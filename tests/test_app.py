@@ -123,11 +123,18 @@ async def test_stop_now_ends_within_the_epoch(mnist_small: MnistData) -> None:
     app = make_app(mnist_small, epochs=50)
     async with app.run_test(size=SIZE) as pilot:
         await start_training(pilot, app)
+        # Park the trainer between two batches first, so the test knows which epoch is in
+        # progress: stop now must leave it uncounted rather than finish it.
+        await pilot.press("p")
+        await wait_until(pilot, lambda: "⏸ paused in epoch" in log_text(app))
+        # Epoch events are handled in order, so the curves hold every epoch finished so far.
+        done = len(app.curves.epochs)
         await pilot.press("s")
         await wait_until(pilot, lambda: is_idle(app))
         assert app._stop_reason is StopReason.USER
         assert app.state == "stopped"
-        assert app.session is not None and app.session.epochs_done < 50
+        assert app.session is not None and app.session.epochs_done == done
+        assert [e.epoch for e in app.curves.epochs] == list(range(1, done + 1))
         assert "stopped by user" in log_text(app)
         # A stop still evaluates what was learnt so far.
         assert app.status.test_accuracy is not None
@@ -232,13 +239,17 @@ async def test_quit_during_training_stops_and_waits(mnist_small: MnistData) -> N
     async with app.run_test(size=SIZE) as pilot:
         await start_training(pilot, app)
         assert training_frames()
+        await pilot.press("p")
+        await wait_until(pilot, lambda: "⏸ paused in epoch" in log_text(app))
+        done = len(app.curves.epochs)
         workers = [w for w in app.workers if w.group == "training"]
         await pilot.press("q")
         # Wait for the worker itself: leaving this block early would make the test harness
         # shut the app down instead of the app doing it once training has stopped.
         await app.workers.wait_for_complete(workers)
     assert workers and all(w.is_finished for w in workers)
-    assert app.session is not None and app.session.epochs_done < 50
+    # Quit stopped within the paused epoch instead of finishing it.
+    assert app.session is not None and app.session.epochs_done == done
     assert training_frames() == []
     assert app.return_code == 0
 

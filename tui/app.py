@@ -608,9 +608,7 @@ class MnistApp(App[None]):
         self._applied_lr = session.hparams.learning_rate
         self.panel.load(session.hparams)
         done = session.epochs_done
-        self.curves.clear()
-        for epoch in session.history:
-            self.curves.add_epoch(epoch)
+        self.curves.load(session.history)
         self._set_target(max(session.hparams.epochs, done))
         last = session.history[-1] if session.history else None
         self.status.epoch = done

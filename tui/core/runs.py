@@ -26,11 +26,10 @@ from tui.core.events import (
     Evaluated,
     EventSink,
     Predicted,
-    TrainingEvent,
     error_line,
 )
 from tui.core.runtime import TENSORBOARD_MISSING, import_keras, tensorboard_installed
-from tui.core.session import TrainingSession
+from tui.core.session import TrainingSession, discard_events
 
 keras = import_keras()
 
@@ -165,7 +164,7 @@ class ResumedRun:
         session = TrainingSession(
             self.hparams,
             data,
-            sink or _ignore,
+            sink or discard_events,
             callbacks=callbacks,
             model=self.model,
             epochs_done=self.epochs_done,
@@ -716,10 +715,6 @@ def _parse_time(value: object) -> datetime | None:
         with contextlib.suppress(ValueError):
             return parse(value)
     return None
-
-
-def _ignore(event: TrainingEvent) -> None:
-    """The sink of a resumed session nobody listens to."""
 
 
 def _sentence(err: Exception) -> str:

@@ -30,7 +30,7 @@ from tui.core.runtime import device_info, import_keras
 keras = import_keras()
 
 
-def _discard(event: TrainingEvent) -> None:
+def discard_events(event: TrainingEvent) -> None:
     """The default sink."""
 
 
@@ -45,7 +45,7 @@ class TrainingSession:
         self,
         hparams: Hyperparams,
         data: MnistData,
-        sink: EventSink = _discard,
+        sink: EventSink = discard_events,
         *,
         callbacks: Sequence[Any] = (),
         progress_interval: float = 0.1,

@@ -11,7 +11,6 @@ from tui.core.events import BatchProgress, EpochEnded
 
 REDRAW_INTERVAL = 0.5
 """Seconds between redraws of the running curve; a plotext redraw is the costliest paint."""
-"""Seconds between two redraws while progress streams in: smooth, and cheap next to input."""
 
 
 TRAIN_COLOR = "cyan"
@@ -66,6 +65,12 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
             return
         self.running.append((x, event.accuracy, event.loss))
         self._dirty = True
+
+    def load(self, history: list[EpochEnded]) -> None:
+        """Show a whole past run at once (one redraw, however many epochs)."""
+        self.epochs = list(history)
+        self.running = []
+        self.replot()
 
     def add_epoch(self, event: EpochEnded) -> None:
         """Record a finished epoch and redraw at once."""
