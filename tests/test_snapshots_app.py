@@ -22,9 +22,11 @@ from tui.core.events import (
     TrainingStarted,
     TrainingStopped,
 )
+from tui.core.runtime import DeviceReport
 
 SIZES = [(80, 24), (120, 40)]
 HPARAMS = Hyperparams()
+CPU_REPORT = DeviceReport("tensorflow", ("CPU:0",), "CPU (2 cores)", cpu_cores=2)
 ACCURACY = [
     (0.9203, 0.9833),
     (0.9741, 0.9862),
@@ -80,7 +82,7 @@ def feed(app_state: str, events: list[TrainingEvent]) -> Callable[[Pilot[None]],
 
     async def run_before(pilot: Pilot[None]) -> None:
         app: Any = pilot.app
-        app.post_message(messages.BackendLoaded("CPU (2 cores)"))
+        app.post_message(messages.BackendLoaded("CPU (2 cores)", CPU_REPORT))
         await pilot.pause()
         if app_state != "ready":
             app.panel.mode = "training"

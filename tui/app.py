@@ -278,8 +278,7 @@ class MnistApp(App[None]):
         except Exception as err:  # a broken TensorFlow install is reported, not a traceback
             self.post_message(messages.BackendFailed(error_line(err)))
         else:
-            self.post_message(messages.BackendLoaded(device, strategy))
-            self.post_message(messages.DevicesReported(report))
+            self.post_message(messages.BackendLoaded(device, report, strategy))
 
     @on(messages.DataLoaded)
     def _data_loaded(self, message: messages.DataLoaded) -> None:
@@ -305,6 +304,7 @@ class MnistApp(App[None]):
         self.backend_ready = True
         self.strategy = message.strategy
         self.status.device = message.device
+        self.devices.report = message.report
         self.training_log.note(f"TensorFlow is loaded; training runs on {message.device}.")
         self._maybe_ready()
 

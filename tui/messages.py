@@ -111,6 +111,8 @@ class BackendLoaded(Message):
     """TensorFlow and Keras are imported; `device` names what training runs on."""
 
     device: str
+    report: DeviceReport
+    """What TensorFlow sees, gathered in the same worker so the panel is filled on "ready"."""
     strategy: Any = None
     """The `tf.distribute.Strategy` sessions train under, or None for one device."""
 
