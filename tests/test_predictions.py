@@ -146,7 +146,8 @@ def test_top_k() -> None:
 
 
 def test_cli_selection_windows_the_filtered_sorted_indices() -> None:
-    from tui.cli import Selection, UsageError, select_indices
+    from tui.cli import UsageError
+    from tui.headless import Selection, select_indices
 
     p = random_predictions(6)
     wrong_fours = PredictionFilter(misclassified=True, true=4)

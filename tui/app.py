@@ -8,7 +8,6 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -19,14 +18,10 @@ from textual.worker import Worker, WorkerState
 
 from tui import messages
 from tui.core.config import INT_BOUNDS, PRESETS, Hyperparams, preset
-from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.distribute import DistributeOptions
 from tui.core.events import Evaluated, Predicted, StopReason, TrainingEvent, error_line
 from tui.core.runtime import native_stderr_to, tensorboard_installed, tensorflow_log_path
-from tui.screens.browser import PredictionBrowser
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.confusion import ConfusionScreen
-from tui.screens.draw import DrawScreen, PredictFn
 from tui.screens.help import HelpScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.save_model import SUFFIX, SaveModelScreen
@@ -38,9 +33,17 @@ from tui.widgets.status import StatusBar
 from tui.widgets.training_log import TrainingLog
 
 if TYPE_CHECKING:
+    import numpy as np
+
     # These import Keras (seconds): at run time they are imported in a worker first.
+    from tui.core.data import MnistData
     from tui.core.runs import RunDirectory
     from tui.core.session import TrainingSession
+    from tui.screens.draw import PredictFn
+
+# numpy, the data loader and the prediction screens are imported where they are first used
+# (by then a worker has loaded numpy): the first frame waits for every import above, and
+# numpy alone is a third of them (tests/benchmarks/bench_startup.py).
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
 APP_PROGRESS_INTERVAL = 0.2
@@ -254,6 +257,8 @@ class MnistApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="startup")
     def _load_data(self) -> None:
+        from tui.core.data import DataError, load_mnist
+
         try:
             data = load_mnist(self.data_path)
         except DataError as err:
@@ -282,6 +287,8 @@ class MnistApp(App[None]):
 
     @on(messages.DataLoaded)
     def _data_loaded(self, message: messages.DataLoaded) -> None:
+        from tui.core.data import SAMPLE_NOTICE
+
         self.data = message.data
         self.data_error = None
         self.status.data_text = message.data.describe()
@@ -577,6 +584,8 @@ class MnistApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="open")
     def _load_model(self, path: Path) -> None:
+        import numpy as np
+
         from tui.core.runs import RunError, load_model_file
 
         assert self.data is not None
@@ -888,12 +897,18 @@ class MnistApp(App[None]):
         return self.data.x_test
 
     def action_browse(self) -> None:
+        from tui.screens.browser import PredictionBrowser
+
         self.push_screen(PredictionBrowser(self.predictions, self._test_images()))
 
     def action_confusion(self) -> None:
+        from tui.screens.confusion import ConfusionScreen
+
         self.push_screen(ConfusionScreen(self.predictions, self._test_images()))
 
     def action_draw(self) -> None:
+        from tui.screens.draw import DrawScreen
+
         self.push_screen(DrawScreen(_predict_fn(self.model)))
 
     def action_runs(self) -> None:
@@ -984,6 +999,8 @@ def _predict_fn(model: Any) -> PredictFn | None:
     """The model as the drawing screen calls it (from a thread), or None without a model."""
     if model is None:
         return None
+
+    import numpy as np
 
     def predict(images: np.ndarray) -> np.ndarray:
         return np.asarray(model(images, training=False))

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 from tui.core import events
-from tui.core.data import MnistData
 from tui.core.runtime import DeviceReport
 
 if TYPE_CHECKING:
+    from tui.core.data import MnistData  # numpy: not needed before the first frame
+
     # Both import Keras: only the workers that post these messages import them at run time.
     from tui.core.runs import RunDirectory
     from tui.core.session import TrainingSession

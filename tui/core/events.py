@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeAlias
-
-import numpy as np
+from typing import TYPE_CHECKING, TypeAlias
 
 from tui.core.config import Hyperparams
+
+if TYPE_CHECKING:
+    import numpy as np  # the arrays arrive already made; the app's first frame skips numpy
 
 
 class StopReason(enum.Enum):
@@ -140,7 +141,8 @@ class Predicted:
 
     @property
     def predicted(self) -> np.ndarray:
-        return np.asarray(self.probabilities.argmax(axis=1), dtype=np.uint8)
+        predicted: np.ndarray = self.probabilities.argmax(axis=1).astype("uint8")
+        return predicted
 
     @property
     def accuracy(self) -> float:
