@@ -151,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'variant':36} {'samples/s':>10} {'ratio':>6} {'s/epoch':>8} {'updates/epoch':>14}")
     for name, rate, updates, per_epoch in rows:
         print(
-            f"{name:36} {rate:>10,.0f} {rate / reference:>6.2f} {per_epoch:>8.1f} "
-            f"{updates:>14.0f}"
+            f"{name:36} {rate:>10,.0f} {rate / reference:>6.2f} {per_epoch:>8.1f} {updates:>14.0f}"
         )
     return 0
 
