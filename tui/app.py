@@ -265,15 +265,13 @@ class MnistApp(App[None]):
     def _load_backend(self) -> None:
         try:
             import tui.core.session  # noqa: F401  (imports Keras and TensorFlow)
-            from tui.core.distribute import describe_strategy
-            from tui.core.runtime import device_info, device_report
+            from tui.core.distribute import training_device
+            from tui.core.runtime import device_report
 
             # Right after the import: devices are split and precision set before any model.
             self.distribute.prepare()
             strategy = self.distribute.make_strategy()
-            device = (
-                describe_strategy(strategy) if strategy is not None else device_info().describe()
-            )
+            device = training_device(strategy)
             report = device_report(device)
         except Exception as err:  # a broken TensorFlow install is reported, not a traceback
             self.post_message(messages.BackendFailed(error_line(err)))
