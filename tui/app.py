@@ -487,7 +487,7 @@ class MnistApp(App[None]):
             return
         self.run_ended(succeeded=event.state == WorkerState.SUCCESS)
 
-    def run_ended(self, *, succeeded: bool, has_model: bool | None = None) -> None:
+    def run_ended(self, *, succeeded: bool) -> None:
         """Settle the state once the training worker has returned."""
         if succeeded and self.state != "error":
             reason = self._stop_reason
@@ -496,8 +496,7 @@ class MnistApp(App[None]):
             self.progress.set_note(f"{what}: t continues, + sets more epochs, r resets")
         elif self.state in BUSY_STATES:
             self.state = "error"
-        model = self._has_model() if has_model is None else has_model
-        self.panel.mode = "model" if model else "free"
+        self.panel.mode = "model" if self._has_model() else "free"
         self.refresh_bindings()
 
     def _failed(self, message: str) -> None:
