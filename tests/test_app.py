@@ -11,24 +11,13 @@ import numpy as np
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
+from tiny import TINY
 
 from tui import messages
 from tui.app import MnistApp, create_app
-from tui.core.config import Hyperparams
 from tui.core.data import MnistData
 from tui.core.events import BatchProgress, StopReason
 from tui.screens.confirm import ConfirmScreen
-
-TINY = Hyperparams(
-    epochs=2,
-    batch_size=64,
-    conv_filters=(8,),
-    dense_units=16,
-    dropout=0.0,
-    train_size=1000,
-    validation_split=0.1,
-)
-"""A model that trains an epoch of 900 images in well under a second on a CPU."""
 
 SIZE = (120, 40)
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_app import SIZE, TINY, is_idle, log_text, start_training, wait_until
+from test_app import SIZE, is_idle, log_text, start_training, wait_until
 from textual.widgets import Input
+from tiny import TINY
 
 from tui.app import MnistApp, create_app
 from tui.core import runs
