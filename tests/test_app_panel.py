@@ -71,10 +71,44 @@ async def test_choosing_a_preset_fills_the_fields(mnist_small: MnistData) -> Non
         await pilot.pause()
         assert app.panel.hyperparams() == preset("fast")
         assert app.panel.query_one("#hp-padding", Select).value == "same"
-        # Editing a field makes it a custom set.
-        app.panel.query_one("#hp-batch_size", Input).value = "32"
+        # Editing a field makes it a custom set (fast has batch 32).
+        app.panel.query_one("#hp-batch_size", Input).value = "64"
         await pilot.pause()
         assert app.panel.query_one("#hp-preset", Select).value is Select.NULL
+
+
+async def test_loading_a_preset_checks_the_fields_once(mnist_small: MnistData) -> None:
+    app = make_app(mnist_small)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        panel = app.panel
+        checks: list[tuple[str, str] | None] = []
+        first_invalid = panel.first_invalid
+
+        def counted() -> tuple[str, str] | None:
+            checks.append(first_invalid())
+            return checks[-1]
+
+        panel.first_invalid = counted  # type: ignore[method-assign]
+        picker = panel.query_one("#hp-preset", Select)
+        picker.value = "fast"
+        # Twice: the changes of the filled fields, had any been posted, would be handled by now.
+        await pilot.pause()
+        await pilot.pause()
+        assert panel.hyperparams() == preset("fast")
+        # Filling the fields is not an edit: one check of them all, and the picker keeps "fast".
+        assert checks == [None]
+        assert picker.value == "fast"
+        # Loading settings that are no preset (a resumed run) shows "custom", again in one check.
+        panel.load(preset("fast").with_changes(batch_size=64))
+        await pilot.pause()
+        await pilot.pause()
+        assert checks == [None, None]
+        assert picker.value is Select.NULL
+        # An edit by hand still checks the fields.
+        panel.query_one("#hp-batch_size", Input).value = "0"
+        await pilot.pause()
+        assert checks[-1] is not None and checks[-1][0] == "batch_size"
 
 
 async def test_invalid_field_blocks_training_and_is_focused(mnist_small: MnistData) -> None:

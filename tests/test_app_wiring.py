@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from test_app import SIZE, TINY, is_idle, log_text, start_training, wait_until
+from test_app import SIZE, is_idle, log_text, start_training, wait_until
 from textual.widgets import Input
+from tiny import TINY
 
 from tui.app import MnistApp, create_app
 from tui.core import runs
@@ -118,6 +120,57 @@ async def test_train_records_a_run_then_v_c_d_s_and_continue(
         assert [row["epoch"] for row in metric_rows(run)] == ["0", "1"]
         # hparams.toml keeps the length of a round: after a resume, t runs one more.
         assert runs.RunDirectory.open(run).hparams.epochs == 1
+
+
+async def test_run_files_are_written_by_the_training_worker(
+    mnist_small: MnistData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creating a run and updating its hparams.toml fsync files: never on the UI thread."""
+    writes: list[tuple[str, int]] = []
+    write_atomic = runs.write_atomic
+
+    def spy(target: Path, data: bytes) -> None:
+        writes.append((target.name, threading.get_ident()))
+        write_atomic(target, data)
+
+    monkeypatch.setattr(runs, "write_atomic", spy)
+    ui_thread = threading.get_ident()  # the test runs on the app's event loop
+    root = tmp_path / "runs"
+    app = make_app(mnist_small, root)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_training(pilot, app)
+        await wait_until(pilot, lambda: is_idle(app))
+        (run,) = run_dirs(root)
+        assert app.run_dir is not None and app.run_dir.path == run
+        assert {runs.HPARAMS_TOML, runs.RUN_JSON} <= {name for name, _ in writes}
+        assert ui_thread not in {thread for _, thread in writes}
+        # Continuing with another batch size rewrites hparams.toml, again off the UI thread.
+        writes.clear()
+        app.panel.query_one("#hp-batch_size", Input).value = "32"
+        await pilot.press("t")
+        await wait_until(pilot, lambda: app.state == "training" or is_idle(app))
+        await wait_until(pilot, lambda: is_idle(app))
+        assert app.state == "finished"
+        assert runs.HPARAMS_TOML in {name for name, _ in writes}
+        assert ui_thread not in {thread for _, thread in writes}
+        assert runs.RunDirectory.open(run).hparams == TINY.with_changes(epochs=1, batch_size=32)
+
+
+async def test_a_run_directory_that_cannot_be_made_is_one_warning(
+    mnist_small: MnistData, tmp_path: Path
+) -> None:
+    root = tmp_path / "not-a-folder"
+    root.write_text("a file where the runs folder should be")
+    app = make_app(mnist_small, root)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_training(pilot, app)
+        await wait_until(pilot, lambda: is_idle(app))
+        # Training goes on unrecorded.
+        assert app.state == "finished" and app.run_dir is None
+        assert logged(app, f"This run is not recorded: cannot create a run directory in {root}")
+        await wait_until(
+            pilot, lambda: any(n.title == "No run directory" for n in app._notifications)
+        )
 
 
 async def test_without_a_model_the_screens_say_so(mnist_small: MnistData, tmp_path: Path) -> None:

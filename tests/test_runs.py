@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tiny
 
 from tui.core import runs
 from tui.core.config import Hyperparams
@@ -32,16 +33,7 @@ from tui.core.session import TrainingSession
 
 keras = import_keras()
 
-TINY = Hyperparams(
-    epochs=2,
-    batch_size=64,
-    learning_rate=3e-3,
-    conv_filters=(8,),
-    dense_units=16,
-    dropout=0.0,
-    validation_split=0.1,
-    train_size=1000,
-)
+TINY = tiny.TINY.with_changes(learning_rate=3e-3)
 STEPS = 15  # ceil(900 / 64)
 
 

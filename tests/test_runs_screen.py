@@ -22,7 +22,7 @@ from tui.core.events import StopReason
 from tui.core.session import TrainingSession
 from tui.screens.runs import MARK, WARNING, CompareScreen, RunsScreen
 from tui.screens.save_model import SaveModelScreen, name_problem
-from tui.widgets.compare import MARKERS, ComparePlot, RunCurve
+from tui.widgets.compare import ComparePlot, RunCurve
 
 TINY = Hyperparams(
     epochs=2,
@@ -420,5 +420,24 @@ def test_snapshot_compare(
     assert snap_compare(app, press=press, terminal_size=size, run_before=listed)
 
 
-def test_markers_are_distinct() -> None:
-    assert len(set(MARKERS)) == len(MARKERS)
+async def test_each_compared_run_is_drawn_with_its_own_marker(fixed_runs: Path) -> None:
+    app = RunsHost(fixed_runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot)
+        await pilot.press("down", "space", "down", "space", "down", "space", "c")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        plot = app.screen.query_one(ComparePlot)
+        names = [curve.name for curve in plot.curves]
+        assert len(names) == 3
+        # What the plot drew: legend rows ("│ ●● <run name>") and the data area below them.
+        lines = plot.render().plain.splitlines()
+        legend = {}
+        for name in names:
+            (row,) = [line for line in lines if f" {name}" in line]
+            legend[name] = row.split(name)[0].strip(" │")[-1]
+        assert len(set(legend.values())) == len(names), legend
+        data_area = "\n".join(line for line in lines if not any(name in line for name in names))
+        for curve in plot.curves:
+            # Every epoch of a run is a point in that run's marker, and only its points are.
+            assert data_area.count(legend[curve.name]) == len(curve.epochs), curve.name

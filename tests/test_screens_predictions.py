@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -19,7 +21,7 @@ from tui.screens.browser import NO_MODEL, PredictionBrowser
 from tui.screens.confusion import ConfusionScreen
 from tui.screens.draw import DrawScreen
 from tui.widgets.canvas import Canvas
-from tui.widgets.digit import DigitCard, DigitGrid
+from tui.widgets.digit import DigitCard, DigitGrid, ProbabilityBars
 
 
 class ScreenHost(App[None]):
@@ -286,6 +288,38 @@ async def test_canvas_keyboard_drawing() -> None:
         await pilot.press("c")
         await pilot.pause()
         assert not canvas.pixels.any() and screen.last_probabilities is None
+
+
+async def test_clearing_drops_a_prediction_already_running() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def held_predict(images: np.ndarray) -> np.ndarray:
+        """The model, held until the test lets it answer: clear comes in while it looks."""
+        started.set()
+        assert release.wait(timeout=60)
+        return banded_predict(images)
+
+    app = ScreenHost(lambda: DrawScreen(held_predict))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DrawScreen)
+        canvas, bars = screen.query_one(Canvas), screen.query_one(ProbabilityBars)
+        await pilot.press("space")
+        assert await asyncio.to_thread(started.wait, 60)
+        await pilot.press("c")
+        assert not canvas.pixels.any() and bars.probabilities is None
+        release.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        # The answer about the cleared drawing came back and was dropped.
+        assert screen.last_probabilities is None and bars.probabilities is None
+        assert "Draw something." in str(screen.query_one("#draw-verdict", Static).render())
+        # The next drawing is shown as usual.
+        await pilot.press("space")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.last_probabilities is not None and bars.probabilities is not None
 
 
 def blocky(digit: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,15 @@ def progress(epoch: int, steps: Sequence[int]) -> list[BatchProgress]:
     ]
 
 
+@dataclass
+class TrainedSession:
+    """Stands in for the `TrainingSession` that training leaves behind (the real one needs
+    TensorFlow): once a run has ended the dashboard asks the session only for its model."""
+
+    model: object = field(default_factory=object)
+    epochs_done: int = 5
+
+
 def feed(app_state: str, events: list[TrainingEvent]) -> Callable[[Pilot[None]], Awaitable[None]]:
     """A `run_before` that brings the app to `app_state` through the same messages as training."""
 
@@ -91,8 +101,10 @@ def feed(app_state: str, events: list[TrainingEvent]) -> Callable[[Pilot[None]],
             app.post_message(messages.wrap(event))
             await pilot.pause()
         if app_state == "finished":
-            # What the app does when the training worker returns; there is no worker here.
-            app.run_ended(succeeded=True, has_model=True)
+            # What the app does when the training worker returns; there is no worker here, so
+            # the session it trained is set first.
+            app.session = TrainedSession()
+            app.run_ended(succeeded=True)
         app.curves.replot()
         await pilot.pause()
 

@@ -270,15 +270,13 @@ class MnistApp(App[None]):
     def _load_backend(self) -> None:
         try:
             import tui.core.session  # noqa: F401  (imports Keras and TensorFlow)
-            from tui.core.distribute import describe_strategy
-            from tui.core.runtime import device_info, device_report
+            from tui.core.distribute import training_device
+            from tui.core.runtime import device_report
 
             # Right after the import: devices are split and precision set before any model.
             self.distribute.prepare()
             strategy = self.distribute.make_strategy()
-            device = (
-                describe_strategy(strategy) if strategy is not None else device_info().describe()
-            )
+            device = training_device(strategy)
             report = device_report(device)
         except Exception as err:  # a broken TensorFlow install is reported, not a traceback
             self.post_message(messages.BackendFailed(error_line(err)))
@@ -370,7 +368,23 @@ class MnistApp(App[None]):
         self.post_message(messages.wrap(event))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training")
-    def _train(self, session: TrainingSession, run: RunDirectory | None) -> StopReason:
+    def _train(
+        self,
+        session: TrainingSession,
+        run: RunDirectory | None,
+        hparams: Hyperparams,
+        *,
+        fresh: bool,
+    ) -> StopReason:
+        """Record the run, train, then evaluate and predict; runs on the training thread.
+
+        Args:
+            session: the session to train.
+            run: the run directory when `t` was pressed (None if there is none).
+            hparams: the panel's settings, for hparams.toml.
+            fresh: a new model, which records into a new run directory (see `_record_run`).
+        """
+        run = self._record_run(session, run, hparams, fresh=fresh)
         reason = session.train()
         if self._quitting or reason in (StopReason.ERROR, StopReason.NAN):
             return reason
@@ -380,6 +394,70 @@ class MnistApp(App[None]):
             if run is not None:
                 self._record_results(run, evaluated, predicted, session.epochs_done)
         return reason
+
+    def _record_run(
+        self,
+        session: TrainingSession,
+        run: RunDirectory | None,
+        hparams: Hyperparams,
+        *,
+        fresh: bool,
+    ) -> RunDirectory | None:
+        """Runs on the training thread: the run directory this training records into.
+
+        Here rather than on `t`: creating a run makes a folder and fsyncs several small files,
+        which a slow or network disk can stall for seconds. A fresh model gets a new directory
+        and the session its callbacks; a continued model keeps `run`, whose hparams.toml
+        follows the new settings.
+        """
+        if not fresh:
+            if run is not None:
+                self._record_hparams(run, hparams)
+            return run
+        run = self._run_for_new_model(run, hparams)
+        if run is not None:
+            session.extra_callbacks = run.callbacks(tensorboard=self.tensorboard)
+        return run
+
+    def _run_for_new_model(
+        self, run: RunDirectory | None, hparams: Hyperparams
+    ) -> RunDirectory | None:
+        """Runs on the training thread: the run directory a fresh model records into; None
+        (reported to the UI) if none can be made.
+
+        A run that has not saved an epoch yet (a first attempt that failed, a resumed empty run)
+        is reused rather than leaving an empty directory behind.
+        """
+        from tui.core.runs import RunDirectory, RunError
+
+        if run is not None and run.epochs_saved == 0:
+            try:
+                run.update_hparams(hparams)
+            except OSError:
+                pass
+            else:
+                return run
+        assert self.data is not None
+        try:
+            created = RunDirectory.create(self.runs_dir, self.preset_name, hparams, self.data)
+        except (RunError, OSError) as err:
+            self.post_message(messages.RunNotCreated(str(err)))
+            return None
+        self.post_message(messages.RunCreated(created))
+        return created
+
+    def _record_hparams(self, run: RunDirectory, hparams: Hyperparams) -> None:
+        """Runs on the training thread: a continued run keeps its directory; its hparams.toml
+        follows the new settings.
+
+        Except `epochs`: it stays the length of one round, which `t` runs again after a resume.
+        """
+        try:
+            run.update_hparams(hparams.with_changes(epochs=run.hparams.epochs))
+        except OSError as err:
+            self.post_message(
+                messages.RecordFailed(f"hparams.toml in {run.path} not updated: {err}")
+            )
 
     def _record_results(
         self, run: RunDirectory, evaluated: Evaluated, predicted: Predicted, epochs_done: int
@@ -416,7 +494,7 @@ class MnistApp(App[None]):
             return
         self.run_ended(succeeded=event.state == WorkerState.SUCCESS)
 
-    def run_ended(self, *, succeeded: bool, has_model: bool | None = None) -> None:
+    def run_ended(self, *, succeeded: bool) -> None:
         """Settle the state once the training worker has returned."""
         if succeeded and self.state != "error":
             reason = self._stop_reason
@@ -425,8 +503,7 @@ class MnistApp(App[None]):
             self.progress.set_note(f"{what}: t continues, + sets more epochs, r resets")
         elif self.state in BUSY_STATES:
             self.state = "error"
-        model = self._has_model() if has_model is None else has_model
-        self.panel.mode = "model" if model else "free"
+        self.panel.mode = "model" if self._has_model() else "free"
         self.refresh_bindings()
 
     def _failed(self, message: str) -> None:
@@ -529,6 +606,17 @@ class MnistApp(App[None]):
     @on(messages.Predicted)
     def _predicted(self, message: messages.Predicted) -> None:
         self.predictions = message.event
+
+    @on(messages.RunCreated)
+    def _run_created(self, message: messages.RunCreated) -> None:
+        self.run_dir = message.run
+        self.training_log.note(f"Recording this run in {message.run.path}", "dim")
+
+    @on(messages.RunNotCreated)
+    def _run_not_created(self, message: messages.RunNotCreated) -> None:
+        self.run_dir = None
+        self.training_log.warning(f"This run is not recorded: {message.reason}")
+        self.notify(message.reason, title="No run directory", severity="warning", timeout=8)
 
     @on(messages.RecordFailed)
     def _record_failed(self, message: messages.RecordFailed) -> None:
@@ -717,6 +805,7 @@ class MnistApp(App[None]):
             self.notify("Still opening; training can start in a moment.")
             return
         hparams = self.panel.hyperparams()
+        fresh = not self._has_model()
         session = self._prepare_session(hparams)
         if session is None:
             return
@@ -725,7 +814,7 @@ class MnistApp(App[None]):
         self._stop_after_epoch = False
         self.panel.mode = "training"
         self.state = "training"
-        self._train(session, self.run_dir)
+        self._train(session, self.run_dir, hparams, fresh=fresh)
 
     def _prepare_session(self, hparams: Hyperparams) -> TrainingSession | None:
         """A session to train: a new one, or the current model carrying on."""
@@ -736,12 +825,11 @@ class MnistApp(App[None]):
         if old is None or old.model is None:
             self._applied_lr = hparams.learning_rate
             self._set_target(hparams.epochs)
-            self.run_dir = self._run_for_new_model(hparams)
+            # The training worker gives it the run directory's callbacks (see `_record_run`).
             return TrainingSession(
                 hparams,
                 self.data,
                 self._sink,
-                callbacks=self._run_callbacks(),
                 progress_interval=self.progress_interval,
                 strategy=self.strategy,
             )
@@ -773,7 +861,6 @@ class MnistApp(App[None]):
                 strategy=self.strategy,
             )
             session.history = list(old.history)
-        self._record_hparams(hparams)
         if self._applied_lr is not None and hparams.learning_rate != self._applied_lr:
             session.controls.set_learning_rate(hparams.learning_rate)
         return session
@@ -783,43 +870,6 @@ class MnistApp(App[None]):
         if self.run_dir is None:
             return []
         return self.run_dir.callbacks(tensorboard=self.tensorboard)
-
-    def _run_for_new_model(self, hparams: Hyperparams) -> RunDirectory | None:
-        """The run directory a fresh model records into; None (and a warning) if none can be made.
-
-        A run that has not saved an epoch yet (a first attempt that failed, a resumed empty run)
-        is reused rather than leaving an empty directory behind.
-        """
-        from tui.core.runs import RunDirectory, RunError
-
-        if self.run_dir is not None and self.run_dir.epochs_saved == 0:
-            try:
-                self.run_dir.update_hparams(hparams)
-            except OSError:
-                pass
-            else:
-                return self.run_dir
-        assert self.data is not None
-        try:
-            run = RunDirectory.create(self.runs_dir, self.preset_name, hparams, self.data)
-        except (RunError, OSError) as err:
-            self.training_log.warning(f"This run is not recorded: {err}")
-            self.notify(str(err), title="No run directory", severity="warning", timeout=8)
-            return None
-        self.training_log.note(f"Recording this run in {run.path}", "dim")
-        return run
-
-    def _record_hparams(self, hparams: Hyperparams) -> None:
-        """A continued run keeps its directory; its hparams.toml follows the new settings.
-
-        Except `epochs`: it stays the length of one round, which `t` runs again after a resume.
-        """
-        if self.run_dir is None:
-            return
-        try:
-            self.run_dir.update_hparams(hparams.with_changes(epochs=self.run_dir.hparams.epochs))
-        except OSError as err:
-            self.training_log.warning(f"hparams.toml in {self.run_dir.path} not updated: {err}")
 
     def action_stop_now(self) -> None:
         if self.session is None or self.state not in ACTIVE_STATES:

@@ -159,6 +159,20 @@ class ModelSaved(Message):
 
 
 @dataclass
+class RunCreated(Message):
+    """The training worker created the run directory a fresh model records into."""
+
+    run: RunDirectory
+
+
+@dataclass
+class RunNotCreated(Message):
+    """No run directory could be made; training goes on unrecorded. `reason` is one sentence."""
+
+    reason: str
+
+
+@dataclass
 class RecordFailed(Message):
     """A file could not be written (a run's results or a saved model); the app carries on."""
 

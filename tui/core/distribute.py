@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from tui.core.runtime import import_keras
+from tui.core.runtime import device_info, import_keras
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 """Names accepted by `--strategy` and `make_strategy`."""
@@ -354,3 +354,9 @@ def describe_strategy(strategy: Any) -> str:
     if total > len(kinds) and kinds:
         return f"{name} · {total // len(kinds)} workers · {local} each"
     return f"{name} · {local}"
+
+
+def training_device(strategy: Any) -> str:
+    """What training runs on, in one line: the strategy's devices (see `describe_strategy`), or
+    with no strategy the device TensorFlow picks, such as "CPU (2 cores)"."""
+    return describe_strategy(strategy) if strategy is not None else device_info().describe()

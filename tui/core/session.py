@@ -12,7 +12,7 @@ import numpy as np
 from tui.core.callback import MAX_EPOCHS, SessionCallback, StopNow, TrainingControls
 from tui.core.config import Hyperparams
 from tui.core.data import MnistData
-from tui.core.distribute import describe_strategy
+from tui.core.distribute import training_device
 from tui.core.events import (
     EpochEnded,
     Evaluated,
@@ -25,7 +25,7 @@ from tui.core.events import (
     error_line,
 )
 from tui.core.model import build_model
-from tui.core.runtime import device_info, import_keras
+from tui.core.runtime import import_keras
 
 keras = import_keras()
 
@@ -97,11 +97,7 @@ class TrainingSession:
     @property
     def device(self) -> str:
         if self._device is None:
-            self._device = (
-                describe_strategy(self.strategy)
-                if self.strategy is not None
-                else device_info().describe()
-            )
+            self._device = training_device(self.strategy)
         return self._device
 
     def split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -24,14 +24,11 @@ from tui.core.predictions import (
     confusion_matrix,
     precision_recall,
 )
+from tui.format import format_percent
 from tui.screens.browser import NO_MODEL, PredictionBrowser
 
 CELL_WIDTH = 6
 """Room for a bracketed count of up to 999 and a space; cells have no padding so 80 columns fit."""
-
-
-def _percent(value: float) -> str:
-    return "—" if math.isnan(value) else f"{value:.0%}"
 
 
 def _right(text: str) -> str:
@@ -142,10 +139,10 @@ class ConfusionScreen(Screen[None]):
                 else:
                     # Square root so that a handful of mistakes is still visible beside the worst.
                     cells.append(cell(f"{count}", bad, 0.85 * math.sqrt(count / worst)))
-            cells.append(Text(" " + _right(_percent(float(recall[true])))))
+            cells.append(Text(" " + _right(format_percent(float(recall[true]), 0))))
             table.add_row(*cells, key=str(true), label=Text(f"true {true}", style="bold"))
         table.add_row(
-            *(Text(_right(_percent(float(p)))) for p in precision),
+            *(Text(_right(format_percent(float(p), 0))) for p in precision),
             Text(" " + _right(f"{accuracy(self.matrix):.0%}"), style="bold"),
             key="precision",
             label=Text("precision", style="bold"),

@@ -41,6 +41,8 @@ class DrawingPredicted(Message):
     """The preprocessed (28, 28, 1) image the model saw."""
     probabilities: np.ndarray
     """(10,) class probabilities."""
+    generation: int
+    """The screen's `_generation` when the drawing was taken: a stale one is not shown."""
 
 
 class DrawScreen(Screen[None]):
@@ -67,9 +69,13 @@ class DrawScreen(Screen[None]):
         super().__init__()
         self.predict_fn = predict_fn
         self._lock = threading.Lock()
-        self._pending: np.ndarray | None = None
-        """The newest drawing not yet predicted; older ones are dropped, never queued."""
+        self._pending: tuple[int, np.ndarray] | None = None
+        """The newest drawing not yet predicted, with its generation; older ones are dropped,
+        never queued."""
         self._predicting = False
+        self._generation = 0
+        """Counts the times the canvas was emptied (on the UI thread): a prediction of a drawing
+        from before then arrives too late to be shown."""
         self.last_probabilities: np.ndarray | None = None
         """What the model said about the latest drawing it saw."""
 
@@ -123,13 +129,16 @@ class DrawScreen(Screen[None]):
         if self.predict_fn is None:
             return
         if not event.pixels.any():
+            with self._lock:
+                self._generation += 1
+                self._pending = None
             self.last_probabilities = None
             self.query_one(ProbabilityBars).probabilities = None
             self.query_one("#draw-seen", Static).update("")
             self._show_verdict()
             return
         with self._lock:
-            self._pending = event.pixels
+            self._pending = (self._generation, event.pixels)
             if self._predicting:
                 return
             self._predicting = True
@@ -143,14 +152,15 @@ class DrawScreen(Screen[None]):
         try:
             while True:
                 with self._lock:
-                    pixels, self._pending = self._pending, None
-                    if pixels is None:
+                    pending, self._pending = self._pending, None
+                    if pending is None:
                         self._predicting = False
                         return
+                generation, pixels = pending
                 started = time.monotonic()
                 image = preprocess_drawing(pixels)
                 probabilities = np.asarray(predict_fn(image[np.newaxis]), dtype=np.float32)
-                self.post_message(DrawingPredicted(image, probabilities[0]))
+                self.post_message(DrawingPredicted(image, probabilities[0], generation))
                 # Throttle, not synchronise: newer drawings pile up into one while we wait.
                 time.sleep(max(0.0, MIN_INTERVAL - (time.monotonic() - started)))
         except BaseException:
@@ -160,6 +170,8 @@ class DrawScreen(Screen[None]):
 
     @on(DrawingPredicted)
     def _show_prediction(self, event: DrawingPredicted) -> None:
+        if event.generation != self._generation:
+            return  # the canvas was cleared while the model looked at the old drawing
         self.last_probabilities = event.probabilities
         self.query_one(ProbabilityBars).probabilities = tuple(float(p) for p in event.probabilities)
         self.query_one("#draw-seen", Static).update(

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from tui.core.events import EpochEnded
+from tui.format import format_percent
 from tui.widgets.compare import ComparePlot, RunCurve
 
 if TYPE_CHECKING:
@@ -41,10 +42,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("note", "note"),
 )
 """(key, label) of the table's columns, left to right."""
-
-
-def format_percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2%}"
 
 
 def format_duration(seconds: float) -> str:

@@ -73,6 +73,8 @@ LOCKED_WITH_MODEL: frozenset[str] = ARCHITECTURE_FIELDS | {"momentum"}
 
 _MAX_SHOWN = 24
 """Longest raw text quoted back in an error message."""
+_CHANGED = (Input.Changed, Select.Changed, Checkbox.Changed)
+"""The messages the panel's controls post when their value changes."""
 
 
 def parse_field(name: str, text: str) -> Any:
@@ -149,7 +151,6 @@ class HyperparamsPanel(VerticalScroll):
         self._initial = hparams
         matches = preset_name in PRESETS and preset(preset_name) == hparams
         self._preset_name = preset_name if matches else Select.NULL
-        self._loading = False
 
     # --- building -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -273,10 +274,18 @@ class HyperparamsPanel(VerticalScroll):
             widget.value = value
 
     def load(self, hparams: Hyperparams) -> None:
-        """Show every field of `hparams`."""
+        """Show every field of `hparams`, then check them all once.
+
+        No change message is posted for the fields filled here: each would revalidate every
+        field (and Textual delivers them only after this returns, so no flag set around the
+        loop could tell them from the user's edits).
+        """
         self._fallback = hparams
-        for name in FIELD_NAMES:
-            self.set_value(name, getattr(hparams, name))
+        with self.prevent(*_CHANGED):
+            for name in FIELD_NAMES:
+                self.set_value(name, getattr(hparams, name))
+            if self._matches_preset() is False:
+                self.query_one("#hp-preset", Select).clear()
         self.call_after_refresh(self.first_invalid)
 
     def focus_field(self, name: str) -> None:
@@ -305,18 +314,15 @@ class HyperparamsPanel(VerticalScroll):
     @on(Input.Changed)
     @on(Select.Changed)
     @on(Checkbox.Changed)
-    def _field_changed(self, event: Message) -> None:
+    def _field_changed(self, event: Input.Changed | Select.Changed | Checkbox.Changed) -> None:
         event.stop()
-        if self._loading:
-            return
+        if event.control.id == "hp-preset":
+            return  # not a field: `_preset_chosen` handles it
         # A change can make another field valid or invalid (e.g. padding vs conv_filters).
         self.first_invalid()
         if self._matches_preset() is False:
-            self._loading = True
-            try:
+            with self.prevent(Select.Changed):
                 self.query_one("#hp-preset", Select).clear()
-            finally:
-                self._loading = False
 
     def _matches_preset(self) -> bool | None:
         select = self.query_one("#hp-preset", Select)
@@ -331,17 +337,10 @@ class HyperparamsPanel(VerticalScroll):
     @on(Select.Changed, "#hp-preset")
     def _preset_chosen(self, event: Select.Changed) -> None:
         event.stop()
-        if self._loading or event.value is Select.NULL:
-            return
-        chosen = preset(str(event.value))
-        if self._matches_preset():
+        if event.value is Select.NULL or self._matches_preset():
             # Select reports its first value too; the fields already show it.
             return
-        self._loading = True
-        try:
-            self.load(chosen)
-        finally:
-            self._loading = False
+        self.load(preset(str(event.value)))
 
     @on(Input.Submitted)
     @on(Input.Blurred)

@@ -8,6 +8,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from tui.format import format_percent
+
 STATE_LABELS: dict[str, str] = {
     "loading": "loading TensorFlow…",
     "loading-data": "loading MNIST…",
@@ -55,6 +57,7 @@ class StatusBar(Static):
         epoch = (
             f"ep {self.epoch}/{self.target}" if compact else f"epoch {self.epoch} of {self.target}"
         )
+        decimals = 1 if compact else 2
         parts: list[tuple[str, str] | str] = [
             (self.data_short if compact else self.data_text, "status--data"),
             sep,
@@ -64,9 +67,9 @@ class StatusBar(Static):
             sep,
             epoch,
             sep,
-            f"val {_pct(self.val_accuracy, compact)}",
+            f"val {format_percent(self.val_accuracy, decimals, missing='-')}",
             sep,
-            f"test {_pct(self.test_accuracy, compact)}",
+            f"test {format_percent(self.test_accuracy, decimals, missing='-')}",
         ]
         text = Text(no_wrap=True, overflow="ellipsis")
         for part in parts:
@@ -83,9 +86,3 @@ class StatusBar(Static):
         "status--sep",
         *(f"status--state-{state}" for state in STATE_LABELS),
     }
-
-
-def _pct(value: float | None, compact: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1%}" if compact else f"{value:.2%}"
