@@ -151,6 +151,8 @@ class HyperparamsPanel(VerticalScroll):
         self._initial = hparams
         matches = preset_name in PRESETS and preset(preset_name) == hparams
         self._preset_name = preset_name if matches else Select.NULL
+        self._checked: dict[str, Any] = {name: getattr(hparams, name) for name in FIELD_NAMES}
+        """The field values the errors on show were worked out for."""
 
     # --- building -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -246,6 +248,7 @@ class HyperparamsPanel(VerticalScroll):
     def first_invalid(self) -> tuple[str, str] | None:
         """Revalidate every field; the first invalid one and its message, if any."""
         found: tuple[str, str] | None = None
+        self._checked = self.raw_values()
         for name in FIELD_NAMES:
             error = self._revalidate(name)
             if error and found is None:
@@ -318,6 +321,10 @@ class HyperparamsPanel(VerticalScroll):
         event.stop()
         if event.control.id == "hp-preset":
             return  # not a field: `_preset_chosen` handles it
+        if self.raw_values() == self._checked:
+            # Nothing new: each control reports its first value as it mounts (a check of every
+            # field per control, a sixth of the first frame), and an edit can restore a value.
+            return
         # A change can make another field valid or invalid (e.g. padding vs conv_filters).
         self.first_invalid()
         if self._matches_preset() is False:
