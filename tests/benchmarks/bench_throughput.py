@@ -7,8 +7,9 @@ Run from the project root (it prints a table; nothing is asserted here):
 Each variant trains in its own process (thread settings only take effect before TensorFlow
 starts), with the app's own per-batch callback attached, so a variant that would starve live
 progress pays for it here too. Every variant sees the same images, model and batch size; the
-figure is the median samples/s of the epochs after the first (which pays for tracing), and the
-ratio is against the first variant, the way the session trains today.
+figure is the median samples/s of the epochs after the first (which pays for tracing), over
+several rounds in which the variants take turns (so that a noisy spell slows all of them), and
+the ratio is against the first variant, the way the session trains today.
 """
 
 from __future__ import annotations
@@ -108,7 +109,6 @@ def run_variant(options: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     return {
         "samples_per_sec": [len(x) / s for s in seconds],
         "progress_per_epoch": len(progress) / args.epochs,
-        "seconds_per_epoch": statistics.median(seconds[1:] or seconds),
     }
 
 
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--train-size", type=int, default=20_000)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2, help="variants run in turn this often")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
@@ -125,35 +126,52 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(
         f"preset {args.preset}, {args.train_size:,} images, {args.epochs} epochs per variant, "
-        "median samples/s of epochs 2+"
+        f"{args.rounds} rounds, median samples/s of epochs 2+"
     )
-    rows = []
-    for name, options in VARIANTS.items():
-        command = [
-            sys.executable,
-            __file__,
-            *("--data", args.data, "--preset", args.preset),
-            *("--train-size", str(args.train_size), "--epochs", str(args.epochs)),
-            *("--child", json.dumps(options)),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(f"{name}: failed\n{done.stderr[-2000:]}")
-            continue
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        rate = statistics.median(result["samples_per_sec"][1:] or result["samples_per_sec"])
-        rows.append((name, rate, result["progress_per_epoch"], result["seconds_per_epoch"]))
-        print(f"  {name}: {rate:,.0f} samples/s", flush=True)
+    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    updates: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for _ in range(args.rounds):
+        for name, options in VARIANTS.items():
+            result = _child(name, options, args)
+            if result is not None:
+                rates[name].extend(result["samples_per_sec"][1:] or result["samples_per_sec"])
+                updates[name].append(result["progress_per_epoch"])
+    rows = [
+        (name, statistics.median(rates[name]), statistics.median(updates[name]))
+        for name in VARIANTS
+        if rates[name]
+    ]
     if not rows:
         return 1
     reference = rows[0][1]
     print()
     print(f"{'variant':36} {'samples/s':>10} {'ratio':>6} {'s/epoch':>8} {'updates/epoch':>14}")
-    for name, rate, updates, per_epoch in rows:
+    for name, rate, per_epoch_updates in rows:
+        seconds = args.train_size / rate
         print(
-            f"{name:36} {rate:>10,.0f} {rate / reference:>6.2f} {per_epoch:>8.1f} {updates:>14.0f}"
+            f"{name:36} {rate:>10,.0f} {rate / reference:>6.2f} {seconds:>8.1f} "
+            f"{per_epoch_updates:>14.0f}"
         )
     return 0
+
+
+def _child(name: str, options: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None:
+    """Run one variant in a fresh process; None (and the error shown) when it fails."""
+    command = [
+        sys.executable,
+        __file__,
+        *("--data", args.data, "--preset", args.preset),
+        *("--train-size", str(args.train_size), "--epochs", str(args.epochs)),
+        *("--child", json.dumps(options)),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"{name}: failed\n{done.stderr[-2000:]}")
+        return None
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    rate = statistics.median(result["samples_per_sec"][1:] or result["samples_per_sec"])
+    print(f"  {name}: {rate:,.0f} samples/s", flush=True)
+    return result
 
 
 if __name__ == "__main__":
