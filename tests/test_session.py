@@ -25,10 +25,14 @@ from tui.core.events import (
     TrainingStarted,
     TrainingStopped,
 )
+from tui.core.model import STEPS_PER_EXECUTION
 from tui.core.runtime import import_keras
 from tui.core.session import TrainingSession
 
 keras = import_keras()
+
+SECOND_GROUP = STEPS_PER_EXECUTION
+"""The first batch of the second group Keras runs in one call: callbacks see only group starts."""
 
 TINY = Hyperparams(
     epochs=1,
@@ -130,7 +134,7 @@ def test_stop_now_ends_fit_before_the_next_batch(data: MnistData) -> None:
     requested_at: list[int] = []
 
     def stop_at_fifth(epoch: int, batch: int) -> None:
-        if epoch == 2 and batch == 4:
+        if epoch == 2 and batch == SECOND_GROUP:
             requested_at.append(hook.begun)
             session.controls.stop_now()
 
@@ -162,7 +166,7 @@ def test_stop_after_epoch_finishes_the_epoch_in_progress(data: MnistData) -> Non
     session: TrainingSession
 
     def ask(epoch: int, batch: int) -> None:
-        if epoch == 1 and batch == 3:
+        if epoch == 1 and batch == SECOND_GROUP:
             session.controls.stop_after_epoch()
 
     session, sink = make_session(data, TINY.with_changes(epochs=3), BatchHook(ask))
@@ -175,7 +179,7 @@ def test_raising_the_target_while_training_runs_more_epochs(data: MnistData) -> 
     session: TrainingSession
 
     def extend(epoch: int, batch: int) -> None:
-        if epoch == 1 and batch == 2:
+        if epoch == 1 and batch == SECOND_GROUP:
             session.controls.change_epoch_target(+1)
 
     session, sink = make_session(data, TINY.with_changes(epochs=1), BatchHook(extend))
@@ -189,7 +193,7 @@ def test_lowering_the_target_never_drops_below_the_epoch_in_progress(data: Mnist
     answers: list[int] = []
 
     def shrink(epoch: int, batch: int) -> None:
-        if epoch == 2 and batch == 1:
+        if epoch == 2 and batch == SECOND_GROUP:
             answers.append(session.controls.set_epoch_target(1))
 
     session, _ = make_session(data, TINY.with_changes(epochs=4), BatchHook(shrink))
@@ -201,7 +205,7 @@ def test_lowering_the_target_never_drops_below_the_epoch_in_progress(data: Mnist
 def test_pause_holds_training_until_resumed(data: MnistData) -> None:
     session: TrainingSession
     paused = threading.Event()
-    hook = BatchHook(lambda e, b: session.controls.pause() if (e, b) == (1, 3) else None)
+    hook = BatchHook(lambda e, b: session.controls.pause() if (e, b) == (1, SECOND_GROUP) else None)
     session, sink = make_session(data, TINY, hook)
     sink.hooks.append((Paused, lambda e: paused.set()))
     worker = threading.Thread(target=session.train)
@@ -209,7 +213,7 @@ def test_pause_holds_training_until_resumed(data: MnistData) -> None:
     assert paused.wait(60)
     begun_when_paused = hook.begun
     assert session.controls.paused
-    # Nothing moves while paused: the training thread is parked before batch 4.
+    # Nothing moves while paused: the training thread is parked before the group after it.
     worker.join(0.3)
     assert worker.is_alive()
     assert hook.begun == begun_when_paused
@@ -222,7 +226,7 @@ def test_pause_holds_training_until_resumed(data: MnistData) -> None:
 
 def test_stop_now_releases_a_pause(data: MnistData) -> None:
     session: TrainingSession
-    hook = BatchHook(lambda e, b: session.controls.pause() if (e, b) == (1, 2) else None)
+    hook = BatchHook(lambda e, b: session.controls.pause() if (e, b) == (1, SECOND_GROUP) else None)
     session, sink = make_session(data, TINY, hook)
     sink.hooks.append((Paused, lambda e: session.controls.stop_now()))
     assert session.train() is StopReason.USER
@@ -231,7 +235,9 @@ def test_stop_now_releases_a_pause(data: MnistData) -> None:
 def test_learning_rate_changes_live(data: MnistData) -> None:
     session: TrainingSession
     hook = BatchHook(
-        lambda e, b: session.controls.set_learning_rate(2.5e-4) if (e, b) == (1, 5) else None
+        lambda e, b: (
+            session.controls.set_learning_rate(2.5e-4) if (e, b) == (1, SECOND_GROUP) else None
+        )
     )
     session, sink = make_session(data, TINY, hook)
     session.train()
@@ -269,7 +275,7 @@ def test_nan_loss_stops_training(data: MnistData) -> None:
 
     def poison(epoch: int, batch: int) -> None:
         # What a diverging run ends up with: weights that are no longer numbers.
-        if (epoch, batch) == (1, 3):
+        if (epoch, batch) == (1, SECOND_GROUP):
             kernel = session.model.get_layer("output").kernel
             kernel.assign(np.full(kernel.shape, np.nan, dtype=np.float32))
 
@@ -283,7 +289,7 @@ def test_nan_loss_stops_training(data: MnistData) -> None:
 
 def test_an_exception_inside_training_is_reported_not_raised(data: MnistData) -> None:
     def explode(epoch: int, batch: int) -> None:
-        if batch == 2:
+        if batch == SECOND_GROUP:
             raise RuntimeError("disk on fire")
 
     session, sink = make_session(data, TINY, BatchHook(explode))

@@ -876,7 +876,7 @@ class MnistApp(App[None]):
             return
         self.session.controls.stop_now()
         self.state = "stopping"
-        self.progress.set_note("stopping before the next batch…")
+        self.progress.set_note("stopping…")
 
     def action_stop_after_epoch(self) -> None:
         if self.session is None or self.state not in ACTIVE_STATES:
@@ -1019,7 +1019,7 @@ class MnistApp(App[None]):
 
     # --- leaving ------------------------------------------------------------------------------
     def action_quit(self) -> None:  # type: ignore[override]
-        """Stop `fit` within one batch; exit once the training worker has returned."""
+        """Stop `fit` within a few batches; exit once the training worker has returned."""
         self._quitting = True
         if self.session is not None:
             self.session.controls.stop_now()

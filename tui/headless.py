@@ -256,10 +256,10 @@ def _accuracy_line(loss: float, accuracy: float, samples: int) -> str:
 
 @contextlib.contextmanager
 def _ctrl_c_stops(stop_now: Callable[[], None], console: Console) -> Iterator[None]:
-    """While training, Ctrl+C asks the session to stop before the next batch.
+    """While training, Ctrl+C asks the session to stop before the next group of batches.
 
     Training runs in this (the main) thread, where Python runs signal handlers between
-    bytecodes, so the request lands within one batch. A second Ctrl+C gives up at once.
+    bytecodes, so the request lands within a few batches. A second Ctrl+C gives up at once.
     """
     pressed = 0
 

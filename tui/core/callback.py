@@ -70,7 +70,7 @@ class TrainingControls:
 
     # --- stopping and pausing ----------------------------------------------------------------
     def stop_now(self) -> None:
-        """Leave `fit` before the next batch; also releases a pause."""
+        """Leave `fit` before the next group of batches; also releases a pause."""
         self._stop_now.set()
         self._running.set()
 
@@ -106,7 +106,7 @@ class TrainingControls:
 
     # --- learning rate -------------------------------------------------------------------------
     def set_learning_rate(self, learning_rate: float) -> None:
-        """Ask for a new learning rate; applied before the next batch."""
+        """Ask for a new learning rate; applied before the next group of batches."""
         if not (isinstance(learning_rate, int | float) and 0 < learning_rate <= 1):
             raise ValueError(f"learning_rate = {learning_rate!r} must be in (0, 1].")
         with self._lock:
@@ -142,11 +142,12 @@ class TrainingControls:
 class SessionCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
     """Reads the controls between batches and reports progress as events.
 
+    Keras calls the batch hooks once per `steps_per_execution` batches (8, see `model.py`).
     Control runs in `on_train_batch_begin`, which Keras calls on the training thread, so a stop
-    or pause takes effect before the next batch. Progress runs in `on_train_batch_end`, which
-    Keras may dispatch to a helper thread (`async_safe`), so reading the metrics never stalls
-    the device; that is also why NaN is detected here rather than with `TerminateOnNaN`, whose
-    per-batch hook would force every batch to synchronise.
+    or pause takes effect before the next group of batches. Progress runs in
+    `on_train_batch_end`, which Keras may dispatch to a helper thread (`async_safe`), so reading
+    the metrics never stalls the device; that is also why NaN is detected here rather than with
+    `TerminateOnNaN`, whose per-batch hook would force every batch to synchronise.
     """
 
     async_safe = True
@@ -245,14 +246,16 @@ class SessionCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defin
     # --- progress -----------------------------------------------------------------------------
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
+        # `batch` is the last batch of the group Keras ran; for the epoch's last, shorter group
+        # it runs past the end of the epoch.
+        step = min(batch + 1, self._steps) if self._steps else batch + 1
         loss = float(logs.get("loss", math.nan))
         if not math.isfinite(loss):
             self.stop_reason = StopReason.NAN
-            self.stop_message = f"loss became {loss} at epoch {self._epoch}, step {batch + 1}"
+            self.stop_message = f"loss became {loss} at epoch {self._epoch}, step {step}"
             self.model.stop_training = True
             return
         now = self.clock()
-        step = batch + 1
         with self._lock:
             # Async dispatch may run two batches' hooks out of order: never report backwards.
             if step <= self._last_step or now - self._last_emit < self.progress_interval:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from tui.core.model import STEPS_PER_EXECUTION
 from tui.core.runtime import device_info, import_keras
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -354,6 +355,16 @@ def describe_strategy(strategy: Any) -> str:
     if total > len(kinds) and kinds:
         return f"{name} · {total // len(kinds)} workers · {local} each"
     return f"{name} · {local}"
+
+
+def steps_per_execution(strategy: Any) -> int:
+    """Batches per call into TensorFlow under `strategy` (see `model.STEPS_PER_EXECUTION`).
+
+    One under any strategy: Keras's multi-step loop fails under MirroredStrategy and
+    MultiWorkerMirroredStrategy alike with "You must feed a value for placeholder tensor"
+    (keras-team/keras#19246; TensorFlow 2.21, Keras 3.15, on two CPU replicas and two workers).
+    """
+    return STEPS_PER_EXECUTION if strategy is None else 1
 
 
 def training_device(strategy: Any) -> str:

@@ -19,7 +19,7 @@ class StopReason(enum.Enum):
     FINISHED = "finished"
     """The epoch target was reached."""
     USER = "stopped by user"
-    """Stop now: training ended within one batch, the epoch in progress is not counted."""
+    """Stop now: training ended within a few batches, the epoch in progress is not counted."""
     AFTER_EPOCH = "stopped after epoch"
     """Stop after this epoch: the epoch in progress completed first."""
     NAN = "loss became NaN"

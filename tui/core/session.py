@@ -12,7 +12,7 @@ import numpy as np
 from tui.core.callback import MAX_EPOCHS, SessionCallback, StopNow, TrainingControls
 from tui.core.config import Hyperparams
 from tui.core.data import MnistData
-from tui.core.distribute import training_device
+from tui.core.distribute import steps_per_execution, training_device
 from tui.core.events import (
     EpochEnded,
     Evaluated,
@@ -91,7 +91,9 @@ class TrainingSession:
             # Variables created under the scope are mirrored; Keras then trains with the strategy.
             scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
             with scope:
-                self.model = build_model(self.hparams)
+                self.model = build_model(
+                    self.hparams, steps_per_execution=steps_per_execution(self.strategy)
+                )
         return self.model
 
     @property
@@ -183,7 +185,7 @@ class TrainingSession:
                 reason, message = callback.stop_reason, callback.stop_message
         except StopNow:
             reason = StopReason.USER
-            message = "stopped before the next batch; the epoch in progress is not counted"
+            message = "stopped within a few batches; the epoch in progress is not counted"
         except Exception as err:
             reason, message = StopReason.ERROR, error_line(err)
         finally:

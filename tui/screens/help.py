@@ -18,7 +18,7 @@ KEYS: tuple[tuple[str, str], ...] = (
         "train; after a run ends, continue (to the epochs field if it is higher, "
         "else for another run of the same length)",
     ),
-    ("s", "stop now (within one batch; the epoch in progress is not counted)"),
+    ("s", "stop now (within 8 batches; the epoch in progress is not counted)"),
     ("e", "stop after the epoch in progress"),
     ("p", "pause / resume"),
     ("+ / -", "raise / lower the epoch target (never below the epoch in progress)"),
