@@ -4,9 +4,9 @@ Run from the project root (it prints a table; nothing is asserted here):
 
     .venv/bin/python tests/benchmarks/bench_training.py --data ../shared/data/mnist.npz
 
-The three set-ups train the same model on the same data with the same batch size, taking turns
+The set-ups train the same model on the same data with the same batch size, taking turns
 epoch by epoch so that a noisy machine slows all of them alike. Each figure is timed from the
-start to the end of an epoch (Keras's own epoch hooks), so all three pay for the same work;
+start to the end of an epoch (Keras's own epoch hooks), so all of them pay for the same work;
 figures are medians of the epochs after the first (which pays for tracing).
 """
 
@@ -33,7 +33,7 @@ from tui.core.runtime import import_keras  # noqa: E402
 
 keras = import_keras()
 
-from tui.core.model import build_model  # noqa: E402
+from tui.core.model import STEPS_PER_EXECUTION, build_model  # noqa: E402
 from tui.core.session import TrainingSession  # noqa: E402
 
 
@@ -53,12 +53,20 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
 
 
 class PlainFit:
-    """The reference: `model.fit` as the original script calls it, one epoch per call."""
+    """`model.fit` as the original script calls it, one epoch per call.
 
-    name = "plain model.fit"
+    With one batch per call into TensorFlow it is the original script, the reference; with the
+    session's `STEPS_PER_EXECUTION` it is the same settings as the app without the app, which
+    shows what the callback and the UI themselves cost.
+    """
 
-    def __init__(self, hparams: Hyperparams, data: MnistData) -> None:
-        self.model = build_model(hparams)
+    def __init__(self, hparams: Hyperparams, data: MnistData, steps_per_execution: int) -> None:
+        self.name = (
+            "plain model.fit (the script)"
+            if steps_per_execution == 1
+            else f"plain model.fit, {steps_per_execution} steps/call"
+        )
+        self.model = build_model(hparams, steps_per_execution=steps_per_execution)
         self.hparams = hparams
         self.data = data
         self.epoch = 0
@@ -211,22 +219,26 @@ def main(argv: list[str] | None = None) -> int:
     data = load_mnist(args.data)
     if args.train_size:
         data = data.subset(train=args.train_size)
-    # No validation split: the reference script had none, and it would cost all three alike.
+    # No validation split: the reference script had none, and it would cost all alike.
     hparams = preset(args.preset).with_changes(validation_split=0.0)
-    setups: list[Any] = [PlainFit(hparams, data), HeadlessSession(hparams, data)]
+    script, same_settings = PlainFit(hparams, data, 1), PlainFit(hparams, data, STEPS_PER_EXECUTION)
+    setups: list[Any] = [script, same_settings, HeadlessSession(hparams, data)]
     if not args.no_app:
         setups.append(WholeApp(hparams, data))
     rates: dict[str, list[float]] = {s.name: [] for s in setups}
     asyncio.run(take_turns(setups, rates, args.epochs))
 
-    reference = statistics.median(rates[PlainFit.name][1:])
+    reference = statistics.median(rates[script.name][1:])
+    same = statistics.median(rates[same_settings.name][1:])
     print()
     print(f"preset {args.preset}, batch {hparams.batch_size}, {len(data.x_train):,} images/epoch,")
     print(f"{args.epochs} epochs each (first dropped), {data.describe()}")
-    print(f"{'set-up':32} {'samples/s (median)':>20} {'ratio to plain':>15}")
+    print(f"{'set-up':32} {'samples/s (median)':>20} {'to the script':>14} {'to same plain':>14}")
     for setup in setups:
         median = statistics.median(rates[setup.name][1:])
-        print(f"{setup.name:32} {median:>20,.0f} {median / reference:>15.3f}")
+        print(
+            f"{setup.name:32} {median:>20,.0f} {median / reference:>14.3f} {median / same:>14.3f}"
+        )
         if isinstance(setup, WholeApp):
             share = statistics.median(setup.ui_share[1:])
             print(f"  (UI event loop: {share:.1%} of one core while training, incl. evaluation)")
