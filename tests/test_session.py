@@ -255,6 +255,19 @@ def test_cosine_schedule_decays_towards_the_target(data: MnistData) -> None:
     assert second.learning_rate < first.learning_rate
 
 
+def test_training_runs_groups_of_batches_per_call_and_reports_every_step_once(
+    data: MnistData,
+) -> None:
+    # The measured speed-up (bench_throughput.py) only holds if the model gets the setting.
+    hook = BatchHook()
+    session, sink = make_session(data, TINY, hook)
+    session.train()
+    assert session.model.steps_per_execution == STEPS_PER_EXECUTION
+    steps = session.model.optimizer.iterations.numpy()
+    assert steps == 18 and hook.begun == math.ceil(18 / STEPS_PER_EXECUTION)
+    assert max(p.step for p in sink.of(BatchProgress)) == 18
+
+
 def test_continue_after_a_finished_run_keeps_counting(data: MnistData) -> None:
     session, sink = make_session(data, TINY)
     session.train()
