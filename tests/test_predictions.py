@@ -153,10 +153,10 @@ def test_cli_selection_windows_the_filtered_sorted_indices() -> None:
     wrong_fours = PredictionFilter(misclassified=True, true=4)
     expected = expected_indices(p, wrong_fours, PredictionSort.LOSS)
     selection = Selection(index=1, count=3, filter=wrong_fours, sort=PredictionSort.LOSS)
-    assert select_indices(selection, p.labels, p.probabilities) == expected[1:4]
-    assert select_indices(Selection(index=5, count=2), p.labels, p.probabilities) == [5, 6]
+    assert select_indices(selection, p) == expected[1:4]
+    assert select_indices(Selection(index=5, count=2), p) == [5, 6]
     nothing = Selection(filter=PredictionFilter(misclassified=True, true=4, predicted=4))
-    assert select_indices(nothing, p.labels, p.probabilities) == []
+    assert select_indices(nothing, p) == []
     past_the_end = Selection(index=len(expected), filter=wrong_fours)
     with pytest.raises(UsageError, match="the selection has"):
-        select_indices(past_the_end, p.labels, p.probabilities)
+        select_indices(past_the_end, p)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 # numpy alone is a third of them (tests/benchmarks/bench_startup.py).
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
+_Opened = TypeVar("_Opened")
 APP_PROGRESS_INTERVAL = 0.2
 """Seconds between progress updates in the app. On two cores every repaint is taken from
 training; five a second looks live and measured close to the plain script's speed
@@ -651,16 +653,24 @@ class MnistApp(App[None]):
         """The strategy's scope: a model loaded inside it trains under the strategy."""
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="open")
-    def _resume_run(self, path: Path) -> None:
-        from tui.core.runs import RunError, resume
+    def _open_in_scope(self, open_: Callable[[Path], _Opened], path: Path) -> _Opened | None:
+        """`open_(path)` under the strategy's scope; None once a failure is reported."""
+        from tui.core.runs import RunError
 
-        assert self.data is not None
         try:
             with self._scope():
-                resumed = resume(path)
+                return open_(path)
         except RunError as err:
             self.post_message(messages.OpenFailed(str(err)))
+            return None
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="open")
+    def _resume_run(self, path: Path) -> None:
+        from tui.core.runs import resume
+
+        assert self.data is not None
+        resumed = self._open_in_scope(resume, path)
+        if resumed is None:
             return
         session = resumed.session(self.data, tensorboard=self.tensorboard)
         session.progress_interval = self.progress_interval
@@ -672,19 +682,14 @@ class MnistApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="open")
     def _load_model(self, path: Path) -> None:
-        import numpy as np
-
-        from tui.core.runs import RunError, load_model_file
+        from tui.core.predictions import predict_test_set
+        from tui.core.runs import load_model_file
 
         assert self.data is not None
-        try:
-            with self._scope():
-                model = load_model_file(path)
-        except RunError as err:
-            self.post_message(messages.OpenFailed(str(err)))
+        model = self._open_in_scope(load_model_file, path)
+        if model is None:
             return
-        probabilities = model.predict(self.data.x_test, batch_size=1024, verbose=0)
-        predictions = Predicted(np.asarray(probabilities, dtype=np.float32), self.data.y_test)
+        predictions = predict_test_set(model, self.data.x_test, self.data.y_test)
         self.post_message(messages.ModelOpened(model, path, predictions))
 
     @on(messages.OpenFailed)

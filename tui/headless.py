@@ -50,7 +50,7 @@ from tui.core.events import (
     TrainingStarted,
     TrainingStopped,
 )
-from tui.core.predictions import PredictionFilter, PredictionSort, select
+from tui.core.predictions import PredictionFilter, PredictionSort, predict_test_set, select
 from tui.core.runtime import TENSORBOARD_MISSING, tensorboard_installed
 
 EVAL_BATCH = 1024
@@ -448,17 +448,16 @@ class Selection:
     """Test order, least confident first, or highest loss first."""
 
 
-def select_indices(selection: Selection, labels: Any, probabilities: Any) -> list[int]:
+def select_indices(selection: Selection, predictions: Predicted) -> list[int]:
     """Test-set indices to show, in order; raises UsageError when out of range.
 
     Args:
         selection: what was asked for.
-        labels: true labels of the whole test set.
-        probabilities: (n, 10) class probabilities of every test image.
+        predictions: the whole test set's.
     """
     if selection.count < 1:
         raise UsageError(f"count = {selection.count} is out of range: at least 1.")
-    chosen = select(Predicted(probabilities, labels), selection.filter, selection.sort)
+    chosen = select(predictions, selection.filter, selection.sort)
     total = len(chosen)
     if total and not 0 <= selection.index < total:
         what = "test set" if selection.filter.is_all else "selection"
@@ -502,9 +501,9 @@ def run_predict(args: argparse.Namespace, console: Console) -> int:
     model = _load_model(args.model)
     data = _load_data(console, args.data)
     # The whole test set, not just the shown slice: filters and sorting need every prediction.
-    probabilities = model.predict(data.x_test, batch_size=EVAL_BATCH, verbose=0)
-    predicted = probabilities.argmax(axis=1)
-    indices = select_indices(selection, data.y_test, probabilities)
+    predictions = predict_test_set(model, data.x_test, data.y_test, EVAL_BATCH)
+    predicted = predictions.predicted
+    indices = select_indices(selection, predictions)
     if not indices:
         console.print(f"No test digits match: {selection.filter.describe()}.", highlight=False)
         return EXIT_OK
@@ -518,7 +517,7 @@ def run_predict(args: argparse.Namespace, console: Console) -> int:
             i,
             int(data.y_test[i]),
             int(predicted[i]),
-            float(probabilities[i, predicted[i]]),
+            float(predictions.probabilities[i, predicted[i]]),
             compact=args.compact,
             color=color,
         )

@@ -25,6 +25,7 @@ from tui.core.events import (
     error_line,
 )
 from tui.core.model import build_model
+from tui.core.predictions import predict_test_set
 from tui.core.runtime import import_keras
 
 keras = import_keras()
@@ -216,8 +217,7 @@ class TrainingSession:
     def predict(self, batch_size: int = 1024) -> Predicted:
         """Class probabilities for the whole test set."""
         model = self.ensure_model()
-        probabilities = model.predict(self.data.x_test, batch_size=batch_size, verbose=0)
-        result = Predicted(np.asarray(probabilities, dtype=np.float32), self.data.y_test)
+        result = predict_test_set(model, self.data.x_test, self.data.y_test, batch_size)
         self.last_prediction = result
         self._emit(result)
         return result
