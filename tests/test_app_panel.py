@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from textual.widgets import Input, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static
 
 from tui.app import MnistApp, create_app
 from tui.core.config import Hyperparams, preset
@@ -71,6 +71,9 @@ async def test_choosing_a_preset_fills_the_fields(mnist_small: MnistData) -> Non
         await pilot.pause()
         assert app.panel.hyperparams() == preset("fast")
         assert app.panel.query_one("#hp-padding", Select).value == "same"
+        # A switch says on or off in words, so it reads without colour (fast: BN on, no augment).
+        assert str(app.panel.query_one("#hp-batch_norm", Checkbox).label) == "on"
+        assert str(app.panel.query_one("#hp-augment", Checkbox).label) == "off"
         # Editing a field makes it a custom set (fast has batch 32).
         app.panel.query_one("#hp-batch_size", Input).value = "64"
         await pilot.pause()

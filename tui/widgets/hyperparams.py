@@ -128,6 +128,21 @@ class FieldValidator(Validator):
         return self.success() if error is None else self.failure(error)
 
 
+class OnOffCheckbox(Checkbox):
+    """A compact checkbox that also says "on" or "off": its mark alone differs only in colour."""
+
+    def __init__(self, value: bool, *, id: str) -> None:
+        super().__init__(_on_off(value), value, compact=True, id=id)
+
+    def watch_value(self) -> None:
+        super().watch_value()
+        self.label = _on_off(self.value)
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
 class HyperparamsPanel(VerticalScroll):
     """Preset picker plus every hyperparameter, validated inline with the core's messages."""
 
@@ -185,7 +200,7 @@ class HyperparamsPanel(VerticalScroll):
                 id=f"hp-{name}",
             )
         elif isinstance(value, bool):
-            widget = Checkbox("", value, compact=True, id=f"hp-{name}")
+            widget = OnOffCheckbox(value, id=f"hp-{name}")
         else:
             widget = Input(
                 format_field(name, value),
