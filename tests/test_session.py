@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from tui.core.events import (
     TrainingStarted,
     TrainingStopped,
 )
-from tui.core.model import STEPS_PER_EXECUTION
+from tui.core.model import STEPS_PER_EXECUTION, build_model
 from tui.core.runtime import import_keras
 from tui.core.session import TrainingSession
 
@@ -266,6 +267,25 @@ def test_training_runs_groups_of_batches_per_call_and_reports_every_step_once(
     steps = session.model.optimizer.iterations.numpy()
     assert steps == 18 and hook.begun == math.ceil(18 / STEPS_PER_EXECUTION)
     assert max(p.step for p in sink.of(BatchProgress)) == 18
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # unbuilt
+def test_a_model_saved_at_8_batches_per_call_trains_under_a_strategy(
+    data: MnistData, tmp_path: Path
+) -> None:
+    # A run resumed under --strategy mirrored: Keras restores the saved setting, which its
+    # multi-step loop cannot run under a strategy (keras-team/keras#19246).
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    path = tmp_path / "saved.keras"
+    build_model(TINY).save(path)
+    with strategy.scope():
+        model = keras.models.load_model(path)
+    assert model.steps_per_execution == STEPS_PER_EXECUTION
+    session, sink = make_session(data, TINY, model=model, strategy=strategy)
+    assert session.train() is StopReason.FINISHED, sink.of(TrainingStopped)[-1].message
+    assert model.steps_per_execution == 1
 
 
 def test_continue_after_a_finished_run_keeps_counting(data: MnistData) -> None:

@@ -682,6 +682,8 @@ class MnistApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="open")
     def _load_model(self, path: Path) -> None:
+        from tui.core.distribute import steps_per_execution
+        from tui.core.model import set_steps_per_execution
         from tui.core.predictions import predict_test_set
         from tui.core.runs import load_model_file
 
@@ -689,6 +691,7 @@ class MnistApp(App[None]):
         model = self._open_in_scope(load_model_file, path)
         if model is None:
             return
+        set_steps_per_execution(model, steps_per_execution(self.strategy))
         predictions = predict_test_set(model, self.data.x_test, self.data.y_test)
         self.post_message(messages.ModelOpened(model, path, predictions))
 

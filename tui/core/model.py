@@ -74,6 +74,15 @@ def build_model(
     return model
 
 
+def set_steps_per_execution(model: Any, steps: int) -> None:
+    """Run `steps` batches per call from now on, also for a model loaded from a file (Keras
+    restores the setting it was saved with, which may not suit the strategy it now runs under)."""
+    if model.steps_per_execution != steps:
+        model.steps_per_execution = steps
+        # Keras builds these once with the setting inside; rebuilt on next use.
+        model.train_function = model.test_function = model.predict_function = None
+
+
 def build_optimizer(hparams: Hyperparams) -> Any:
     """The optimizer named by the hyperparameters, at their learning rate."""
     keras = import_keras()

@@ -24,7 +24,7 @@ from tui.core.events import (
     TrainingStopped,
     error_line,
 )
-from tui.core.model import build_model
+from tui.core.model import build_model, set_steps_per_execution
 from tui.core.predictions import predict_test_set
 from tui.core.runtime import import_keras
 
@@ -87,14 +87,14 @@ class TrainingSession:
 
     # --- set-up -------------------------------------------------------------------------------
     def ensure_model(self) -> Any:
-        """The model, built from the hyperparameters on first use."""
+        """The model, built from the hyperparameters on first use, set to the number of batches
+        per call that suits the session's strategy."""
         if self.model is None:
             # Variables created under the scope are mirrored; Keras then trains with the strategy.
             scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
             with scope:
-                self.model = build_model(
-                    self.hparams, steps_per_execution=steps_per_execution(self.strategy)
-                )
+                self.model = build_model(self.hparams)
+        set_steps_per_execution(self.model, steps_per_execution(self.strategy))
         return self.model
 
     @property
