@@ -199,12 +199,12 @@ def test_missing_and_corrupt_model_files(tmp_path: Path) -> None:
     assert (run.code, run.err.strip()) == (
         2,
         "mnist-tui: error: model file nope.keras does not exist; pass a .keras file saved by "
-        "train.",
+        "mnist-tui.",
     )
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
     run = cli(tmp_path, "predict", "--model", "junk.keras")
     assert run.code == 2
-    assert run.err.strip().startswith("mnist-tui: error: model file junk.keras is not a Keras")
+    assert run.err.strip().startswith("mnist-tui: error: model file junk.keras cannot be loaded (")
 
 
 # --- flags and their precedence (in process: no TensorFlow needed) ----------------------------

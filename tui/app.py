@@ -317,7 +317,7 @@ class MnistApp(App[None]):
 
     def _maybe_ready(self) -> None:
         """Once both TensorFlow and the data are in, say that training can start."""
-        if self.state not in ("loading", "loading-data"):
+        if self.state not in LOADING_STATES:
             return
         if not self.backend_ready:
             return

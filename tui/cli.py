@@ -385,7 +385,6 @@ def _run_app(args: argparse.Namespace) -> int:
         hparams,
         preset_name=args.preset,
         data_path=args.data,
-        log_path=str(tensorflow_log_path()),
         runs_dir=args.runs_dir,
         tensorboard=args.tensorboard,
         resume_path=args.resume,

@@ -13,7 +13,6 @@ import math
 import os
 import signal
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -78,21 +77,12 @@ def _load_data(console: Console, path: str | None) -> MnistData:
 
 def _load_model(path: Path) -> Any:
     """A saved Keras model, or UsageError with one sentence when it cannot be read."""
-    if not path.is_file():
-        raise UsageError(f"model file {path} does not exist; pass a .keras file saved by train.")
-    if not zipfile.is_zipfile(path):
-        # Keras's own message for this case says "File not found", which misleads.
-        raise UsageError(
-            f"model file {path} is not a Keras .keras archive; pass a file saved by train."
-        )
-    from tui.core.runtime import import_keras
+    from tui.core.runs import RunError, load_model_file  # imports TensorFlow
 
-    keras = import_keras()
     try:
-        return keras.models.load_model(path)
-    except Exception as err:  # Keras raises many types for a bad archive; all mean "unusable"
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise UsageError(f"model file {path} cannot be loaded: {reason}") from None
+        return load_model_file(path)
+    except RunError as err:
+        raise UsageError(str(err)) from None
 
 
 # --- train ------------------------------------------------------------------------------------
@@ -237,17 +227,12 @@ def model_path(out: Path | None, preset_name: str) -> Path:
 
 
 def save_model(model: Any, path: Path) -> None:
-    """Save under a temporary name first, so a crash or a second Ctrl+C never leaves a
-    half-written file under the real name."""
+    """Save through a temporary file, so a crash or a second Ctrl+C never leaves a half-written
+    file under the real name."""
+    from tui.core.runs import save_model_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Keras insists on the .keras suffix, so the marker goes in front.
-    temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}.keras")
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
+    save_model_atomic(model, path)
 
 
 def _accuracy_line(loss: float, accuracy: float, samples: int) -> str:
@@ -321,7 +306,7 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
         # Cheap checks first: hyperparameters and run.json, before TensorFlow loads.
         if not args.resume.is_dir():
             raise UsageError(f"{args.resume} is not a directory; pass a folder under runs/.")
-        preset_name = args.resume.name
+        preset_name = ""  # the run's own, once it is opened below
     if args.tensorboard and not tensorboard_installed():
         # Before the data, TensorFlow and an empty run directory.
         raise UsageError(TENSORBOARD_MISSING)
@@ -428,8 +413,7 @@ def _evaluate(model: Any, data: MnistData) -> tuple[float, float]:
     accuracy = values.get("accuracy")
     if accuracy is None:
         # A model saved without its compiled metrics still has predictions to count.
-        probabilities = model.predict(data.x_test, batch_size=EVAL_BATCH, verbose=0)
-        accuracy = (probabilities.argmax(axis=1) == data.y_test).mean()
+        accuracy = predict_test_set(model, data.x_test, data.y_test, EVAL_BATCH).accuracy
     return loss, float(accuracy)
 
 
