@@ -291,6 +291,7 @@ async def test_strategy_and_device_panel(mnist_small: MnistData, tmp_path: Path)
         assert not app.devices.display
         await pilot.press("i")
         assert app.devices.display
+        app.devices.report = None  # so that only the report after an epoch can fill it again
         await start_training(pilot, app)
         await wait_until(pilot, lambda: is_idle(app))
         assert app.state == "finished"
