@@ -281,3 +281,24 @@ def native_stderr_to(path: str | Path) -> Iterator[TextIO]:
         os.close(saved)
         with contextlib.suppress(OSError):
             terminal.close()
+
+
+@contextlib.contextmanager
+def quiet_runtime(log_path: Path) -> Iterator[None]:
+    """Send native stderr, Python warnings and library logging to `log_path`.
+
+    TensorFlow must be imported inside this: its C++ runtime writes banners to descriptor 2 at
+    import time, under Python, where nothing else can catch them. Warnings go through logging
+    (`logging.captureWarnings`), so one handler on the root logger takes both.
+    """
+    with native_stderr_to(log_path), open(log_path, "a", encoding="utf-8") as log:
+        handler = logging.StreamHandler(log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        logging.captureWarnings(True)
+        try:
+            yield
+        finally:
+            logging.captureWarnings(False)
+            root.removeHandler(handler)
