@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui.core.events import Predicted
+from tui.core.predictions import Predictions
 from tui.core.predictions import (
     PredictionFilter,
     PredictionSort,
@@ -21,14 +21,14 @@ from tui.core.predictions import (
 )
 
 
-def random_predictions(seed: int, n: int = 400) -> Predicted:
+def random_predictions(seed: int, n: int = 400) -> Predictions:
     """Softmax of random logits, nudged towards the labels so most are right but not all."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, n).astype(np.uint8)
     logits = rng.normal(size=(n, 10)) * 2.0
     logits[np.arange(n), labels] += 2.5
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return Predicted((exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), labels)
+    return Predictions((exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), labels)
 
 
 FILTERS = [
@@ -42,7 +42,7 @@ FILTERS = [
 ]
 
 
-def expected_indices(p: Predicted, f: PredictionFilter, sort: PredictionSort) -> list[int]:
+def expected_indices(p: Predictions, f: PredictionFilter, sort: PredictionSort) -> list[int]:
     """The same selection written the slow, obvious way."""
     probs, labels = p.probabilities.astype(np.float64), p.labels.astype(int)
     rows = []

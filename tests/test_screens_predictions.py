@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from tui.core.data import MnistData
-from tui.core.events import Predicted
+from tui.core.predictions import Predictions
 from tui.core.predictions import PredictionFilter, PredictionSort
 from tui.core.preprocess import preprocess_drawing
 from tui.screens.browser import NO_MODEL, PredictionBrowser
@@ -35,7 +35,7 @@ class ScreenHost(App[None]):
         self.push_screen(self.make_screen())
 
 
-def fake_predictions(labels: np.ndarray, seed: int = 0) -> Predicted:
+def fake_predictions(labels: np.ndarray, seed: int = 0) -> Predictions:
     """Probabilities as a mediocre model would give: ~10% wrong, and 4s often taken for 9s.
 
     The errors are deliberate and random, so every filter has something to find.
@@ -50,7 +50,7 @@ def fake_predictions(labels: np.ndarray, seed: int = 0) -> Predicted:
     logits = rng.normal(size=(n, 10))
     logits[np.arange(n), target] += rng.uniform(2.5, 7.0, n)
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return Predicted((exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), labels)
+    return Predictions((exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), labels)
 
 
 def banded_predict(images: np.ndarray) -> np.ndarray:
@@ -63,11 +63,11 @@ def banded_predict(images: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def predictions(mnist_small: MnistData) -> Predicted:
+def predictions(mnist_small: MnistData) -> Predictions:
     return fake_predictions(mnist_small.y_test)
 
 
-def browser_app(data: MnistData, predictions: Predicted, **kwargs: object) -> ScreenHost:
+def browser_app(data: MnistData, predictions: Predictions, **kwargs: object) -> ScreenHost:
     return ScreenHost(lambda: PredictionBrowser(predictions, data.x_test, **kwargs))  # type: ignore[arg-type]
 
 
@@ -77,7 +77,7 @@ def visible_text(app: App[None], selector: str) -> str:
 
 # --- browser ------------------------------------------------------------------------------------
 async def test_browser_moves_by_digit_row_and_page(
-    mnist_small: MnistData, predictions: Predicted
+    mnist_small: MnistData, predictions: Predictions
 ) -> None:
     app = browser_app(mnist_small, predictions)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -109,7 +109,7 @@ async def test_browser_moves_by_digit_row_and_page(
         assert [int(line[0]) for line in bars.splitlines()] == expected_top.tolist()
 
 
-async def test_browser_filters_match_numpy(mnist_small: MnistData, predictions: Predicted) -> None:
+async def test_browser_filters_match_numpy(mnist_small: MnistData, predictions: Predictions) -> None:
     labels = mnist_small.y_test
     guesses = predictions.probabilities.argmax(axis=1)
     app = browser_app(mnist_small, predictions)
@@ -146,7 +146,7 @@ async def test_browser_filters_match_numpy(mnist_small: MnistData, predictions: 
 
 
 async def test_browser_go_to_index_leaves_a_filter_that_hides_it(
-    mnist_small: MnistData, predictions: Predicted
+    mnist_small: MnistData, predictions: Predictions
 ) -> None:
     correct = int(np.flatnonzero(predictions.predicted == mnist_small.y_test)[40])
     app = browser_app(mnist_small, predictions, filter=PredictionFilter(misclassified=True))
@@ -169,7 +169,7 @@ async def test_browser_go_to_index_leaves_a_filter_that_hides_it(
         assert grid.selected_index == correct
 
 
-async def test_browser_mouse_selects_a_card(mnist_small: MnistData, predictions: Predicted) -> None:
+async def test_browser_mouse_selects_a_card(mnist_small: MnistData, predictions: Predictions) -> None:
     app = browser_app(mnist_small, predictions, sort=PredictionSort.LOSS)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -220,7 +220,7 @@ async def test_without_a_model_the_screens_say_how_to_get_one(
 
 # --- confusion matrix ---------------------------------------------------------------------------
 async def test_confusion_counts_and_enter_on_a_cell(
-    mnist_small: MnistData, predictions: Predicted
+    mnist_small: MnistData, predictions: Predictions
 ) -> None:
     labels = mnist_small.y_test.astype(np.intp)
     guesses = predictions.probabilities.argmax(axis=1)
@@ -412,7 +412,7 @@ SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24"
 def test_snapshot_browser(
     snap_compare: Callable[..., bool],
     mnist_small: MnistData,
-    predictions: Predicted,
+    predictions: Predictions,
     size: tuple[int, int],
 ) -> None:
     app = browser_app(mnist_small, predictions)
@@ -423,7 +423,7 @@ def test_snapshot_browser(
 def test_snapshot_detail_of_a_mistake(
     snap_compare: Callable[..., bool],
     mnist_small: MnistData,
-    predictions: Predicted,
+    predictions: Predictions,
     size: tuple[int, int],
 ) -> None:
     app = browser_app(
@@ -439,7 +439,7 @@ def test_snapshot_detail_of_a_mistake(
 def test_snapshot_confusion(
     snap_compare: Callable[..., bool],
     mnist_small: MnistData,
-    predictions: Predicted,
+    predictions: Predictions,
     size: tuple[int, int],
 ) -> None:
     app = ScreenHost(lambda: ConfusionScreen(predictions, mnist_small.x_test))

@@ -166,7 +166,8 @@ class TrainingController:
         if refused is not None:
             raise ControllerError(refused.reason)
 
-    def _notice(self, text: str, level: str = "info", title: str = "") -> None:
+    def notice(self, text: str, level: str = "info", title: str = "") -> None:
+        """A line for every viewer's log (warnings and errors also as a notification)."""
         self.publish(Notice(text, level, title))
 
     # --- loading ------------------------------------------------------------------------------
@@ -178,7 +179,8 @@ class TrainingController:
             loader = threading.Thread(target=self._load_data, name="load-data", daemon=True)
             loader.start()
         else:
-            self.publish(DataLoaded(self.data.info))
+            notice = SAMPLE_NOTICE if self.data.is_sample else ""
+            self.publish(DataLoaded(self.data.info, notice))
         backend_ok = self._load_backend()
         if loader is not None:
             loader.join()
@@ -257,7 +259,7 @@ class TrainingController:
             if plan.target != self._snapshot.target:
                 self.publish(TargetChanged(plan.target, plan.target))
             if verdict.warning:
-                self._notice(verdict.warning[:1].upper() + verdict.warning[1:], "warning")
+                self.notice(verdict.warning[:1].upper() + verdict.warning[1:], "warning")
             self._phase(Phase.STARTING)
         return Job("train", lambda: self._execute_round(plan))
 
@@ -291,7 +293,7 @@ class TrainingController:
         try:
             return self._train_round(plan)
         except Exception as err:  # nothing may leave the controller in a busy phase
-            self._notice(f"Training failed: {error_line(err)}", "error", "Training failed")
+            self.notice(f"Training failed: {error_line(err)}", "error", "Training failed")
             self._phase(Phase.FAILED)
             return StopReason.ERROR
 
@@ -338,7 +340,7 @@ class TrainingController:
             tensorboard = self.setup.tensorboard
             if tensorboard and not tensorboard_installed():
                 tensorboard = False
-                self._notice(
+                self.notice(
                     "TensorBoard logs are off: the tensorboard package is not installed "
                     "(`pip install tensorboard`).",
                     "warning",
@@ -348,7 +350,7 @@ class TrainingController:
                 run,
                 session.clock,
                 lambda: self.controls.learning_rate,
-                lambda text: self._notice(text, "warning", "Not recorded"),
+                lambda text: self.notice(text, "warning", "Not recorded"),
                 tensorboard=tensorboard,
             )
         outcome = session.train(self._from_training, callbacks)
@@ -398,7 +400,7 @@ class TrainingController:
                 # hparams.toml's epochs stays the length of one round, which `t` adds again.
                 run.update_hparams(hparams.with_changes(epochs=self._round_length))
             except OSError as err:
-                self._notice(f"hparams.toml in {run.path} not updated: {err}", "warning")
+                self.notice(f"hparams.toml in {run.path} not updated: {err}", "warning")
             return run
         if run is not None and run.epochs_saved == 0 and run.data == self.data_info:
             # A first attempt that saved nothing: reuse it rather than leave an empty folder.
@@ -413,7 +415,7 @@ class TrainingController:
             )
             lock = RunLock(created.path, self.holder).acquire()
         except RunError as err:
-            self._notice(f"This run is not recorded: {err}", "warning", "No run directory")
+            self.notice(f"This run is not recorded: {err}", "warning", "No run directory")
             self._release_run()
             return None
         self._release_run()
@@ -441,7 +443,7 @@ class TrainingController:
             run.save_evaluation(evaluated)
             run.save_predictions(predictions.probabilities, predictions.labels)
         except OSError as err:
-            self._notice(
+            self.notice(
                 f"cannot write the test results to {run.path}: {err.strerror or err}", "warning"
             )
 
@@ -545,7 +547,7 @@ class TrainingController:
         except Exception as err:
             expected = isinstance(err, RunError | DataError | ControllerError)
             reason = str(err) if expected else error_line(err)
-            self._notice(reason, "error", "Cannot open")
+            self.notice(reason, "error", "Cannot open")
             self._phase(before)
             return reason
         self._phase(Phase.READY)
@@ -609,7 +611,7 @@ class TrainingController:
         recorded = run.data
         current = self.data
         if recorded is None:
-            self._notice(
+            self.notice(
                 f"run {run.name} was recorded before runs kept their data's fingerprint "
                 f"({run.data_label}); it continues on {current.describe()}.",
                 "warning",
@@ -619,7 +621,7 @@ class TrainingController:
             return current
         if self.setup.data_path is not None:
             run.record_data_change(current.info)
-            self._notice(
+            self.notice(
                 f"run {run.name} was trained on {recorded.describe()}; it continues on "
                 f"{current.describe()} as --data asks, and run.json records the change.",
                 "warning",

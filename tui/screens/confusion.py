@@ -16,7 +16,7 @@ from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.core.events import Predicted
+from tui.core.predictions import Predictions
 from tui.core.predictions import (
     NUM_CLASSES,
     PredictionFilter,
@@ -56,7 +56,7 @@ class ConfusionScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
-    def __init__(self, predictions: Predicted | None, images: np.ndarray | None) -> None:
+    def __init__(self, predictions: Predictions | None, images: np.ndarray | None) -> None:
         """
         Args:
             predictions: test-set probabilities and labels, or None before there is a model.

@@ -24,8 +24,7 @@ from tui.format import format_percent
 from tui.widgets.compare import ComparePlot, RunCurve
 
 if TYPE_CHECKING:
-    # tui.core.runs imports Keras (seconds): at run time only the loading worker imports it.
-    from tui.core.runs import RunSummary
+    from tui.core.runs.catalog import RunSummary
 
 MARK = "●"
 """Shown beside a run marked for comparison."""
@@ -96,7 +95,7 @@ class RunsScreen(Screen[Path | None]):
 
     Contract: the screen dismisses with the path of the run opened with Enter (or a click on
     the highlighted row), or with None on Escape. Opening does not check that the run can be
-    resumed: the caller resumes it with `tui.core.runs.resume(path)` and reports `RunError`.
+    resumed: the caller resumes it with `tui.core.runs.resume.resume(path)` and reports `RunError`.
     Space marks runs; `c` overlays the accuracy curves of the marked runs; `r` lists again.
     """
 
@@ -173,15 +172,15 @@ class RunsScreen(Screen[Path | None]):
     # --- loading ------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs")
     def _load(self) -> None:
-        from tui.core import runs
+        from tui.core.runs import catalog, layout
 
-        root = runs.runs_root(self.root)
-        summaries = tuple(runs.list_runs(root))
+        root = layout.runs_root(self.root)
+        summaries = tuple(catalog.list_runs(root))
         histories: dict[Path, list[EpochEnded]] = {}
         for summary in summaries:
             # A run whose metrics cannot be read keeps its note in the list; it cannot be compared.
-            with contextlib.suppress(runs.RunError):
-                histories[summary.path] = runs.load_history(summary.path)
+            with contextlib.suppress(layout.RunError):
+                histories[summary.path] = layout.RunDirectory.open(summary.path).load_history()
         self.post_message(self.RunsListed(root, summaries, histories))
 
     @on(RunsListed)
