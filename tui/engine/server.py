@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import struct
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +91,7 @@ class EngineServer:
         self.shutdown_requested = False
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._snapshot: Snapshot | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._numbers = 0
@@ -100,6 +102,7 @@ class EngineServer:
     async def start(self) -> None:
         """Bind the socket (mode 0600) and start taking the controller's events."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         path = Path(self.info.socket)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -194,11 +197,19 @@ class EngineServer:
 
     # --- events out -----------------------------------------------------------------------------
     def _from_controller(self, event: TrainingEvent) -> None:
-        """The controller's listener: any thread, under the controller's lock; never blocks."""
+        """The controller's listener: any thread, under the controller's lock; never blocks.
+
+        On the loop's own thread (a command being carried out) the event goes out at once, so
+        that what a command changed reaches its viewer before the command's reply does.
+        """
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed in between
-                loop.call_soon_threadsafe(self._broadcast, event)
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._broadcast(event)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed in between
+            loop.call_soon_threadsafe(self._broadcast, event)
 
     def _broadcast(self, event: TrainingEvent) -> None:
         assert self._snapshot is not None
