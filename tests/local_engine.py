@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 from tui.core.config import Hyperparams
 from tui.core.controller import TrainingController
@@ -28,14 +29,16 @@ class LocalEngine:
         preset: str = "custom",
         runs_dir: str | Path | None = None,
         progress_interval: float = 0.0,
-        resume: str | None = None,
-        model: str | None = None,
+        resume: str | Path | None = None,
+        model: str | Path | None = None,
+        **setup: Any,
     ) -> None:
         self.setup = Setup(
             hparams,
             preset=preset,
             runs_dir=str(runs_dir) if runs_dir is not None else None,
             progress_interval=progress_interval,
+            **setup,
         )
         engine_id = registry.new_engine_id()
         start = EngineStart(
@@ -43,8 +46,8 @@ class LocalEngine:
             str(registry.socket_path(engine_id)),
             "",
             self.setup,
-            resume=resume,
-            model=model,
+            resume=str(resume) if resume is not None else None,
+            model=str(model) if model is not None else None,
             idle_grace=3600.0,
         )
         self.controller = TrainingController(self.setup, data=data, holder="engine (test)")

@@ -69,7 +69,6 @@ DASHBOARD_ONLY = frozenset(
 """Actions whose keys work on the dashboard only: over the screens they open they would pile
 screen on screen, act unseen, or crowd those screens' own keys out of the footer."""
 KEY_ACTIONS = {
-    "train": Action.TRAIN,
     "stop_now": Action.STOP_NOW,
     "stop_after_epoch": Action.STOP_AFTER_EPOCH,
     "pause": Action.PAUSE,
@@ -260,6 +259,11 @@ class MnistApp(App[None]):
         self._refresh_state()
         if snapshot.phase is Phase.READY and not snapshot.journal:
             log.note("Ready: press t to train.", "bold green")
+        last = snapshot.journal[-1] if snapshot.journal else None
+        if isinstance(last, Notice) and last.level == "error" and snapshot.phase not in FITTING:
+            # What went wrong just before this viewer came (a run that would not open at
+            # start-up) is still news.
+            self.notify(last.text, title=last.title, severity="error", timeout=10)
         if snapshot.data is not None:
             self._fetch_images()
         if snapshot.predictions is not None:
@@ -412,6 +416,9 @@ class MnistApp(App[None]):
         """Hide the keys that do nothing now, so the footer fits 80 columns."""
         if action in DASHBOARD_ONLY and len(self.screen_stack) > 1:
             return False
+        if action == "train":
+            # Shown (and saying why not) while loading or broken: t is the first key people try.
+            return self.phase not in FITTING | {Phase.EVALUATING, Phase.OPENING}
         wanted = KEY_ACTIONS.get(action)
         if wanted is not None:
             return refusal(self.snapshot, wanted) is None

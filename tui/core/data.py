@@ -124,7 +124,8 @@ class MnistData:
         return dataclasses.replace(
             self,
             kind="subset",
-            source=f"{self.describe_source()} (subset)",
+            # A subset of a subset is still "<name> (subset)", not "(subset) (subset)".
+            source=self.source if self.kind == "subset" else f"{self.describe_source()} (subset)",
             fingerprint=print_.hexdigest(),
             x_train=_first(self.x_train, train),
             y_train=_first(self.y_train, train),
