@@ -41,7 +41,9 @@ async def app_on_engine(
         app = create_app(local.options, local.connector())
         async with app.run_test(size=size, notifications=True) as pilot:
             if ready:
-                await until(pilot, lambda: app.phase is not Phase.LOADING and app.client is not None)
+                await until(
+                    pilot, lambda: app.phase is not Phase.LOADING and app.client is not None
+                )
             yield app, pilot, local
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import fields
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 

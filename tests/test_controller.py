@@ -155,7 +155,9 @@ def test_continue_same_model_and_new_settings(make: Callable[..., Any]) -> None:
     assert controller.snapshot.epochs_done == 4
     assert controller.session is first, "same settings: the same session carries on"
     assert viewer.of(TrainingStarted)[0].first_epoch == 3
-    assert not any(np.array_equal(a, b) for a, b in zip(before, weights(controller.model), strict=True))
+    assert not any(
+        np.array_equal(a, b) for a, b in zip(before, weights(controller.model), strict=True)
+    )
     run = controller.snapshot.run
     # New batch size: the same model, new run settings, the same run directory.
     controller.run_round(ONE.with_changes(epochs=5, batch_size=100))
@@ -172,7 +174,9 @@ def test_continue_same_model_and_new_settings(make: Callable[..., Any]) -> None:
     assert controller.snapshot.epochs_done == 1
 
 
-def test_stop_now_rolls_back_to_the_saved_epoch_and_evaluates_that(make: Callable[..., Any]) -> None:
+def test_stop_now_rolls_back_to_the_saved_epoch_and_evaluates_that(
+    make: Callable[..., Any],
+) -> None:
     controller = make(ONE.with_changes(epochs=3))
     viewer = Viewer(controller)
     viewer.once(progress_in(2, 2), controller.stop_now)
@@ -342,7 +346,9 @@ def test_one_writer_per_run(make: Callable[..., Any]) -> None:
     assert second.claim_open_run(run).run() is None
 
 
-def test_an_opened_run_that_does_not_exist_is_one_line(make: Callable[..., Any], tmp_path: Path) -> None:
+def test_an_opened_run_that_does_not_exist_is_one_line(
+    make: Callable[..., Any], tmp_path: Path
+) -> None:
     controller = make(ONE)
     error = controller.claim_open_run(tmp_path / "nope").run()
     assert error is not None and "not a directory" in error and "\n" not in error

@@ -248,7 +248,9 @@ def test_npz_and_idx_of_the_same_arrays_print_alike_and_one_pixel_apart(tmp_path
     write_idx_dir(tmp_path / "idx", arrays)
     npz, idx = load_npz(tmp_path / "digits.npz"), load_idx_dir(tmp_path / "idx")
     assert npz.fingerprint == idx.fingerprint
-    assert npz.fingerprint == fingerprint_arrays(*(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test")))
+    assert npz.fingerprint == fingerprint_arrays(
+        *(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    )
 
     changed = {**arrays, "x_test": arrays["x_test"].copy()}
     changed["x_test"][3, 14, 14] ^= 1

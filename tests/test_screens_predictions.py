@@ -113,7 +113,9 @@ async def test_browser_moves_by_digit_row_and_page(
         assert [int(line[0]) for line in bars.splitlines()] == expected_top.tolist()
 
 
-async def test_browser_filters_match_numpy(mnist_small: MnistData, predictions: Predictions) -> None:
+async def test_browser_filters_match_numpy(
+    mnist_small: MnistData, predictions: Predictions
+) -> None:
     labels = mnist_small.y_test
     guesses = predictions.probabilities.argmax(axis=1)
     app = browser_app(mnist_small, predictions)
@@ -173,7 +175,9 @@ async def test_browser_go_to_index_leaves_a_filter_that_hides_it(
         assert grid.selected_index == correct
 
 
-async def test_browser_mouse_selects_a_card(mnist_small: MnistData, predictions: Predictions) -> None:
+async def test_browser_mouse_selects_a_card(
+    mnist_small: MnistData, predictions: Predictions
+) -> None:
     app = browser_app(mnist_small, predictions, sort=PredictionSort.LOSS)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()

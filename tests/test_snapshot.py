@@ -92,9 +92,16 @@ def test_an_epoch_trained_again_replaces_the_old_one_and_later_ones() -> None:
 
 
 def test_a_reset_or_an_opened_run_forgets_the_old_model() -> None:
-    trained = fold([started(), epoch(1), Evaluated(0.1, 0.95, 10, 1), PredictionsReady(10, 0.95, 1)])
+    trained = fold(
+        [started(), epoch(1), Evaluated(0.1, 0.95, 10, 1), PredictionsReady(10, 0.95, 1)]
+    )
     reset = advance(trained, ModelReset())
-    assert (reset.model, reset.history, reset.evaluation, reset.predictions) == (None, (), None, None)
+    assert (reset.model, reset.history, reset.evaluation, reset.predictions) == (
+        None,
+        (),
+        None,
+        None,
+    )
     opened = advance(
         trained, RunOpened("/r", "fast", H.with_changes(epochs=2), 5, (epoch(1), epoch(2)), True)
     )
@@ -106,7 +113,9 @@ def test_a_reset_or_an_opened_run_forgets_the_old_model() -> None:
 def test_the_journal_keeps_the_newest_events_only() -> None:
     s = fold([TargetChanged(n % 1000 + 1, n % 1000 + 1) for n in range(JOURNAL_LIMIT + 10)])
     assert len(s.journal) == JOURNAL_LIMIT
-    assert s.journal[-1] == TargetChanged((JOURNAL_LIMIT + 9) % 1000 + 1, (JOURNAL_LIMIT + 9) % 1000 + 1)
+    assert s.journal[-1] == TargetChanged(
+        (JOURNAL_LIMIT + 9) % 1000 + 1, (JOURNAL_LIMIT + 9) % 1000 + 1
+    )
 
 
 EVENTS = st.sampled_from(

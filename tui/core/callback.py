@@ -36,6 +36,7 @@ __all__ = [
     "MAX_EPOCHS",
     "ControlCallback",
     "EpochClock",
+    "EpochReport",
     "LossNotFinite",
     "ProgressCallback",
     "RoundState",
@@ -122,6 +123,8 @@ class ControlCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defin
         self.lr_schedule = lr_schedule
         self.rollback: list[Any] = []
         """The model's and optimizer's variables at the last epoch boundary."""
+        self.finished_epoch: EpochEnded | None = None
+        """The epoch that just ended, for `EpochReport` to tell once it is recorded."""
 
     # --- the rollback point -------------------------------------------------------------------
     def _keep_rollback(self) -> None:
@@ -201,18 +204,16 @@ class ControlCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defin
         target = self.controls.epoch_target
         self.controls.mark_epoch(0, self.state.epochs_done)
         self._keep_rollback()
-        self.sink(
-            EpochEnded(
-                epoch=epoch + 1,
-                target=target,
-                loss=float(logs.get("loss", math.nan)),
-                accuracy=_maybe_float(logs.get("accuracy")),
-                val_loss=_maybe_float(logs.get("val_loss")),
-                val_accuracy=_maybe_float(logs.get("val_accuracy")),
-                seconds=seconds,
-                samples_per_sec=self.train_samples / seconds,
-                learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-            )
+        self.finished_epoch = EpochEnded(
+            epoch=epoch + 1,
+            target=target,
+            loss=float(logs.get("loss", math.nan)),
+            accuracy=_maybe_float(logs.get("accuracy")),
+            val_loss=_maybe_float(logs.get("val_loss")),
+            val_accuracy=_maybe_float(logs.get("val_accuracy")),
+            seconds=seconds,
+            samples_per_sec=self.train_samples / seconds,
+            learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
         )
         if self.controls.stop_after_epoch_requested:
             self.state.stop_reason = StopReason.AFTER_EPOCH
@@ -220,6 +221,22 @@ class ControlCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defin
         elif self.state.epochs_done >= target:
             self.state.stop_reason = StopReason.FINISHED
             self.model.stop_training = True
+
+
+class EpochReport(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    """Last in the callback list: tells the epoch that `ControlCallback` measured, once every
+    callback before it (the run's metrics and checkpoint) has recorded it, so that an epoch a
+    viewer sees is an epoch a resume gets back."""
+
+    def __init__(self, control: ControlCallback, sink: EventSink) -> None:
+        super().__init__()
+        self.control = control
+        self.sink = sink
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        finished, self.control.finished_epoch = self.control.finished_epoch, None
+        if finished is not None:
+            self.sink(finished)
 
 
 class ProgressCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defined]

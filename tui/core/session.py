@@ -14,6 +14,7 @@ from tui.core.callback import (
     MAX_EPOCHS,
     ControlCallback,
     EpochClock,
+    EpochReport,
     EventSink,
     LossNotFinite,
     ProgressCallback,
@@ -153,7 +154,7 @@ class TrainingSession:
         )
         # Our own CallbackList so that a stop-now exception can still shut its thread pool down.
         callback_list = keras.callbacks.CallbackList(
-            [control, progress, *callbacks],
+            [control, progress, *callbacks, EpochReport(control, sink)],
             add_history=True,
             add_progbar=False,
             verbose=0,

@@ -103,20 +103,10 @@ class EngineServer:
         """Bind the socket (mode 0600) and start taking the controller's events."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        path = Path(self.info.socket)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        old_mask = os.umask(0o177)  # the socket is born 0600: no moment when others can connect
-        try:
-            self._server = await asyncio.start_unix_server(
-                self._connected, path=str(path), limit=p.MAX_COMMAND_BYTES
-            )
-        finally:
-            os.umask(old_mask)
-        self._socket_inode = path.stat().st_ino
+        await self._bind()
         snapshot, self._unsubscribe = self.controller.subscribe(self._from_controller)
         self._snapshot = snapshot
-        log.info("serving on %s", path)
+        log.info("serving on %s", self.info.socket)
 
     def run_job(self, job: Job[Any]) -> asyncio.Future[Any]:
         """Run claimed work on the job thread; failures are logged, never raised here."""
@@ -177,17 +167,23 @@ class EngineServer:
                 path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if self._server is not None:
                     self._server.close()
-                await self._rebind()
+                await self._bind()
 
-    async def _rebind(self) -> None:
+    async def _bind(self) -> None:
+        """Listen on the socket path, which appears only once the engine listens: bound under
+        a temporary name and renamed, so a viewer that sees the file can connect at once."""
         path = Path(self.info.socket)
-        old_mask = os.umask(0o177)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        old_mask = os.umask(0o177)  # the socket is born 0600: no moment when others can connect
         try:
             self._server = await asyncio.start_unix_server(
-                self._connected, path=str(path), limit=p.MAX_COMMAND_BYTES
+                self._connected, path=str(temporary), limit=p.MAX_COMMAND_BYTES, backlog=512
             )
         finally:
             os.umask(old_mask)
+        os.replace(temporary, path)
         self._socket_inode = path.stat().st_ino
 
     def _spawn(self, work: Awaitable[Any]) -> None:
