@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tui.core.config import Hyperparams
-from tui.core.distribute import DistributeOptions, replicas
+from tui.core.distribute import DistributeOptions, make_strategy_for, prepare, replicas
 from tui.core.events import TrainingEvent
 from tui.core.runtime import import_keras
 
@@ -45,8 +45,8 @@ def per_replica_batch(model: Any, strategy: Any, x: np.ndarray, y: np.ndarray) -
 def main(argv: list[str]) -> dict[str, Any]:
     name, npz, train_size = argv[0], argv[1], int(argv[2])
     options = DistributeOptions(strategy=name, mixed_precision="--mixed-precision" in argv)
-    options.prepare()
-    strategy = options.make_strategy()
+    prepare(options)
+    strategy = make_strategy_for(options)
 
     from tui.core.data import load_npz
     from tui.core.session import TrainingSession

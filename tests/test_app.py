@@ -6,7 +6,9 @@ the tests assert on what the screen shows and on what the engine's controller re
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -170,7 +172,7 @@ async def test_continue_with_a_new_batch_size_keeps_the_model(mnist_small: Mnist
 async def test_nan_loss_is_reported_and_the_app_recovers(mnist_small: MnistData) -> None:
     # Pixels near the float32 limit overflow the first layer, so the loss is not finite at once.
     poisoned = dataclasses.replace(mnist_small, x_train=mnist_small.x_train * np.float32(3e38))
-    async with app_on_engine(TINY, poisoned) as (app, pilot, engine):
+    async with app_on_engine(TINY, poisoned) as (app, pilot, _engine):
         await train(pilot, app)
         assert app.phase is Phase.FAILED
         assert "loss became NaN" in log_text(app)
@@ -191,7 +193,7 @@ async def test_a_failure_after_training_is_shown(
 
     # The one mock here: the real failure (a full GPU at evaluation) cannot be made on a CPU.
     monkeypatch.setattr(TrainingSession, "predict", broken)
-    async with app_on_engine(TINY.with_changes(epochs=1), mnist_small) as (app, pilot, engine):
+    async with app_on_engine(TINY.with_changes(epochs=1), mnist_small) as (app, pilot, _engine):
         await pilot.press("t")
         await until(pilot, lambda: app.phase is Phase.FAILED)
         assert "MemoryError: out of memory while predicting" in log_text(app)
@@ -209,8 +211,11 @@ async def test_quit_while_training_asks_and_stop_ends_the_round(mnist_small: Mni
         assert not isinstance(app.screen, QuitScreen) and app.is_running
         await pilot.press("q", "s")
         await until(pilot, lambda: not app.is_running)
-    # Stopping is the engine's to finish: the round ends within a group of batches.
-    controller = engine.controller
+        # Stopping is the engine's to finish: the round ends within a group of batches.
+        controller = engine.controller
+        deadline = time.monotonic() + 60
+        while controller.snapshot.stopped is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
     assert controller.snapshot.stopped is not None
     assert controller.snapshot.stopped.reason is StopReason.USER
     assert controller.snapshot.epochs_done < 50
@@ -218,7 +223,7 @@ async def test_quit_while_training_asks_and_stop_ends_the_round(mnist_small: Mni
 
 
 async def test_quit_while_idle_exits_at_once(mnist_small: MnistData) -> None:
-    async with app_on_engine(TINY, mnist_small) as (app, pilot, engine):
+    async with app_on_engine(TINY, mnist_small) as (app, pilot, _engine):
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running)
     assert app.return_code == 0 and not app.farewell

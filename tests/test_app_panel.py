@@ -83,7 +83,7 @@ async def test_t_while_loading_says_so() -> None:
 
 
 async def test_t_sends_the_panel_settings_and_preset() -> None:
-    async with scripted(ready(preset_name="seed"), size=(120, 40)) as (app, pilot, engine):
+    async with scripted(ready(preset_name="seed"), size=(120, 40)) as (_app, pilot, engine):
         await pilot.press("t")
         await until(pilot, lambda: bool(sent(engine, p.Train)))
         train = sent(engine, p.Train)[0]
@@ -104,7 +104,7 @@ async def test_a_refusal_from_the_engine_is_a_notification() -> None:
 
 
 async def test_panel_shows_every_field_and_the_preset() -> None:
-    async with scripted(ready(preset_name="seed")) as (app, pilot, engine):
+    async with scripted(ready(preset_name="seed")) as (app, _pilot, _engine):
         assert app.panel.query_one("#hp-preset", Select).value == "seed"
         assert app.panel.hyperparams() == preset("seed")
         for name in FIELD_NAMES:
@@ -112,7 +112,7 @@ async def test_panel_shows_every_field_and_the_preset() -> None:
 
 
 async def test_choosing_a_preset_fills_the_fields() -> None:
-    async with scripted() as (app, pilot, engine):
+    async with scripted() as (app, pilot, _engine):
         app.panel.query_one("#hp-preset", Select).value = "fast"
         await pilot.pause()
         assert app.panel.hyperparams() == preset("fast")
@@ -127,7 +127,7 @@ async def test_choosing_a_preset_fills_the_fields() -> None:
 
 
 async def test_loading_a_preset_checks_the_fields_once() -> None:
-    async with scripted() as (app, pilot, engine):
+    async with scripted() as (app, pilot, _engine):
         await pilot.pause()
         panel = app.panel
         checks: list[tuple[str, str] | None] = []
@@ -172,7 +172,7 @@ async def test_invalid_field_blocks_training_and_is_focused() -> None:
 
 
 async def test_cross_field_error_lands_on_conv_filters_and_clears() -> None:
-    async with scripted() as (app, pilot, engine):
+    async with scripted() as (app, pilot, _engine):
         app.panel.query_one("#hp-conv_filters", Input).value = "8,8,8,8"
         await pilot.pause()
         assert "shrink the 28x28 image to nothing" in error_text(app, "conv_filters")
@@ -184,7 +184,7 @@ async def test_cross_field_error_lands_on_conv_filters_and_clears() -> None:
 
 
 async def test_narrow_terminal_hides_the_panel_until_h() -> None:
-    async with scripted(size=(80, 24)) as (app, pilot, engine):
+    async with scripted(size=(80, 24)) as (app, pilot, _engine):
         assert not app.panel.display
         assert app.curves.display and app.training_log.display
         await pilot.press("h")
@@ -199,7 +199,7 @@ async def test_narrow_terminal_hides_the_panel_until_h() -> None:
 
 
 async def test_help_lists_the_keys_and_closes() -> None:
-    async with scripted() as (app, pilot, engine):
+    async with scripted() as (app, pilot, _engine):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
@@ -207,7 +207,7 @@ async def test_help_lists_the_keys_and_closes() -> None:
 
 
 async def test_plus_and_minus_move_the_epochs_field_when_idle() -> None:
-    async with scripted() as (app, pilot, engine):
+    async with scripted() as (app, pilot, _engine):
         await pilot.press("plus", "plus", "minus")
         assert app.panel.query_one("#hp-epochs", Input).value == "6"
 
@@ -278,7 +278,7 @@ def _text_of(hparams: Hyperparams, name: str) -> str:
 
 @pytest.mark.parametrize("name", INPUT_FIELDS)
 async def test_each_field_rejects_words(name: str) -> None:
-    async with scripted() as (app, pilot, engine):
+    async with scripted() as (app, pilot, _engine):
         app.panel.query_one(f"#hp-{name}", Input).value = "lots"
         await pilot.pause()
         assert error_text(app, name).startswith(name)

@@ -6,7 +6,6 @@ import csv
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -137,7 +136,7 @@ async def test_run_files_are_never_written_on_an_event_loop(
     monkeypatch.setattr(layout, "write_atomic", spy)
     monkeypatch.setattr(files, "write_atomic", spy)
     root = tmp_path / "runs"
-    async with app_on_engine(ONE, mnist_small, runs_dir=root) as (app, pilot, engine):
+    async with app_on_engine(ONE, mnist_small, runs_dir=root) as (app, pilot, _engine):
         await train(pilot, app)
         app.panel.query_one("#hp-batch_size", Input).value = "32"
         await train(pilot, app)
@@ -152,7 +151,7 @@ async def test_a_run_directory_that_cannot_be_made_is_one_warning(
 ) -> None:
     root = tmp_path / "not-a-folder"
     root.write_text("a file where the runs folder should be")
-    async with app_on_engine(ONE, mnist_small, runs_dir=root) as (app, pilot, engine):
+    async with app_on_engine(ONE, mnist_small, runs_dir=root) as (app, pilot, _engine):
         await train(pilot, app)
         # Training goes on unrecorded.
         assert app.phase is Phase.FINISHED and not app.snapshot.run
@@ -161,7 +160,7 @@ async def test_a_run_directory_that_cannot_be_made_is_one_warning(
 
 
 async def test_without_a_model_the_screens_say_so(mnist_small: MnistData, tmp_path: Path) -> None:
-    async with app_on_engine(ONE, mnist_small, runs_dir=tmp_path) as (app, pilot, engine):
+    async with app_on_engine(ONE, mnist_small, runs_dir=tmp_path) as (app, pilot, _engine):
         await pilot.press("v")
         assert isinstance(app.screen, PredictionBrowser)
         assert app.screen.query("#browser-empty")
@@ -200,7 +199,7 @@ async def test_resume_redraws_the_run_and_t_continues_it(
 
 
 async def test_runs_screen_enter_resumes_the_run(mnist_small: MnistData, run_copy: Path) -> None:
-    async with app_on_engine(ONE, mnist_small, runs_dir=run_copy.parent) as (app, pilot, engine):
+    async with app_on_engine(ONE, mnist_small, runs_dir=run_copy.parent) as (app, pilot, _engine):
         await pilot.press("R")
         screen = app.screen
         assert isinstance(screen, RunsScreen)
@@ -212,7 +211,7 @@ async def test_runs_screen_enter_resumes_the_run(mnist_small: MnistData, run_cop
 
 async def test_model_flag_browses_without_training(mnist_small: MnistData, run_copy: Path) -> None:
     model = run_copy / layout.LAST_MODEL
-    async with app_on_engine(ONE, mnist_small, model=model) as (app, pilot, engine):
+    async with app_on_engine(ONE, mnist_small, model=model) as (app, pilot, _engine):
         await until(pilot, lambda: app.predictions is not None and app.test_images is not None)
         assert app.phase is Phase.READY and not app.snapshot.history
         assert logged(app, f"opened {model}")
@@ -228,7 +227,7 @@ async def test_a_bad_model_or_a_corrupt_run_is_one_line(
 ) -> None:
     junk = tmp_path / "junk.keras"
     junk.write_bytes(b"not a model")
-    async with app_on_engine(ONE, mnist_small, model=junk) as (app, pilot, engine):
+    async with app_on_engine(ONE, mnist_small, model=junk) as (app, pilot, _engine):
         await until(pilot, lambda: logged(app, "cannot be loaded"))
         assert app.phase is Phase.READY and app.predictions is None
         assert logged(app, f"model file {junk} cannot be loaded")
@@ -238,7 +237,7 @@ async def test_a_bad_model_or_a_corrupt_run_is_one_line(
     async with app_on_engine(ONE, mnist_small, runs_dir=root, resume=run_copy) as (
         app,
         pilot,
-        engine,
+        _engine,
     ):
         await until(pilot, lambda: logged(app, "cannot be loaded"))
         assert app.phase is Phase.READY and app.snapshot.model is None and app.is_running
@@ -252,7 +251,7 @@ async def test_a_bad_model_or_a_corrupt_run_is_one_line(
 async def test_a_folder_given_as_model_says_it_is_a_folder(
     mnist_small: MnistData, tmp_path: Path
 ) -> None:
-    async with app_on_engine(ONE, mnist_small, model=tmp_path) as (app, pilot, engine):
+    async with app_on_engine(ONE, mnist_small, model=tmp_path) as (app, pilot, _engine):
         await until(pilot, lambda: logged(app, "is a folder"))
         assert not logged(app, "does not exist")
 
@@ -260,22 +259,15 @@ async def test_a_folder_given_as_model_says_it_is_a_folder(
 async def test_strategy_and_device_panel(mnist_small: MnistData, tmp_path: Path) -> None:
     import tensorflow as tf
 
-    made: list[Any] = []
-
-    class OneCpuMirrored(DistributeOptions):
-        def prepare(self) -> None:
-            pass
-
-        def make_strategy(self) -> Any:
-            made.append(tf.distribute.MirroredStrategy(["/cpu:0"]))
-            return made[-1]
-
-    async with app_on_engine(ONE, mnist_small, runs_dir=tmp_path, distribute=OneCpuMirrored()) as (
+    # Mirrored over the one CPU: the strategy's code path, without splitting the CPU (which
+    # would change this test process's devices for the tests after it).
+    mirrored = DistributeOptions("mirrored", ("/cpu:0",))
+    async with app_on_engine(ONE, mnist_small, runs_dir=tmp_path, distribute=mirrored) as (
         app,
         pilot,
         engine,
     ):
-        assert made and engine.controller.strategy is made[0]
+        assert isinstance(engine.controller.strategy, tf.distribute.MirroredStrategy)
         assert app.snapshot.device.startswith("MirroredStrategy")
         assert app.devices.report is not None
         assert not app.devices.display

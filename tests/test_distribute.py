@@ -16,16 +16,18 @@ import numpy as np
 import pytest
 
 from tui.cli import build_parser, distribute_options
+from tui.core.devices import DeviceReport, GpuStatus
 from tui.core.distribute import (
     DistributeError,
     DistributeOptions,
     enable_memory_growth,
     is_chief,
     make_strategy,
+    make_strategy_for,
     parse_devices,
     read_tf_config,
 )
-from tui.core.runtime import DeviceReport, GpuStatus, device_report
+from tui.core.runtime import device_report
 
 CHILD = Path(__file__).with_name("distribute_child.py")
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,7 +260,7 @@ def test_default_strategy_and_gpu_paths_fall_back_on_cpu() -> None:
     import tensorflow as tf
 
     assert make_strategy("default") is tf.distribute.get_strategy()
-    assert DistributeOptions().make_strategy() is None
+    assert make_strategy_for(DistributeOptions()) is None
     assert enable_memory_growth() == 0, "no GPU here: memory growth is a no-op"
 
 

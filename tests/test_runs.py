@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -84,7 +85,9 @@ def stray_files(run: Path) -> list[str]:
     return [p.name for p in run.iterdir() if p.name.startswith(".") and p.name != LOCK]
 
 
-def start_controller(root: Path, data: MnistData, hparams: Hyperparams = TINY, **setup: Any) -> Any:
+def start_controller(
+    root: Path, data: MnistData, hparams: Hyperparams = TINY, **setup: Any
+) -> TrainingController:
     """A loaded controller that records runs under `root`."""
     options = {"runs_dir": str(root), "progress_interval": 0.0, **setup}
     controller = TrainingController(Setup(hparams, preset="tiny", **options), data=data)
@@ -556,14 +559,13 @@ def test_broken_runs_are_listed_with_a_problem(run_copy: Path) -> None:
 # --- real processes killed mid-training ---------------------------------------------------------
 TRAINER = """
 import signal, sys, threading
-from pathlib import Path
 from tui.core.config import Hyperparams
 from tui.core.controller import TrainingController
 from tui.core.data import load_npz
 from tui.core.events import BatchProgress, Paused
 from tui.core.requests import Setup
 
-root, npz, marker = sys.argv[1:4]
+root, npz = sys.argv[1:3]
 data = load_npz(npz).subset(train=2000, test=500)
 hparams = Hyperparams(**{hparams})
 setup = Setup(hparams, preset="tiny", runs_dir=root, progress_interval=0.0)
@@ -578,7 +580,7 @@ def park_in_epoch_two(event):
         asked.append(event)
         controller.pause()
     elif isinstance(event, Paused):
-        Path(marker).write_text(f"paused in epoch {{event.epoch}}")
+        print(f"paused in epoch {{event.epoch}}", flush=True)
 
 
 controller.subscribe(park_in_epoch_two)
@@ -602,7 +604,6 @@ def start_trainer(tmp_path: Path, shared_data: Path, hparams: Hyperparams) -> su
             str(script),
             str(tmp_path / "runs"),
             str(shared_data / "mnist.npz"),
-            str(tmp_path / "marker"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -611,14 +612,13 @@ def start_trainer(tmp_path: Path, shared_data: Path, hparams: Hyperparams) -> su
     )
 
 
-def wait_for_epoch_two(process: subprocess.Popen[str], marker: Path, timeout: float = 120) -> None:
-    """Poll the filesystem until the trainer is parked inside epoch 2 (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not marker.exists():
-        assert process.poll() is None, "the trainer exited before reaching epoch 2"
-        assert time.monotonic() < deadline, "the trainer did not reach epoch 2 in time"
-        time.sleep(0.05)
-    assert marker.read_text() == "paused in epoch 2"
+def wait_for_epoch_two(process: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Wait (bounded) for the trainer to say it is parked inside epoch 2."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, "the trainer did not reach epoch 2 in time"
+    line = process.stdout.readline()
+    assert line == "paused in epoch 2\n", (line, process.poll())
 
 
 HEALTHY = TINY.with_changes(train_size=2000, epochs=5)
@@ -629,7 +629,7 @@ def test_sigkill_during_epoch_two_resumes_at_epoch_two(
 ) -> None:
     process = start_trainer(tmp_path, shared_data, HEALTHY)
     try:
-        wait_for_epoch_two(process, tmp_path / "marker")
+        wait_for_epoch_two(process)
         [run_path] = (tmp_path / "runs").iterdir()
         epoch_one = metric_rows(run_path)
         process.send_signal(signal.SIGKILL)
@@ -661,7 +661,7 @@ def test_sigkill_during_epoch_two_resumes_at_epoch_two(
 def test_sigterm_leaves_a_complete_resumable_run(tmp_path: Path, shared_data: Path) -> None:
     process = start_trainer(tmp_path, shared_data, HEALTHY)
     try:
-        wait_for_epoch_two(process, tmp_path / "marker")
+        wait_for_epoch_two(process)
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=60)
     finally:

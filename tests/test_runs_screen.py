@@ -441,16 +441,8 @@ def fixed_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 SIZES = [(120, 40), (80, 24)]
-TRAINING_ACCURACY_DROPPED = pytest.mark.xfail(
-    strict=True,
-    reason="tui/screens/runs.py shows only RunSummary.best_val_accuracy, which the catalog now "
-    "keeps for validation; a run without a validation set (seed) lost its best accuracy "
-    "(best_accuracy), shown as 97.00% before and as a dash now",
-)
-"""The runs list's snapshots are right; the screen's "best" column is not (see the reason)."""
 
 
-@TRAINING_ACCURACY_DROPPED
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_snapshot_runs_list(
     snap_compare: Callable[..., bool], fixed_runs: Path, size: tuple[int, int]
@@ -494,11 +486,6 @@ async def test_each_compared_run_is_drawn_with_its_own_marker(fixed_runs: Path) 
             assert data_area.count(legend[curve.name]) == len(curve.epochs), curve.name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tui/screens/runs.py shows the test accuracy alone; it does not say which test set "
-    "(how many images) when the listed runs were measured on different ones",
-)
 async def test_the_test_column_names_the_test_set_when_runs_differ_in_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -518,7 +505,6 @@ async def test_the_test_column_names_the_test_set_when_runs_differ_in_it(
         assert "98.61%" in on_10k and ("10,000" in on_10k or "10k" in on_10k)
 
 
-@TRAINING_ACCURACY_DROPPED
 async def test_a_run_without_validation_shows_its_best_training_accuracy(
     fixed_runs: Path,
 ) -> None:
@@ -529,4 +515,4 @@ async def test_a_run_without_validation_shows_its_best_training_accuracy(
         assert seed.best_val_accuracy is None
         assert seed.best_accuracy == pytest.approx(0.970)
         row = table_rows(screen)[screen.summaries.index(seed)]
-        assert "97.00%" in row[4]
+        assert row[4] == "97.00% train", "a training accuracy, said to be one"

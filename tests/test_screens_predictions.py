@@ -419,15 +419,8 @@ async def test_a_drawn_digit_is_recognised_by_a_trained_model(
 
 # --- snapshots ----------------------------------------------------------------------------------
 SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
-FOOTER_LABEL_RENAMED = pytest.mark.xfail(
-    strict=True,
-    reason="tui/screens/browser.py: the p binding reads 'Predictions…' since the rename of the "
-    "Predicted event; it picks a predicted class and should read 'Predicted…' as it did",
-)
-"""The browser's snapshots are right; the screen's footer label is not (see the reason)."""
 
 
-@FOOTER_LABEL_RENAMED
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_browser(
     snap_compare: Callable[..., bool],
@@ -439,7 +432,6 @@ def test_snapshot_browser(
     assert snap_compare(app, press=["right", "down"], terminal_size=size)
 
 
-@FOOTER_LABEL_RENAMED
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_detail_of_a_mistake(
     snap_compare: Callable[..., bool],

@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 from tui.app import MnistApp, create_app
 from tui.core.config import Hyperparams
 from tui.core.datainfo import DataInfo
+from tui.core.devices import DeviceReport
 from tui.core.events import (
     BackendLoaded,
     BatchProgress,
@@ -28,7 +29,6 @@ from tui.core.events import (
     TrainingStopped,
 )
 from tui.core.phase import Phase
-from tui.core.runtime import DeviceReport
 from tui.core.snapshot import Snapshot, advance, initial_snapshot
 
 SIZES = [(80, 24), (120, 40)]

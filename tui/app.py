@@ -20,6 +20,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer
 
 from tui.core.config import INT_BOUNDS
@@ -123,7 +124,7 @@ class MnistApp(App[None]):
     CSS_PATH = "app.tcss"
     AUTO_FOCUS = "#log"
     ENABLE_COMMAND_PALETTE = False
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (App's own type)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "train", "Train"),
@@ -237,7 +238,11 @@ class MnistApp(App[None]):
             self.post_message(EngineLost(str(err)))
             return
         self.post_message(EngineConnected(client))
-        reason = await client.run(lambda event: self.post_message(EngineEvent(event)))
+
+        def deliver(event: TrainingEvent) -> None:
+            self.post_message(EngineEvent(event))
+
+        reason = await client.run(deliver)
         self.post_message(EngineLost(reason))
 
     @on(EngineConnected)
@@ -305,8 +310,8 @@ class MnistApp(App[None]):
         elif isinstance(event, DataLoaded):
             self._fetch_images()
         elif isinstance(event, Notice) and event.level in ("warning", "error"):
-            severity = "error" if event.level == "error" else "warning"
-            self.notify(event.text, title=event.title, severity=severity, timeout=10)
+            level: SeverityLevel = "error" if event.level == "error" else "warning"
+            self.notify(event.text, title=event.title, severity=level, timeout=10)
         self._refresh_state()
 
     def _refresh_state(self) -> None:
@@ -469,12 +474,11 @@ class MnistApp(App[None]):
             return
         if message.name == "epochs":
             reply = await self.command(p.SetTarget, target=int(message.value))
-            if reply is not None and isinstance(reply.value, p.Target):
-                if reply.value.target != message.value:
-                    self.notify(
-                        "The target cannot go below the epoch in progress; "
-                        f"it is {reply.value.target}."
-                    )
+            actual = reply.value if reply is not None else None
+            if isinstance(actual, p.Target) and actual.target != message.value:
+                self.notify(
+                    f"The target cannot go below the epoch in progress; it is {actual.target}."
+                )
         elif message.name == "learning_rate":
             await self.command(p.SetLearningRate, learning_rate=float(message.value))
 
@@ -651,7 +655,7 @@ def create_app(options: AppOptions, connector: Connector | None = None) -> Mnist
 
 def run_app(options: AppOptions, connector: Connector | None = None) -> int:
     """Run the app in this terminal; returns the exit code (128 + the signal that ended it)."""
-    from tui.core.runtime import native_stderr_to, tensorflow_log_path
+    from tui.core.quiet import native_stderr_to, tensorflow_log_path
 
     path = tensorflow_log_path()
     # The app is built inside the redirection so Textual paints on the terminal stream.

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from tui.core import config
 from tui.core.config import Hyperparams
-from tui.core.distribute import STRATEGIES, DistributeError, DistributeOptions, parse_devices
+from tui.core.placement import STRATEGIES, DistributeError, DistributeOptions, parse_devices
 from tui.core.requests import (
     AppOptions,
     AttachRequest,
@@ -447,8 +447,8 @@ def _headless(command: str, args: argparse.Namespace) -> int:
 
     from tui import headless  # numpy and rich progress: commands only
     from tui.core.data import DataError
+    from tui.core.quiet import quiet_runtime, tensorflow_log_path
     from tui.core.runs.layout import RunError
-    from tui.core.runtime import quiet_runtime, tensorflow_log_path
 
     runners: dict[str, Callable[[Any, Console], int]] = {
         "train": headless.run_train,

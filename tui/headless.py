@@ -27,7 +27,6 @@ from rich.text import Text
 
 from tui.core import config
 from tui.core.controller import ControllerError, TrainingController
-from tui.core.distribute import ClusterTask, DistributeError, read_tf_config
 from tui.core.events import (
     BatchProgress,
     DataLoaded,
@@ -39,6 +38,7 @@ from tui.core.events import (
     TrainingStarted,
 )
 from tui.core.phase import Phase
+from tui.core.placement import ClusterTask, DistributeError, read_tf_config
 from tui.core.predictions import PredictionFilter, Predictions, PredictionSort, select
 from tui.core.requests import EvaluateRequest, PredictRequest, Setup, TrainRequest
 from tui.core.runs.files import check_writable

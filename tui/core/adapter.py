@@ -43,10 +43,10 @@ class ModelAdapter:
         """
         inputs = _shape(model, "input_shape", "inputs")
         outputs = _shape(model, "output_shape", "outputs")
-        taken = tuple(inputs[1:])
+        taken = tuple(d or 0 for d in inputs[1:])
         if taken not in LAYOUTS:
             raise ModelMismatch(
-                f"the model expects input {_show(taken)}; mnist-tui feeds it {OFFERED}."
+                f"the model expects input {_show(tuple(inputs[1:]))}; mnist-tui feeds it {OFFERED}."
             )
         classes = outputs[-1] if outputs else None
         if len(outputs) != 2 or classes != NUM_CLASSES:

@@ -200,12 +200,12 @@ class TrainingController:
     def _load_backend(self) -> bool:
         try:
             import tui.core.session  # noqa: F401  (Keras and TensorFlow: seconds)
-            from tui.core.distribute import training_device
+            from tui.core.distribute import make_strategy_for, prepare, training_device
             from tui.core.runtime import device_report
 
             # Right after the import: devices are split and precision set before any model.
-            self.setup.distribute.prepare()
-            self.strategy = self.setup.distribute.make_strategy()
+            prepare(self.setup.distribute)
+            self.strategy = make_strategy_for(self.setup.distribute)
             device = training_device(self.strategy)
             report = device_report(device)
         except Exception as err:  # a broken install or a bad strategy: one line, no traceback

@@ -52,7 +52,7 @@ def fingerprint_arrays(*arrays: np.ndarray) -> str:
     for array in arrays:
         contiguous = np.ascontiguousarray(array)
         digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
-        digest.update(memoryview(contiguous).cast("B"))
+        digest.update(contiguous.tobytes())
     return digest.hexdigest()
 
 

@@ -15,8 +15,8 @@ import msgspec
 
 from tui.core.config import Hyperparams
 from tui.core.datainfo import DataInfo
+from tui.core.devices import DeviceReport
 from tui.core.phase import Phase
-from tui.core.runtime import DeviceReport
 
 
 class StopReason(enum.Enum):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tui.core.config import Hyperparams
-from tui.core.distribute import DistributeOptions
+from tui.core.placement import DistributeOptions
 
 DEFAULT_MODELS_DIR = "models"
 """Where `S` and `mnist-tui train` save models unless told otherwise."""

@@ -14,6 +14,7 @@ import msgspec
 
 from tui.core.config import INT_BOUNDS, Hyperparams
 from tui.core.datainfo import DataInfo
+from tui.core.devices import DeviceReport
 from tui.core.events import (
     BackendLoaded,
     BatchProgress,
@@ -37,7 +38,6 @@ from tui.core.events import (
     TrainingStopped,
 )
 from tui.core.phase import BUSY, FITTING, IDLE, Action, Phase
-from tui.core.runtime import DeviceReport
 
 MAX_EPOCHS = INT_BOUNDS["epochs"][1]
 JOURNAL_LIMIT = 2000

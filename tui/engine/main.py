@@ -22,8 +22,8 @@ import msgspec
 
 from tui.core.controller import ControllerError, Job, TrainingController
 from tui.core.events import RunOpened, RunRecording, TrainingEvent
+from tui.core.quiet import quiet_tensorflow
 from tui.core.runs.layout import ENGINE_JSON, ENGINE_LOG
-from tui.core.runtime import quiet_tensorflow
 from tui.engine import registry
 from tui.engine.protocol import EngineInfo
 from tui.engine.server import EngineServer

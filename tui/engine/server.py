@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from tui.core.snapshot import Snapshot, advance
 from tui.engine import protocol as p
 
 log = logging.getLogger("mnist_tui.engine")
+T = TypeVar("T")
 
 QUEUE_LIMIT = 2000
 """Messages waiting for one viewer before it counts as stuck and is dropped."""
@@ -390,7 +391,7 @@ class EngineServer:
                 raise ControllerError(f"{type(command).__name__} is not a command")
         return None
 
-    def _in_helper(self, work: Callable[[], Any]) -> Awaitable[Any]:
+    def _in_helper(self, work: Callable[[], T]) -> Awaitable[T]:
         assert self._loop is not None
         return self._loop.run_in_executor(self.helpers, work)
 

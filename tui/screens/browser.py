@@ -14,8 +14,7 @@ from textual.screen import ModalScreen, Screen
 from textual.validation import Number
 from textual.widgets import Footer, Input, Label, Static
 
-from tui.core.predictions import Predictions
-from tui.core.predictions import PredictionFilter, PredictionSort, confidence, select
+from tui.core.predictions import PredictionFilter, Predictions, PredictionSort, confidence, select
 from tui.widgets.digit import DigitDetail, DigitGrid
 
 NO_MODEL = "No model yet: press t to train, or start with --model PATH."
@@ -89,7 +88,7 @@ class PredictionBrowser(Screen[None]):
         Binding("m", "toggle_misclassified", "Misclassified"),
         Binding("0", "digit(0)", "True class", key_display="0-9"),
         *(Binding(str(k), f"digit({k})", f"True class {k}", show=False) for k in range(1, 10)),
-        Binding("p", "expect_predicted", "Predictions…"),
+        Binding("p", "expect_predicted", "Predicted…"),
         Binding("a", "show_all", "All"),
         Binding("o", "next_sort", "Order"),
         Binding("g", "go_to", "Go to #"),

@@ -16,10 +16,10 @@ from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.core.predictions import Predictions
 from tui.core.predictions import (
     NUM_CLASSES,
     PredictionFilter,
+    Predictions,
     accuracy,
     confusion_matrix,
     precision_recall,

@@ -43,6 +43,26 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 """(key, label) of the table's columns, left to right."""
 
 
+def best_cell(summary: RunSummary) -> Text:
+    """The best validation accuracy; for a run without a validation set, its best training
+    accuracy, said to be that (never passed off as validation)."""
+    if summary.best_val_accuracy is not None or summary.best_accuracy is None:
+        return Text(format_percent(summary.best_val_accuracy), justify="right")
+    return Text.assemble(
+        format_percent(summary.best_accuracy), (" train", "dim italic"), justify="right"
+    )
+
+
+def test_cell(summary: RunSummary, mixed: bool) -> Text:
+    """The test accuracy, with the size of its test set when the listed runs differ in it."""
+    text = Text(format_percent(summary.test_accuracy), justify="right")
+    if mixed and summary.test_accuracy is not None and summary.test_samples is not None:
+        count = summary.test_samples
+        size = f"{count // 1000}k" if count >= 1000 and count % 1000 == 0 else f"{count:,}"
+        text.append(f" of {size}", "dim")
+    return text
+
+
 def format_duration(seconds: float) -> str:
     """`42s`, `3m 05s` or `1h 02m`: a training time at a glance."""
     total = round(seconds)
@@ -215,6 +235,8 @@ class RunsScreen(Screen[Path | None]):
         kept = str(old[row].path) if old and 0 <= row < len(old) else None
         table.clear()
         warning = f"bold {self.app.get_css_variables().get('text-warning', 'yellow')}"
+        # Accuracies measured on test sets of different sizes are not put side by side bare.
+        mixed = len({s.test_samples for s in new if s.test_accuracy is not None}) > 1
         for summary in new:
             started = "?" if summary.started is None else f"{summary.started:%Y-%m-%d %H:%M}"
             table.add_row(
@@ -222,8 +244,8 @@ class RunsScreen(Screen[Path | None]):
                 started,
                 summary.preset,
                 Text(str(summary.epochs_done), justify="right"),
-                Text(format_percent(summary.best_val_accuracy), justify="right"),
-                Text(format_percent(summary.test_accuracy), justify="right"),
+                best_cell(summary),
+                test_cell(summary, mixed),
                 Text(format_duration(summary.duration_seconds), justify="right"),
                 Text(f"{WARNING} {summary.problem}", style=warning) if summary.problem else "",
                 key=str(summary.path),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
@@ -74,7 +75,7 @@ class StatusBar(Static):
                 text.append(part)
         return text
 
-    def _style(self, component: str) -> object:
+    def _style(self, component: str) -> Style:
         return self.get_component_rich_style(component, partial=True)
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {

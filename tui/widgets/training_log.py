@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import RichLog
 
 from tui.core import events
@@ -52,7 +53,7 @@ class TrainingLog(RichLog):
         self._written.append(text)
         self.write(text)
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: Resize) -> None:
         width = self.scrollable_content_region.width
         if width == self._wrapped_at or not self._written:
             self._wrapped_at = width
