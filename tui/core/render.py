@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache, lru_cache
 
 import numpy as np
@@ -75,17 +76,33 @@ def render_digit(image: np.ndarray, *, compact: bool = False, color: bool = True
     if compact:
         grey = _halve(grey)
     top, bottom = grey[0::2], grey[1::2]
-    rows, cols = top.shape
-
     if not color:
         # The brighter of the two pixels, so one-pixel-thin strokes stay visible.
-        shade = np.maximum(top, bottom).astype(np.intp) * len(SHADES) // 256
-        lines = ["".join(SHADES[i] for i in row) for row in shade.tolist()]
-        return Text("\n".join(lines), no_wrap=True, overflow="crop")
+        return _shades(np.maximum(top, bottom))
+    return _half_blocks(top, bottom, _cell_style)
 
+
+def _shades(levels: np.ndarray) -> Text:
+    """Unstyled Text of SHADES characters, one per (rows, cols) uint8 level."""
+    shade = levels.astype(np.intp) * len(SHADES) // 256
+    lines = ["".join(SHADES[i] for i in row) for row in shade.tolist()]
+    return Text("\n".join(lines), no_wrap=True, overflow="crop")
+
+
+def _half_blocks(
+    top: np.ndarray, bottom: np.ndarray, style_of: Callable[[int, int], Style]
+) -> Text:
+    """Text of "▀" cells from the colour codes of the top and bottom pixel of each cell.
+
+    Args:
+        top: (rows, cols) non-negative integer codes below 2**24 (a grey level, a packed RGB).
+        bottom: The same for the lower pixel of each cell.
+        style_of: The cell style for a (top, bottom) pair of codes; cached by the caller.
+    """
+    rows, cols = top.shape
     # One span per run of identical cells: digits are mostly flat black, so this turns
     # ~400 spans into a few dozen and keeps pages of hundreds of digits cheap to draw.
-    codes = top.astype(np.int32) << 8 | bottom
+    codes = top.astype(np.int64) << 24 | bottom
     starts_mask = np.ones((rows, cols), dtype=bool)
     starts_mask[:, 1:] = codes[:, 1:] != codes[:, :-1]
     chars = np.where(top == bottom, " ", UPPER_HALF)
@@ -99,6 +116,6 @@ def render_digit(image: np.ndarray, *, compact: bool = False, color: bool = True
         run_ends = [*run_starts[1:], cols]
         offset = row * line_width
         for start, end in zip(run_starts, run_ends, strict=True):
-            style = _cell_style(top_list[row][start], bottom_list[row][start])
+            style = style_of(top_list[row][start], bottom_list[row][start])
             spans.append(Span(offset + start, offset + end, style))
     return Text(plain, spans=spans, no_wrap=True, overflow="crop")
