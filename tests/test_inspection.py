@@ -116,7 +116,7 @@ def test_top_feature_maps_after_batch_norm_and_relu(digit: np.ndarray) -> None:
         np.testing.assert_allclose(maps.means, means[list(maps.channels)], rtol=1e-5, atol=1e-6)
         assert list(maps.means) == sorted(maps.means, reverse=True)
         assert maps.maps.shape == (3, *expected.shape[:2]) and maps.maps.dtype == np.float32
-        assert maps.maps.min() >= 0 and maps.maps.max() <= 1
+        assert maps.maps.min() >= 0 and maps.maps.max() <= 1 and not maps.maps.flags.writeable
         for channel, scaled in zip(maps.channels, maps.maps, strict=True):
             raw = expected[..., channel]
             if raw.max() > 0:

@@ -230,7 +230,8 @@ def _scaled_to_unit(values: np.ndarray) -> np.ndarray:
 
 
 # --- feature maps ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
+# eq=False: a generated __eq__ would compare the arrays and fail; identity is what is meant.
+@dataclass(frozen=True, eq=False)
 class FeatureMaps:
     """The most active channels of one convolutional layer for one image."""
 
@@ -239,7 +240,7 @@ class FeatureMaps:
     channels: tuple[int, ...]
     """Channel indices, most active first."""
     maps: np.ndarray
-    """(len(channels), height, width) float32, each map scaled to [0, 1] on its own."""
+    """(len(channels), height, width) float32, each map scaled to [0, 1] on its own; read-only."""
     means: tuple[float, ...]
     """Each channel's mean activation over the image, before scaling; descending."""
 
@@ -275,11 +276,13 @@ def top_feature_maps(model: Any, image: np.ndarray, *, per_layer: int = 4) -> li
         means = maps.mean(axis=(1, 2))
         # Stable, so equal means keep channel order and the same image always lists alike.
         order = np.argsort(-means, kind="stable")[:per_layer]
+        scaled = np.stack([_map_to_unit(maps[c]) for c in order])
+        scaled.setflags(write=False)
         result.append(
             FeatureMaps(
                 layer=conv.name,
                 channels=tuple(int(c) for c in order),
-                maps=np.stack([_map_to_unit(maps[c]) for c in order]),
+                maps=scaled,
                 means=tuple(float(means[c]) for c in order),
             )
         )
@@ -352,14 +355,14 @@ class LayerHealthProbe:
     Lists the layers with trainable weights except normalisation layers, whose scale and shift
     say little about dead units or stalled learning. The probe keeps a copy of the weights it
     last saw, so each `measure()` after the first reports how far they moved.
-    """
 
-    def __init__(self, model: Any, probe_images: np.ndarray) -> None:
-        """Args:
+    Args:
         model: A built Keras model with a 28x28x1 input.
         probe_images: A fixed batch, e.g. 256 test images; the same each call so that
             dead-unit shares are comparable between epochs.
-        """
+    """
+
+    def __init__(self, model: Any, probe_images: np.ndarray) -> None:
         keras = import_keras()
         norms = (
             keras.layers.BatchNormalization,
