@@ -354,3 +354,60 @@ def test_an_opened_run_that_does_not_exist_is_one_line(
     assert error is not None and "not a directory" in error and "\n" not in error
     with pytest.raises(RunError):
         load_model_file(tmp_path)
+
+
+# --- a run keeps its data -------------------------------------------------------------------------
+def test_a_resumed_run_goes_back_to_its_own_data(
+    make: Callable[..., Any], mnist_small: MnistData, tmp_path: Path
+) -> None:
+    from tui.core.data import load_npz, load_sample
+
+    # A run trained on a file of its own.
+    own = tmp_path / "own.npz"
+    np.savez(
+        own,
+        x_train=np.rint(mnist_small.x_train[..., 0] * 255).astype(np.uint8),
+        y_train=mnist_small.y_train,
+        x_test=np.rint(mnist_small.x_test[..., 0] * 255).astype(np.uint8),
+        y_test=mnist_small.y_test,
+    )
+    first = TrainingController(
+        Setup(ONE, runs_dir=str(tmp_path / "runs"), progress_interval=0.0), data=load_npz(own)
+    )
+    first.load()
+    first.run_round()
+    run = first.snapshot.run
+    first.close()
+    recorded = json.loads((Path(run) / "run.json").read_text())["data"]
+    assert recorded["source"] == str(own.resolve()) and len(recorded["fingerprint"]) == 64
+
+    # Opened where the default data is another (the bundled sample): the run's own comes back.
+    sample = load_sample()
+    second = make(ONE, data_path=None)
+    second.data = sample
+    assert second.claim_open_run(run).run() is None
+    assert second.snapshot.data is not None
+    assert second.snapshot.data.fingerprint == recorded["fingerprint"]
+    assert second.snapshot.evaluation is not None
+    assert second.snapshot.evaluation.samples == len(mnist_small.y_test)
+    second.close()
+
+    # The file changed since: refused in one line, nothing opened.
+    changed = dict(np.load(own))
+    changed["y_test"] = (changed["y_test"] + 1) % 10
+    np.savez(own, **changed)
+    third = make(ONE)
+    third.data = sample
+    error = third.claim_open_run(run).run()
+    assert error is not None and "now holds other images or labels" in error
+    assert "--data" in error and "\n" not in error
+    assert third.snapshot.run == "" and third.snapshot.phase is Phase.READY
+    third.close()
+
+    # With --data, it continues on the data given, and run.json says so.
+    fourth = make(ONE, data_path=str(own))
+    fourth.data = load_npz(own)
+    assert fourth.claim_open_run(run).run() is None
+    info = json.loads((Path(run) / "run.json").read_text())
+    assert info["data"]["fingerprint"] == fourth.data.fingerprint
+    assert info["data_changes"][0]["from"]["fingerprint"] == recorded["fingerprint"]
