@@ -116,7 +116,7 @@ def _steer(controller: Any) -> dict[str, Any]:
     reason = controller.run_round(TINY.with_changes(epochs=done + 1))
     return {
         "steered_reason": reason.value,
-        "steered_events": [name for name in seen if name in ("Paused", "Resumed", "TrainingStopped")],
+        "steered_events": [n for n in seen if n in ("Paused", "Resumed", "TrainingStopped")],
         "epochs_after_stop": controller.snapshot.epochs_done - done,
     }
 
