@@ -620,8 +620,8 @@ class MnistApp(App[None]):
 
     def detach(self) -> None:
         """Leave the terminal; the engine trains on."""
-        run = self.snapshot.run
-        back = f"mnist-tui attach {run}" if run else "mnist-tui attach"
+        run = Path(self.snapshot.run).name if self.snapshot.run else ""
+        back = f"mnist-tui attach {run}".strip()
         self.farewell = (
             f"Training goes on in the background (engine pid {self.pid_text}); {back} comes "
             "back to it, mnist-tui ps lists it, mnist-tui stop ends it."

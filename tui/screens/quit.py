@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on
@@ -29,17 +30,21 @@ class QuitScreen(ModalScreen[str | None]):
         self.run = run
 
     def compose(self) -> ComposeResult:
-        back = f"mnist-tui attach {self.run}" if self.run else "mnist-tui attach"
+        name = Path(self.run).name if self.run else ""
+        back = f"mnist-tui attach {name}".strip()
         with Vertical(id="confirm-dialog"):
-            yield Label("Training is running. Quit how?", id="confirm-question")
+            yield Label(
+                "Training is running. Leave it training in the background, or stop it?",
+                id="confirm-question",
+            )
             yield Label(
                 f"Left running, it goes on in the background; `{back}` comes back to it, "
                 "`mnist-tui ps` lists it.",
                 id="confirm-detail",
             )
             with Horizontal(id="confirm-buttons"):
-                yield Button("Leave it training (l)", variant="primary", id="quit-detach")
-                yield Button("Stop and quit (s)", variant="error", id="quit-stop")
+                yield Button("Leave it (l)", variant="primary", id="quit-detach")
+                yield Button("Stop (s)", variant="error", id="quit-stop")
                 yield Button("Stay (esc)", id="quit-stay")
 
     def on_mount(self) -> None:
