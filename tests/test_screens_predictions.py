@@ -418,7 +418,11 @@ async def test_a_drawn_digit_is_recognised_by_a_trained_model(
 
 
 # --- snapshots ----------------------------------------------------------------------------------
-SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
+SIZES = [
+    pytest.param((120, 40), id="120x40"),
+    pytest.param((80, 24), id="80x24"),
+    pytest.param((60, 20), id="60x20"),
+]
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -487,3 +491,20 @@ async def test_draw_screen_without_a_model_still_draws() -> None:
         await pilot.pause()
         assert app.screen.query_one(Canvas).pixels.any()
         assert NO_MODEL in str(app.screen.query_one("#draw-verdict", Static).render())
+
+
+@pytest.mark.parametrize("screen", ["confusion", "browser"])
+def test_snapshot_without_colour_shows_the_cursor(
+    snap_compare: Callable[..., bool],
+    mnist_small: MnistData,
+    predictions: Predictions,
+    monkeypatch: pytest.MonkeyPatch,
+    screen: str,
+) -> None:
+    """Under NO_COLOR the cursor must show by something other than colour."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    if screen == "confusion":
+        app = ScreenHost(lambda: ConfusionScreen(predictions, mnist_small.x_test))
+    else:
+        app = browser_app(mnist_small, predictions)
+    assert snap_compare(app, press=["right", "down"], terminal_size=(80, 24))

@@ -31,7 +31,7 @@ from tui.core.events import (
 from tui.core.phase import Phase
 from tui.core.snapshot import Snapshot, advance, initial_snapshot
 
-SIZES = [(80, 24), (120, 40)]
+SIZES = [(60, 20), (80, 24), (120, 40)]
 HPARAMS = Hyperparams()
 CPU_REPORT = DeviceReport("tensorflow", ("CPU:0",), "CPU (2 cores)", cpu_cores=2)
 DATA = DataInfo("path", "/data/mnist.npz", "0" * 64, 60_000, 10_000)

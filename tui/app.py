@@ -19,9 +19,9 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.events import Resize
 from textual.message import Message
 from textual.notifications import SeverityLevel
-from textual.widgets import Footer
 
 from tui.core.config import INT_BOUNDS
 from tui.core.events import (
@@ -48,8 +48,10 @@ from tui.engine.connect import Connector, SocketConnector, SpawnConnector
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.quit import DETACH, STOP, QuitScreen
+from tui.screens.too_small import TooSmallScreen, too_small
 from tui.widgets.curves import CurvesPlot
 from tui.widgets.devices import DevicePanel
+from tui.widgets.footer import FittingFooter
 from tui.widgets.hyperparams import HyperparamsPanel
 from tui.widgets.progress import EpochProgress
 from tui.widgets.status import StatusBar, data_text
@@ -184,7 +186,7 @@ class MnistApp(App[None]):
                 yield EpochProgress(id="progress")
                 yield DevicePanel(id="devices")
                 yield TrainingLog(id="log")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     @property
     def panel(self) -> HyperparamsPanel:
@@ -214,7 +216,13 @@ class MnistApp(App[None]):
     def phase(self) -> Phase:
         return self.snapshot.phase
 
+    def on_resize(self, event: Resize) -> None:
+        if too_small(*event.size) and not isinstance(self.screen, TooSmallScreen):
+            self.push_screen(TooSmallScreen())
+
     def on_mount(self) -> None:
+        if too_small(*self.size):
+            self.push_screen(TooSmallScreen())
         self.devices.border_title = "Devices (i hides)"
         self.training_log.note(
             "mnist-tui: t trains, ? lists every key, h shows or hides the panel.", "bold"

@@ -16,12 +16,13 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from tui.core.events import EpochEnded
 from tui.format import format_percent
 from tui.widgets.compare import ComparePlot, RunCurve
+from tui.widgets.footer import FittingFooter
 
 if TYPE_CHECKING:
     from tui.core.runs.catalog import RunSummary
@@ -176,7 +177,7 @@ class RunsScreen(Screen[Path | None]):
         yield Static(id="runs-header", markup=False)
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-detail", markup=False)
-        yield Footer()
+        yield FittingFooter()
 
     @property
     def table(self) -> DataTable[str | Text]:

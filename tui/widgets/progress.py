@@ -35,12 +35,21 @@ class EpochProgress(Vertical):
         """
         self._epoch(f"epoch {event.epoch}/{target}", layout=False)
         self.query_one("#progress-bar", ProgressBar).update(total=event.steps, progress=event.step)
-        self._figures(
-            f"step {event.step}/{event.steps} · ETA {format_eta(event.eta_seconds)} · "
-            f"loss {event.loss:.4f} · acc {format_percent(event.accuracy)} · "
+        self._figures(self.figures(event, self.size.width), layout=False)
+
+    @staticmethod
+    def figures(event: BatchProgress, width: int) -> str:
+        """The running figures, as many as fit `width` (least needed dropped first)."""
+        parts = [
+            f"step {event.step}/{event.steps}",
+            f"ETA {format_eta(event.eta_seconds)}",
+            f"loss {event.loss:.4f}",
+            f"acc {format_percent(event.accuracy)}",
             f"{event.samples_per_sec:,.0f} samples/s",
-            layout=False,
-        )
+        ]
+        while len(parts) > 1 and len(" · ".join(parts)) > width:
+            parts.pop()
+        return " · ".join(parts)
 
     def show_state(self, s: Snapshot) -> None:
         """Everything but the running figures, from the snapshot."""

@@ -36,12 +36,17 @@ class StatusBar(Static):
     """What the engine says; None until it first answers."""
 
     def render(self) -> Text:
+        """The fullest of the line's forms that fits: every part spelt out; then shorter; then
+        without the device; then without the data (the phase and the figures stay)."""
+        width = self.content_region.width
         text = self._line(compact=False)
-        if text.cell_len > self.content_region.width:
-            text = self._line(compact=True)
+        for drop in ((), ("device",), ("device", "data")):
+            if text.cell_len <= width:
+                break
+            text = self._line(compact=True, drop=drop)
         return text
 
-    def _line(self, compact: bool) -> Text:
+    def _line(self, compact: bool, drop: tuple[str, ...] = ()) -> Text:
         s = self.snapshot
         text = Text(no_wrap=True, overflow="ellipsis")
         if s is None:
@@ -54,11 +59,12 @@ class StatusBar(Static):
         device = s.device or ("-" if compact else "device: …")
         val = s.last_val_accuracy
         test = s.evaluation.accuracy if s.evaluation is not None else None
-        parts: list[tuple[str, str] | str] = [
-            (data_text(s, compact=compact), "status--data"),
-            sep,
-            (device, "status--device"),
-            sep,
+        parts: list[tuple[str, str] | str] = []
+        if "data" not in drop:
+            parts += [(data_text(s, compact=compact), "status--data"), sep]
+        if "device" not in drop:
+            parts += [(device, "status--device"), sep]
+        parts += [
             (f"● {s.phase.label}", f"status--state-{s.phase.value}"),
             sep,
             epoch,
