@@ -45,18 +45,24 @@ def per_replica_batch(model: Any, strategy: Any, x: np.ndarray, y: np.ndarray) -
 def main(argv: list[str]) -> dict[str, Any]:
     name, npz, train_size = argv[0], argv[1], int(argv[2])
     options = DistributeOptions(strategy=name, mixed_precision="--mixed-precision" in argv)
-    options.prepare()
-    strategy = options.make_strategy()
 
+    from tui.core.controller import TrainingController
     from tui.core.data import load_npz
-    from tui.core.session import TrainingSession
+    from tui.core.requests import Setup
 
-    keras = import_keras()
     data = load_npz(npz).subset(train=train_size, test=500)
+    controller = TrainingController(
+        Setup(TINY, distribute=options, record=False, progress_interval=0.0), data=data
+    )
     events: list[TrainingEvent] = []
-    session = TrainingSession(TINY, data, events.append, strategy=strategy)
-    reason = session.train()
-    evaluated = session.evaluate()
+    controller.subscribe(events.append)
+    controller.load()  # makes the devices and the strategy, as the engine does
+    strategy = controller.strategy
+    keras = import_keras()
+    reason = controller.run_round()
+    evaluated = controller.snapshot.evaluation
+    session = controller.session
+    assert session is not None and evaluated is not None
     model = session.model
     result: dict[str, Any] = {
         "reason": reason.value,
@@ -69,7 +75,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "predict_dtype": str(session.predict().probabilities.dtype),
         "compute_dtype": model.get_layer("conv1").compute_dtype,
     }
-    result.update(_steer(session))
+    result.update(_steer(controller))
     if strategy is not None:
         x, y, _, _ = session.split()
         result["per_replica_batch"] = per_replica_batch(model, strategy, x[:256], y[:256])
@@ -86,35 +92,32 @@ def main(argv: list[str]) -> dict[str, Any]:
     return result
 
 
-def _steer(session: Any) -> dict[str, Any]:
-    """One more epoch, steered as the UI would: pause, resume, then stop now.
+def _steer(controller: Any) -> dict[str, Any]:
+    """One more epoch, steered as a viewer would: pause, resume, then stop now.
 
-    The sink runs on the training thread between batches, so reacting inside it is exactly as
-    timely as a key press would be, without any waiting.
+    The listener runs on the training thread between batches, so reacting inside it is exactly
+    as timely as a key press would be, without any waiting.
     """
     from tui.core.events import BatchProgress, Paused, Resumed
 
-    controls = session.controls
     seen: list[str] = []
 
     def react(event: TrainingEvent) -> None:
         seen.append(type(event).__name__)
         if isinstance(event, BatchProgress) and "Paused" not in seen:
-            controls.pause()
+            controller.pause()
         elif isinstance(event, Paused):
-            controls.resume()
+            controller.resume()
         elif isinstance(event, Resumed):
-            controls.stop_now()
+            controller.stop_now()
 
-    session.sink = react
-    session.progress_interval = 0.0
-    done = session.epochs_done
-    controls.set_epoch_target(done + 1)
-    reason = session.train()
+    done = controller.snapshot.epochs_done
+    controller.subscribe(react)
+    reason = controller.run_round(TINY.with_changes(epochs=done + 1))
     return {
         "steered_reason": reason.value,
-        "steered_events": seen,
-        "epochs_after_stop": session.epochs_done - done,
+        "steered_events": [n for n in seen if n in ("Paused", "Resumed", "TrainingStopped")],
+        "epochs_after_stop": controller.snapshot.epochs_done - done,
     }
 
 

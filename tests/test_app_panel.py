@@ -1,31 +1,55 @@
-"""App tests that need no TensorFlow: start-up, the hyperparameter panel, help and keys."""
+"""App tests on a scripted engine (no TensorFlow): start-up, the panel, help and keys."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import fields
 from typing import Any
 
+import msgspec
 import pytest
+from app_helpers import SIZE, logged, toasts, until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scripted_engine import ScriptedEngine
+from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select, Static
 
 from tui.app import MnistApp, create_app
 from tui.core.config import Hyperparams, preset
-from tui.core.data import MnistData
+from tui.core.events import LoadFailed, PhaseChanged
+from tui.core.phase import Phase
+from tui.core.snapshot import Snapshot, initial_snapshot
+from tui.engine import protocol as p
 from tui.screens.help import HelpScreen
 from tui.widgets.hyperparams import FIELD_NAMES, parse_field
 
-SIZE = (120, 40)
 INPUT_FIELDS = [
     f.name for f in fields(Hyperparams) if f.type in ("int", "float", "tuple[int, ...]")
 ]
 
 
-def make_app(data: MnistData | None = None, **kwargs: Any) -> MnistApp:
-    return create_app(data=data, load_tensorflow=False, **kwargs)
+def ready(hparams: Hyperparams | None = None, preset_name: str = "default") -> Snapshot:
+    snapshot = initial_snapshot(hparams or preset(preset_name), preset_name)
+    return msgspec.structs.replace(snapshot, phase=Phase.READY)
+
+
+@contextlib.asynccontextmanager
+async def scripted(
+    snapshot: Snapshot | None = None, *, size: tuple[int, int] = SIZE
+) -> AsyncIterator[tuple[MnistApp, Pilot[None], ScriptedEngine]]:
+    with ScriptedEngine(snapshot or ready()) as engine:
+        app = create_app(engine.options, engine.connector())
+        async with app.run_test(size=size, notifications=True) as pilot:
+            await until(pilot, lambda: app.client is not None)
+            yield app, pilot, engine
+
+
+def sent(engine: ScriptedEngine, kind: type) -> list[Any]:
+    return [c for c in engine.commands if isinstance(c, kind)]
 
 
 def error_text(app: MnistApp, name: str) -> str:
@@ -33,10 +57,13 @@ def error_text(app: MnistApp, name: str) -> str:
 
 
 def test_importing_the_app_leaves_tensorflow_alone() -> None:
-    """The first frame must not wait for TensorFlow: importing the app may not pull it in."""
+    """The first frame must not wait for TensorFlow: the app and everything it imports to
+    reach the engine may not pull it in (nor the controller, the session, the callbacks)."""
     code = (
-        "import sys, tui.app; "
-        "heavy = [m for m in ('tensorflow', 'keras', 'tui.core.session') if m in sys.modules]; "
+        "import sys, tui.app, tui.cli, tui.engine.client, tui.engine.spawn, tui.engine.connect; "
+        "app = tui.app.create_app(tui.cli.app_options(tui.cli.build_parser().parse_args([]))); "
+        "heavy = [m for m in ('tensorflow', 'keras', 'tui.core.session', 'tui.core.controller',"
+        " 'tui.core.callback') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     result = subprocess.run(
@@ -45,28 +72,47 @@ def test_importing_the_app_leaves_tensorflow_alone() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-async def test_t_while_loading_says_so(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=SIZE) as pilot:
-        assert app.state == "loading"
-        assert "loading TensorFlow" in str(app.status.render())
+async def test_t_while_loading_says_so() -> None:
+    loading = initial_snapshot(preset("default"), "default")
+    async with scripted(loading) as (app, pilot, engine):
+        assert app.phase is Phase.LOADING
+        assert "loading" in str(app.status.render())
         await pilot.press("t")
-        assert app.session is None
-        assert any("Still loading TensorFlow" in n.message for n in app._notifications)
+        await until(pilot, lambda: any("Still loading" in t for t in toasts(app)))
+        assert not sent(engine, p.Train)
 
 
-async def test_panel_shows_every_field_and_the_preset(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small, preset_name="seed")
-    async with app.run_test(size=SIZE):
+async def test_t_sends_the_panel_settings_and_preset() -> None:
+    async with scripted(ready(preset_name="seed"), size=(120, 40)) as (_app, pilot, engine):
+        await pilot.press("t")
+        await until(pilot, lambda: bool(sent(engine, p.Train)))
+        train = sent(engine, p.Train)[0]
+        assert train.hparams == preset("seed") and train.preset == "seed"
+
+
+async def test_a_refusal_from_the_engine_is_a_notification() -> None:
+    def refuse(command: p.Command) -> p.Reply:
+        return p.Reply(command.id, error="These settings do not fit: 9 GiB.")
+
+    with ScriptedEngine(ready(), refuse) as engine:
+        app = create_app(engine.options, engine.connector())
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await until(pilot, lambda: app.client is not None)
+            await pilot.press("t")
+            await until(pilot, lambda: any("do not fit" in t for t in toasts(app)))
+            assert app.is_running
+
+
+async def test_panel_shows_every_field_and_the_preset() -> None:
+    async with scripted(ready(preset_name="seed")) as (app, _pilot, _engine):
         assert app.panel.query_one("#hp-preset", Select).value == "seed"
         assert app.panel.hyperparams() == preset("seed")
         for name in FIELD_NAMES:
             assert app.panel.query_one(f"#hp-{name}").display
 
 
-async def test_choosing_a_preset_fills_the_fields(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_choosing_a_preset_fills_the_fields() -> None:
+    async with scripted() as (app, pilot, _engine):
         app.panel.query_one("#hp-preset", Select).value = "fast"
         await pilot.pause()
         assert app.panel.hyperparams() == preset("fast")
@@ -80,9 +126,8 @@ async def test_choosing_a_preset_fills_the_fields(mnist_small: MnistData) -> Non
         assert app.panel.query_one("#hp-preset", Select).value is Select.NULL
 
 
-async def test_loading_a_preset_checks_the_fields_once(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_loading_a_preset_checks_the_fields_once() -> None:
+    async with scripted() as (app, pilot, _engine):
         await pilot.pause()
         panel = app.panel
         checks: list[tuple[str, str] | None] = []
@@ -114,22 +159,20 @@ async def test_loading_a_preset_checks_the_fields_once(mnist_small: MnistData) -
         assert checks[-1] is not None and checks[-1][0] == "batch_size"
 
 
-async def test_invalid_field_blocks_training_and_is_focused(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_invalid_field_blocks_training_and_is_focused() -> None:
+    async with scripted() as (app, pilot, engine):
         field = app.panel.query_one("#hp-epochs", Input)
         field.value = "abc"
         await pilot.pause()
         assert error_text(app, "epochs") == "epochs = 'abc' must be a whole number."
         await pilot.press("escape", "t")
-        assert app.session is None
+        assert not sent(engine, p.Train)
         assert app.focused is field
-        assert any("must be a whole number" in n.message for n in app._notifications)
+        await until(pilot, lambda: any("must be a whole number" in t for t in toasts(app)))
 
 
-async def test_cross_field_error_lands_on_conv_filters_and_clears(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_cross_field_error_lands_on_conv_filters_and_clears() -> None:
+    async with scripted() as (app, pilot, _engine):
         app.panel.query_one("#hp-conv_filters", Input).value = "8,8,8,8"
         await pilot.pause()
         assert "shrink the 28x28 image to nothing" in error_text(app, "conv_filters")
@@ -140,9 +183,8 @@ async def test_cross_field_error_lands_on_conv_filters_and_clears(mnist_small: M
         assert app.panel.hyperparams().conv_filters == (8, 8, 8, 8)
 
 
-async def test_narrow_terminal_hides_the_panel_until_h(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=(80, 24)) as pilot:
+async def test_narrow_terminal_hides_the_panel_until_h() -> None:
+    async with scripted(size=(80, 24)) as (app, pilot, _engine):
         assert not app.panel.display
         assert app.curves.display and app.training_log.display
         await pilot.press("h")
@@ -156,27 +198,26 @@ async def test_narrow_terminal_hides_the_panel_until_h(mnist_small: MnistData) -
         assert app.focused is app.panel.query_one("#hp-dropout", Input)
 
 
-async def test_help_lists_the_keys_and_closes(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_help_lists_the_keys_and_closes() -> None:
+    async with scripted() as (app, pilot, _engine):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
 
-async def test_plus_and_minus_move_the_epochs_field_when_idle(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_plus_and_minus_move_the_epochs_field_when_idle() -> None:
+    async with scripted() as (app, pilot, _engine):
         await pilot.press("plus", "plus", "minus")
         assert app.panel.query_one("#hp-epochs", Input).value == "6"
 
 
-async def test_quit_while_idle_exits(mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_quit_while_idle_exits_without_asking() -> None:
+    async with scripted() as (app, pilot, engine):
         await pilot.press("q")
+        await until(pilot, lambda: not app.is_running)
     assert app.return_code == 0
+    assert not sent(engine, p.Shutdown), "an idle engine ends by itself once its viewer leaves"
 
 
 # --- hypothesis: bad strings in every field -----------------------------------------------
@@ -205,12 +246,9 @@ def core_error(name: str, text: str) -> str | None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(edits=st.lists(st.tuples(st.sampled_from(INPUT_FIELDS), JUNK), min_size=1, max_size=8))
-async def test_bad_strings_never_crash_and_never_train(
-    edits: list[tuple[str, str]], mnist_small: MnistData
-) -> None:
-    app = make_app(mnist_small)
+async def test_bad_strings_never_crash_and_never_train(edits: list[tuple[str, str]]) -> None:
     defaults = Hyperparams()
-    async with app.run_test(size=SIZE) as pilot:
+    async with scripted(ready(defaults)) as (app, pilot, engine):
         for index, (name, text) in enumerate(edits):
             field = app.panel.query_one(f"#hp-{name}", Input)
             field.value = text
@@ -224,10 +262,12 @@ async def test_bad_strings_never_crash_and_never_train(
                 assert error_text(app, name) == ""
         # The last edit stays: t must refuse it (and could not train without TensorFlow anyway).
         await pilot.press("escape", "t")
-        assert app.session is None
         if expected is not None:
             assert app.focused is field
-            assert any(n.message == expected for n in app._notifications)
+            assert not sent(engine, p.Train)
+            await until(pilot, lambda: any(expected in t for t in toasts(app)))
+        else:
+            await until(pilot, lambda: bool(sent(engine, p.Train)))
         assert app.is_running
 
 
@@ -237,30 +277,21 @@ def _text_of(hparams: Hyperparams, name: str) -> str:
 
 
 @pytest.mark.parametrize("name", INPUT_FIELDS)
-async def test_each_field_rejects_words(name: str, mnist_small: MnistData) -> None:
-    app = make_app(mnist_small)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_each_field_rejects_words(name: str) -> None:
+    async with scripted() as (app, pilot, _engine):
         app.panel.query_one(f"#hp-{name}", Input).value = "lots"
         await pilot.pause()
         assert error_text(app, name).startswith(name)
         assert app.panel.first_invalid() == (name, error_text(app, name))
 
 
-async def test_a_bad_data_path_is_one_clear_line(tmp_path: Any) -> None:
-    broken = tmp_path / "mnist.npz"
-    broken.write_bytes(b"not an npz at all")
-    app = create_app(data_path=str(broken), load_tensorflow=False)
-    async with app.run_test(size=SIZE) as pilot:
-        for _ in range(200):
-            if app.data_error is not None:
-                break
-            await pilot.pause(0.02)
-        assert app.data_error is not None and str(broken) in app.data_error
-        assert app.state == "error"
+async def test_data_that_cannot_be_loaded_is_one_clear_line_and_t_says_why() -> None:
+    reason = "/x/mnist.npz is not a readable .npz archive (not a zip file); pass a mnist.npz."
+    async with scripted(initial_snapshot(preset("default"), "default")) as (app, pilot, engine):
+        engine.emit(LoadFailed("data", reason), PhaseChanged(Phase.BROKEN))
+        await until(pilot, lambda: app.phase is Phase.BROKEN)
         assert "no data" in str(app.status.render())
-        log = "\n".join(line.text for line in app.training_log.lines)
-        assert app.data_error.split(";")[0] in log.replace("\n", "")
-        assert "Traceback" not in log
+        assert logged(app, reason.split(";")[0]) and not logged(app, "Traceback")
         await pilot.press("t")
-        assert app.session is None
-        assert any(n.title == "No data" for n in app._notifications)
+        await until(pilot, lambda: any("not a readable" in t for t in toasts(app)))
+        assert not sent(engine, p.Train)

@@ -1,12 +1,12 @@
-"""The real app in a pseudo-terminal: signals and Ctrl+C mid-training exit cleanly, and leave
-a complete run directory behind."""
+"""The real app in a pseudo-terminal, on a real engine process: a closed terminal (SIGHUP)
+leaves training running, `mnist-tui attach` comes back to all of it, `q` while training asks,
+and an engine that dies is noticed within two seconds and can be resumed."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
-import importlib.util
-import json
 import os
 import pty
 import re
@@ -21,27 +21,31 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
+from tui.engine import registry
+from tui.engine.protocol import EngineInfo
 
-APP = """
-import sys
-from tui.app import run_app
-from tui.core.config import Hyperparams
-hp = Hyperparams(epochs=200, batch_size=64, conv_filters=(8,), dense_units=16, train_size=2000)
-code = run_app(
-    hp, data_path=sys.argv[1], log_path=sys.argv[2], runs_dir=sys.argv[3], tensorboard=True
-)
-sys.exit(code)
-"""
-EPOCH_LINE = re.compile(rb"epoch {2,}(\d+)/200")
-"""An epoch's line in the training log (the progress bar's `epoch N/200` has one space)."""
-TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty"),
+    pytest.mark.slow,
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tui" / "sample" / "mnist_sample.npz"
+EPOCHS = 8
+TRAIN = ["--epochs", str(EPOCHS), "--train-size", "3000", "--conv-filters", "8",
+         "--dense-units", "16", "--batch-size", "64"]  # fmt: skip
+
+
+def epoch_lines(output: bytes) -> set[int]:
+    """Epochs whose log line (`epoch 3/8  loss ...`) reached the screen."""
+    plain = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", output)
+    return {int(n) for n in re.findall(rb"epoch +(\d+)/%d +loss" % EPOCHS, plain)}
 
 
 class Terminal:
     """A child process on a pty, with everything it wrote kept for inspection."""
 
-    def __init__(self, argv: list[str], cwd: Path) -> None:
+    def __init__(self, argv: list[str], cwd: Path, size: tuple[int, int] = (120, 40)) -> None:
         self.output = b""
         pid, fd = pty.fork()
         if pid == 0:  # the child: become the app
@@ -49,7 +53,7 @@ class Terminal:
             os.environ["TERM"] = "xterm-256color"
             os.execv(argv[0], argv)
         self.pid, self.fd = pid, fd
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
         self.status: int | None = None
 
     def read_until(self, needle: bytes, timeout: float) -> bool:
@@ -59,15 +63,17 @@ class Terminal:
         """Keep reading the screen (the app blocks if nobody does) until `condition` holds."""
         deadline = time.monotonic() + timeout
         while not condition() and time.monotonic() < deadline:
-            self._read(0.1)
+            self._read(0.05)
         return condition()
 
     def _read(self, wait: float) -> None:
         ready, _, _ = select.select([self.fd], [], [], wait)
         if ready:
-            # OSError: the child has closed the terminal.
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # the child has closed the terminal
                 self.output += os.read(self.fd, 65536)
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
 
     def wait(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
@@ -81,64 +87,107 @@ class Terminal:
 
     def close(self) -> None:
         if self.status is None:
-            os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
         os.close(self.fd)
 
 
-def _saved_epochs(runs_root: Path) -> int:
-    """The epoch the run's last.keras holds, from run.json; 0 before the first save."""
-    for info in runs_root.glob("*/run.json"):
-        with contextlib.suppress(OSError, ValueError):
-            return int(json.loads(info.read_text()).get("saved", {}).get("epoch", 0))
-    return 0
+def app(tmp_path: Path, *args: str) -> Terminal:
+    env_args = [sys.executable, "-m", "tui", *args]
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    return Terminal(env_args, tmp_path)
 
 
-@pytest.mark.parametrize(
-    ("how", "code"),
-    [("SIGTERM", 128 + signal.SIGTERM), ("SIGHUP", 128 + signal.SIGHUP), ("ctrl+c", 0)],
-)
-def test_stops_training_and_exits_cleanly(
-    how: str, code: int, shared_data: Path, tmp_path: Path
+def the_engine() -> EngineInfo:
+    engines = registry.live_engines()
+    assert len(engines) == 1, engines
+    return engines[0]
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not registry.pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def started_training(term: Terminal) -> None:
+    assert term.read_until(b"press t to train", 120), term.output[-3000:]
+    term.type(b"t")
+    assert term.poll_until(lambda: 1 in epoch_lines(term.output), 120), term.output[-3000:]
+
+
+def test_a_closed_terminal_leaves_training_running_and_attach_shows_it_all(
+    tmp_path: Path,
 ) -> None:
-    log = tmp_path / "tensorflow.log"
-    runs_root = tmp_path / "runs"
-    term = Terminal(
-        [sys.executable, "-c", APP, str(shared_data / "mnist.npz"), str(log), str(runs_root)],
-        Path(__file__).resolve().parents[1],
-    )
+    runs = tmp_path / "runs"
+    term = app(tmp_path, "--data", str(SAMPLE), "--runs-dir", str(runs), *TRAIN)
     try:
-        assert term.read_until(b"press t to train", 120), term.output[-2000:]
-        os.write(term.fd, b"t")
-        assert term.read_until(b"samples/s", 120), term.output[-2000:]
-        # One epoch recorded (metrics row, last.keras, run.json) before the signal lands.
-        assert term.poll_until(lambda: _saved_epochs(runs_root) >= 1, 60), term.output[-2000:]
-        if how == "ctrl+c":
-            os.write(term.fd, b"\x03")
-        else:
-            os.kill(term.pid, getattr(signal, how))
-        assert term.wait(60) == code
+        started_training(term)
+        engine = the_engine()
+        os.kill(term.pid, signal.SIGHUP)
+        assert term.wait(30) == 128 + signal.SIGHUP
     finally:
         term.close()
-    # Textual restored the terminal: it left the alternate screen on the way out.
+    # Textual restored the terminal, and no TensorFlow chatter reached it.
     assert b"\x1b[?1049l" in term.output
-    # TensorFlow's native chatter went to the log file, not over the screen.
     assert b"oneDNN" not in term.output and b"absl" not in term.output
-    assert log.exists()
-    if not TENSORBOARD:
-        # --tensorboard without the package: one warning, and training went on without it.
-        assert b"No TensorBoard" in term.output
+    assert registry.pid_alive(engine.pid), "the engine trains on without its terminal"
 
-    # The run directory is complete: listed without a problem, resumable after the epochs the
-    # training log reported as finished (the interrupted epoch is not among them). An epoch's
-    # log line is posted before its checkpoint is written, so every saved epoch is on screen.
-    from tui.core import runs
+    viewer = app(tmp_path, "attach")
+    try:
+        # The whole history first (every epoch so far), then live ones, to the end.
+        assert viewer.poll_until(lambda: set(range(1, EPOCHS + 1)) <= epoch_lines(viewer.output),
+                                 180), viewer.output[-3000:]  # fmt: skip
+        assert viewer.read_until(b"test accuracy", 60)
+        viewer.type(b"q")
+        assert viewer.wait(30) == 0
+    finally:
+        viewer.close()
+    assert wait_gone(engine.pid, 30), "nothing to do and nobody watching: the engine ends"
+    (run,) = runs.iterdir()
+    epochs = [int(row["epoch"]) for row in csv.DictReader((run / "metrics.csv").open())]
+    assert epochs == list(range(EPOCHS)), "each epoch recorded once"
 
-    finished = max(int(n) for n in EPOCH_LINE.findall(term.output))
-    assert finished >= 1
-    [summary] = runs.list_runs(runs_root)
-    assert summary.problem is None, summary.problem
-    assert summary.epochs_done == finished
-    resumed = runs.resume(summary.path)
-    assert resumed.epochs_done == finished
-    assert [e.epoch for e in resumed.history] == list(range(1, finished + 1))
+
+def test_q_while_training_offers_to_leave_it_running(tmp_path: Path) -> None:
+    term = app(tmp_path, "--data", str(SAMPLE), "--runs-dir", str(tmp_path / "runs"), *TRAIN)
+    try:
+        started_training(term)
+        engine = the_engine()
+        term.type(b"q")
+        assert term.read_until(b"Leave it training", 10), term.output[-3000:]
+        term.type(b"l")
+        assert term.wait(30) == 0
+    finally:
+        term.close()
+    # The way back is printed once the app has left the screen.
+    assert b"mnist-tui attach" in term.output.split(b"\x1b[?1049l")[-1]
+    assert registry.pid_alive(engine.pid)
+    os.kill(engine.pid, signal.SIGTERM)
+    assert wait_gone(engine.pid, 60)
+
+
+def test_a_killed_engine_is_noticed_and_its_run_resumed(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    term = app(tmp_path, "--data", str(SAMPLE), "--runs-dir", str(runs), *TRAIN)
+    try:
+        started_training(term)
+        engine = the_engine()
+        os.kill(engine.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        assert term.read_until(b"The engine is gone", 10), term.output[-3000:]
+        assert time.monotonic() - killed < 2.0
+        assert term.read_until(b"Resume it", 10)
+        term.type(b"y")
+        assert term.read_until(b"resumed", 120), term.output[-3000:]
+        fresh = the_engine()
+        assert fresh.pid != engine.pid and fresh.run == engine.run
+        term.type(b"q")
+        assert term.wait(30) == 0
+    finally:
+        term.close()
+    assert wait_gone(fresh.pid, 30)

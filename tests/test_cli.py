@@ -1,8 +1,8 @@
-"""The headless CLI through a subprocess: train, evaluate, predict, bad input and Ctrl+C."""
+"""The headless CLI through real subprocesses: train, evaluate, predict, bad input, Ctrl+C, two
+processes at once; and the parser, in process (no TensorFlow), down to typed requests."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import queue
 import re
@@ -13,12 +13,20 @@ import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tui.cli import build_parser, resolve_hparams
-from tui.core.config import Hyperparams, preset
+from tui.cli import build_parser, resolve_hparams, train_request
+from tui.core.config import Hyperparams, dump_toml, preset
+from tui.errors import UsageError
 
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tui" / "sample" / "mnist_sample.npz"
+"""Real MNIST digits (6,000/1,000) that every checkout has: these tests need no download."""
 TINY = ["--train-size", "600", "--epochs", "1", "--conv-filters", "8", "--dense-units", "16",
         "--batch-size", "64"]  # fmt: skip
 NATIVE_NOISE = re.compile(r"oneDNN|cudart|absl|cuda|TF_ENABLE|^[IWEF]\d{4} ", re.MULTILINE)
@@ -42,7 +50,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def cli(tmp_path: Path, *args: str, timeout: float = 120) -> Run:
+def cli(tmp_path: Path, *args: str, timeout: float = 180) -> Run:
     done = subprocess.run(
         [sys.executable, "-m", "tui", *args],
         capture_output=True,
@@ -54,35 +62,58 @@ def cli(tmp_path: Path, *args: str, timeout: float = 120) -> Run:
     return Run(done.returncode, done.stdout, done.stderr)
 
 
+def background(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+    )
+
+
+def finished(process: subprocess.Popen[str], timeout: float = 180) -> Run:
+    out, err = process.communicate(timeout=timeout)
+    return Run(process.returncode, out, err)
+
+
 def assert_quiet(run: Run) -> None:
     assert "Traceback" not in run.out + run.err
     assert not NATIVE_NOISE.search(run.out), run.out
     assert not NATIVE_NOISE.search(run.err), run.err
 
 
-# --- a trained tiny model, shared by the tests that need one ----------------------------------
+def one_error_line(run: Run) -> str:
+    """The run failed with exit 2 and said why in exactly one line."""
+    assert run.code == 2, run.out + run.err
+    assert_quiet(run)
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnist-tui: error: "), run.err
+    return lines[0]
+
+
+# --- a trained tiny model, shared by the tests that need one ------------------------------------
 @dataclass(frozen=True)
 class Trained:
     run: Run
     model: Path
-    mnist: Path
     home: Path
 
 
 @pytest.fixture(scope="module")
-def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     home = tmp_path_factory.mktemp("cli")
-    mnist = shared_data / "mnist.npz"
-    run = cli(home, "train", "--data", str(mnist), *TINY, "--out", str(home / "models"))
+    run = cli(home, "train", "--data", str(SAMPLE), *TINY, "--out", str(home / "models"))
     models = list((home / "models").glob("*.keras"))
-    return Trained(run, models[0] if models else home / "missing.keras", mnist, home)
+    return Trained(run, models[0] if models else home / "missing.keras", home)
 
 
 def test_train_prints_table_and_accuracy_and_saves(trained: Trained) -> None:
     run = trained.run
     assert run.code == 0, run.err
     assert_quiet(run)
-    assert "mnist.npz · 60,000 train / 10,000 test" in run.out
+    assert "mnist_sample.npz · 6,000 train / 1,000 test" in run.out
     assert re.search(r"epoch\s+loss\s+acc\s+val loss\s+val acc\s+time\s+samples/s", run.out)
     assert re.search(r"^\s+1/1\s+\d+\.\d{4}\s+\d\.\d{4}\s+\d+\.\d{4}\s+\d\.\d{4}", run.out, re.M)
     assert ACCURACY.search(run.out)
@@ -98,7 +129,7 @@ def test_train_prints_table_and_accuracy_and_saves(trained: Trained) -> None:
 def test_evaluate_reports_the_same_accuracy(trained: Trained) -> None:
     train_accuracy = ACCURACY.search(trained.run.out)
     assert train_accuracy is not None
-    run = cli(trained.home, "evaluate", "--model", str(trained.model), "--data", str(trained.mnist))
+    run = cli(trained.home, "evaluate", "--model", str(trained.model), "--data", str(SAMPLE))
     assert run.code == 0, run.err
     assert_quiet(run)
     match = ACCURACY.search(run.out)
@@ -106,7 +137,7 @@ def test_evaluate_reports_the_same_accuracy(trained: Trained) -> None:
 
 
 def test_predict_captions_digits_with_marks(trained: Trained) -> None:
-    args = ["predict", "--model", str(trained.model), "--data", str(trained.mnist)]
+    args = ["predict", "--model", str(trained.model), "--data", str(SAMPLE)]
     run = cli(trained.home, *args, "--index", "3", "--count", "4", "--no-color")
     assert run.code == 0, run.err
     assert_quiet(run)
@@ -114,7 +145,9 @@ def test_predict_captions_digits_with_marks(trained: Trained) -> None:
     pairs = re.findall(r"true (\d) pred (\d)", run.out)
     marks = re.findall(r"([✓✗]) \d+\.\d%", run.out)
     assert sorted(re.findall(r"#(\d+)", run.out)) == ["3", "4", "5", "6"]
-    assert sorted(true for true, _ in pairs) == sorted("0414")  # MNIST test labels 3 to 6
+    with np.load(SAMPLE) as sample:
+        labels = [str(label) for label in sample["y_test"][3:7]]
+    assert sorted(true for true, _ in pairs) == sorted(labels)
     assert len(marks) == 4
     for (true, pred), mark in zip(pairs, marks, strict=True):
         assert (mark == "✓") == (true == pred)
@@ -122,23 +155,84 @@ def test_predict_captions_digits_with_marks(trained: Trained) -> None:
 
 
 def test_predict_index_out_of_range(trained: Trained) -> None:
-    args = ["predict", "--model", str(trained.model), "--data", str(trained.mnist)]
-    run = cli(trained.home, *args, "--index", "10000")
-    assert run.code == 2
-    assert run.err.strip() == (
-        "mnist-tui: error: index = 10000 is out of range: the test set has 10,000 images "
-        "(0 to 9999)."
+    args = ["predict", "--model", str(trained.model), "--data", str(SAMPLE)]
+    line = one_error_line(cli(trained.home, *args, "--index", "1000"))
+    assert line == (
+        "mnist-tui: error: index = 1000 is out of range: the test set has 1,000 images (0 to 999)."
     )
 
 
-# --- bad input --------------------------------------------------------------------------------
+# --- models from elsewhere ------------------------------------------------------------------------
+FOREIGN = """
+import sys, keras
+kind, path = sys.argv[1], sys.argv[2]
+layers = keras.layers
+if kind == "flat":
+    model = keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")])
+elif kind == "colour":
+    model = keras.Sequential([keras.Input((32, 32, 3)), layers.Flatten(), layers.Dense(10)])
+elif kind == "five":
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(5)])
+elif kind == "logits":
+    model = keras.Sequential([keras.Input((28, 28)), layers.Flatten(), layers.Dense(10)])
+if kind != "logits":
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.save(path)
+"""
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Models not made by mnist-tui: flattened input, colour input, 5 classes, raw scores."""
+    folder = tmp_path_factory.mktemp("foreign")
+    made = {}
+    for kind in ("flat", "colour", "five", "logits"):
+        made[kind] = folder / f"{kind}.keras"
+        subprocess.run(
+            [sys.executable, "-c", FOREIGN, kind, str(made[kind])],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+    return made
+
+
+def test_models_from_elsewhere_are_fed_or_refused_in_one_line(
+    foreign: dict[str, Path], tmp_path: Path
+) -> None:
+    data = ["--data", str(SAMPLE)]
+    flat = cli(tmp_path, "evaluate", "--model", str(foreign["flat"]), *data)
+    assert flat.code == 0, flat.err
+    assert "fed as 784 values" in flat.out and ACCURACY.search(flat.out)
+    logits = cli(tmp_path, "predict", "--model", str(foreign["logits"]), *data, "--count", "2")
+    assert logits.code == 0, logits.err
+    assert "raw scores: shown after a softmax" in logits.out
+    assert "fed as 28x28" in logits.out
+    colour = one_error_line(cli(tmp_path, "evaluate", "--model", str(foreign["colour"]), *data))
+    assert "expects input (?, 32, 32, 3)" not in colour and "(32, 32, 3)" in colour
+    assert "28x28 grey digits" in colour
+    five = one_error_line(cli(tmp_path, "evaluate", "--model", str(foreign["five"]), *data))
+    assert "output (5)" in five and "10 class scores" in five
+
+
+def test_missing_corrupt_and_folder_model_files(tmp_path: Path) -> None:
+    line = one_error_line(cli(tmp_path, "evaluate", "--model", "nope.keras"))
+    assert line == (
+        "mnist-tui: error: model file nope.keras does not exist; pass a .keras file saved by "
+        "mnist-tui."
+    )
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    line = one_error_line(cli(tmp_path, "predict", "--model", "junk.keras"))
+    assert line.startswith("mnist-tui: error: model file junk.keras cannot be loaded (")
+    (tmp_path / "a-folder").mkdir()
+    line = one_error_line(cli(tmp_path, "evaluate", "--model", "a-folder"))
+    assert "is a folder, not a model file" in line
+
+
+# --- bad input, refused before anything trains ----------------------------------------------------
 def test_missing_data_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    run = cli(tmp_path, "train", "--data", "/nonexistent")
-    assert run.code == 2
-    assert_quiet(run)
-    lines = run.err.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("mnist-tui: error: /nonexistent does not exist")
+    line = one_error_line(cli(tmp_path, "train", "--data", "/nonexistent"))
+    assert line.startswith("mnist-tui: error: /nonexistent does not exist")
 
 
 @pytest.mark.parametrize(
@@ -157,57 +251,147 @@ def test_missing_data_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_bad_flag_values_exit_2_naming_the_field(
     tmp_path: Path, flag: str, value: str, field: str
 ) -> None:
-    run = cli(tmp_path, "train", flag, value, "--data", "/nonexistent")
-    assert run.code == 2
-    assert_quiet(run)
-    lines = run.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mnist-tui: error: ")
-    assert field in lines[0]
+    line = one_error_line(cli(tmp_path, "train", flag, value, "--data", "/nonexistent"))
+    assert field in line
     assert not (tmp_path / "models").exists()
 
 
-def test_bad_config_file_exit_2(tmp_path: Path) -> None:
+def test_settings_that_cannot_fit_are_refused_with_the_estimate(tmp_path: Path) -> None:
+    args = ["train", "--data", str(SAMPLE), "--batch-size", "8192", "--conv-filters", "512,512",
+            "--padding", "same", "--dense-units", "4096"]  # fmt: skip
+    line = one_error_line(cli(tmp_path, *args))
+    assert "do not fit" in line and "parameters" in line and "GiB" in line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_config_files_in_the_readme_wording_and_mistakes(tmp_path: Path) -> None:
+    (tmp_path / "good.toml").write_text('preset = "fast"\n[hyperparams]\nepochs = 4\n')
+    args = build_parser().parse_args(["--config", str(tmp_path / "good.toml")])
+    assert resolve_hparams(args) == preset("fast").with_changes(epochs=4)
+    (tmp_path / "table.toml").write_text("[hyperparam]\nepochs = 4\n")
+    line = one_error_line(cli(tmp_path, "train", "--config", "table.toml"))
+    assert "unknown table [hyperparam]" in line and "'hyperparams'" in line
+    (tmp_path / "key.toml").write_text("[hyperparams]\nepoch = 4\n")
+    line = one_error_line(cli(tmp_path, "train", "--config", "key.toml"))
+    assert "'epoch'" in line and "'epochs'" in line
     (tmp_path / "bad.toml").write_text("epochs = [\n", encoding="utf-8")
-    run = cli(tmp_path, "train", "--config", "bad.toml")
-    assert run.code == 2
-    assert run.err.startswith("mnist-tui: error: config file bad.toml is not valid TOML")
+    line = one_error_line(cli(tmp_path, "train", "--config", "bad.toml"))
+    assert line.startswith("mnist-tui: error: config file bad.toml is not valid TOML")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("tensorboard") is not None, reason="tensorboard is installed"
-)
-def test_tensorboard_without_the_package_exit_2_before_training(
-    tmp_path: Path, shared_data: Path
-) -> None:
-    mnist = str(shared_data / "mnist.npz")
+def test_an_unwritable_out_or_runs_dir_is_refused_before_training(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("this user can write anywhere (root): no read-only folder to test with")
+        out = one_error_line(cli(tmp_path, "train", "--data", str(SAMPLE), *TINY,
+                                 "--out", str(locked / "m.keras")))  # fmt: skip
+        assert "--out" in out and "not writable" in out
+        runs = one_error_line(cli(tmp_path, "train", "--data", str(SAMPLE), *TINY,
+                                  "--runs-dir", str(locked / "runs")))  # fmt: skip
+        assert "--runs-dir" in runs
+    finally:
+        locked.chmod(0o700)
+
+
+def test_an_out_that_is_a_file_where_a_folder_should_be(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file")
+    line = one_error_line(
+        cli(tmp_path, "train", "--data", str(SAMPLE), *TINY, "--out", "blocker/m.keras")
+    )
+    assert "--out" in line and "blocker" in line
+
+
+def test_an_existing_out_file_is_kept_unless_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "m.keras").write_text("precious")
+    line = one_error_line(cli(tmp_path, "train", "--data", str(SAMPLE), *TINY, "--out", "m.keras"))
+    assert "m.keras exists; pass --overwrite" in line
+    assert (tmp_path / "m.keras").read_text() == "precious"
+
+
+def test_tensorboard_without_the_package_exit_2_before_training(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed")
     (tmp_path / "old-run").mkdir()
     for extra in ([], ["--resume", "old-run"]):
-        run = cli(tmp_path, "train", "--tensorboard", "--data", mnist, *TINY, *extra)
-        assert run.code == 2, run.out + run.err
-        assert_quiet(run)
+        run = cli(tmp_path, "train", "--tensorboard", "--data", str(SAMPLE), *TINY[2:4], *extra)
+        line = one_error_line(run)
         assert run.out == ""  # nothing loaded, nothing trained
-        lines = run.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("mnist-tui: error: --tensorboard needs")
-        assert "`pip install tensorboard`" in lines[0]
-    # No empty run directory left behind.
+        assert line.startswith("mnist-tui: error: --tensorboard needs")
     assert not (tmp_path / "runs").exists()
     assert not any((tmp_path / "old-run").iterdir())
 
 
-def test_missing_and_corrupt_model_files(tmp_path: Path) -> None:
-    run = cli(tmp_path, "evaluate", "--model", "nope.keras")
-    assert (run.code, run.err.strip()) == (
-        2,
-        "mnist-tui: error: model file nope.keras does not exist; pass a .keras file saved by "
-        "mnist-tui.",
-    )
-    (tmp_path / "junk.keras").write_bytes(b"not a zip")
-    run = cli(tmp_path, "predict", "--model", "junk.keras")
-    assert run.code == 2
-    assert run.err.strip().startswith("mnist-tui: error: model file junk.keras cannot be loaded (")
+# --- options before the subcommand ----------------------------------------------------------------
+def test_options_before_the_subcommand_are_honoured_or_refused(tmp_path: Path) -> None:
+    run = cli(tmp_path, "--data", str(SAMPLE), "--runs-dir", "here", "--preset", "seed",
+              "train", *TINY)  # fmt: skip
+    assert run.code == 0, run.err
+    assert "mnist_sample.npz" in run.out and "bundled sample" not in run.out
+    (recorded,) = (tmp_path / "here").iterdir()
+    assert recorded.name.endswith("-seed")
+    line = one_error_line(cli(tmp_path, "--epochs", "3", "evaluate", "--model", "m.keras"))
+    assert "--epochs does not apply to `mnist-tui evaluate`" in line
 
 
-# --- flags and their precedence (in process: no TensorFlow needed) ----------------------------
+VALUES = {
+    "epochs": st.integers(1, 1000),
+    "batch_size": st.integers(1, 8192),
+    "learning_rate": st.floats(1e-6, 1.0),
+    "dropout": st.floats(0.0, 0.9),
+    "seed": st.integers(0, 2**31 - 1),
+    "optimizer": st.sampled_from(["adam", "sgd", "rmsprop", "adamw"]),
+    "batch_norm": st.booleans(),
+    "conv_filters": st.lists(st.integers(1, 512), min_size=1, max_size=2).map(tuple),
+}
+
+
+def _flag(name: str, value: Any) -> list[str]:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return [flag if value else "--no-" + flag[2:]]
+    if isinstance(value, tuple):
+        return [flag, ",".join(map(str, value))]
+    return [flag, repr(value) if isinstance(value, float) else str(value)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.fixed_dictionaries({}, optional=VALUES), st.booleans())
+def test_any_valid_flags_give_the_same_request_before_or_after_train(
+    values: dict[str, Any], before: bool
+) -> None:
+    flags = [part for name, value in values.items() for part in _flag(name, value)]
+    argv = [*flags, "train"] if before else ["train", *flags]
+    request = train_request(build_parser().parse_args(argv))
+    assert request.setup.hparams == preset("default").with_changes(**values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.fixed_dictionaries({}, optional=VALUES))
+def test_a_config_file_and_flags_say_the_same(
+    tmp_path_factory: Any, values: dict[str, Any]
+) -> None:
+    hparams = preset("default").with_changes(**values)
+    path = tmp_path_factory.mktemp("toml") / "hp.toml"
+    path.write_text(dump_toml(hparams))
+    from_file = resolve_hparams(build_parser().parse_args(["--config", str(path)]))
+    flags = [part for name, value in values.items() for part in _flag(name, value)]
+    from_flags = resolve_hparams(build_parser().parse_args(flags))
+    assert from_file == from_flags == hparams
+
+
+def test_resume_refuses_other_settings_in_one_sentence() -> None:
+    args = build_parser().parse_args(["train", "--resume", "runs/x", "--batch-size", "32"])
+    with pytest.raises(UsageError, match="--batch-size cannot change a run being resumed"):
+        train_request(args)
+    ok = train_request(build_parser().parse_args(["train", "--resume", "runs/x", "--epochs", "9"]))
+    assert (ok.resume, ok.resume_epochs) == ("runs/x", 9)
+
+
 def test_every_hyperparameter_has_a_flag() -> None:
     train_help = subprocess.run(
         [sys.executable, "-m", "tui", "train", "--help"], capture_output=True, text=True, check=True
@@ -241,26 +425,61 @@ def test_save_config_writes_what_would_train(tmp_path: Path) -> None:
 def test_importing_the_cli_is_light() -> None:
     code = (
         "import sys, tui.cli; "
-        "heavy = [m for m in ('tensorflow', 'keras', 'textual') if m in sys.modules]; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'textual', 'numpy') if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
+def test_app_flags_are_validated_before_the_app_starts(tmp_path: Path) -> None:
+    line = one_error_line(cli(tmp_path, "--dropout", "2"))
+    assert line.startswith("mnist-tui: error: dropout = 2.0 is out of range")
+    line = one_error_line(cli(tmp_path, "--strategy", "multiworker"))
+    assert "the app trains on one machine" in line
+    line = one_error_line(cli(tmp_path, "--resume", "r", "--model", "m.keras"))
+    assert "not both" in line
+
+
+# --- two processes at once ------------------------------------------------------------------------
+def test_two_runs_in_the_same_second_keep_both_models(tmp_path: Path) -> None:
+    args = ["train", "--data", str(SAMPLE), *TINY, "--runs-dir", "runs"]
+    first, second = background(tmp_path, *args), background(tmp_path, *args)
+    results = [finished(first), finished(second)]
+    assert all(r.code == 0 for r in results), [r.err for r in results]
+    saved = sorted((tmp_path / "models").glob("*.keras"))
+    assert len(saved) == 2
+    said = sorted(re.search(r"Model saved to (\S+)", r.out).group(1) for r in results)  # type: ignore[union-attr]
+    assert said == sorted(str(p.relative_to(tmp_path)) for p in saved)
+    assert len(list((tmp_path / "runs").iterdir())) == 2
+
+
+def test_two_writers_of_one_run_the_second_is_refused(tmp_path: Path) -> None:
+    made = cli(tmp_path, "train", "--data", str(SAMPLE), *TINY, "--runs-dir", "runs")
+    assert made.code == 0, made.err
+    (run,) = (tmp_path / "runs").iterdir()
+    args = ["train", "--resume", str(run), "--epochs", "40", "--data", str(SAMPLE)]
+    first = background(tmp_path, *args)
+    # The first holds the lock once it says where it records.
+    assert first.stdout is not None
+    for line in first.stdout:
+        if line.startswith("Resuming"):
+            break
+    second = cli(tmp_path, *args)
+    line = one_error_line(second)
+    assert "is being trained by mnist-tui train" in line and str(first.pid) in line
+    first.send_signal(signal.SIGINT)
+    assert finished(first).code == 130
+    rows = (run / "metrics.csv").read_text().strip().splitlines()[1:]
+    epochs = [int(row.split(",")[0]) for row in rows]
+    assert epochs == list(range(len(epochs))), "each epoch once: one writer"
+
+
 # --- Ctrl+C -----------------------------------------------------------------------------------
-def test_ctrl_c_stops_saves_and_exits_130(shared_data: Path, tmp_path: Path) -> None:
-    args = ["train", "--data", str(shared_data / "mnist.npz"), "--epochs", "3",
-            "--conv-filters", "8", "--dense-units", "16", "--batch-size", "32",
-            "--out", str(tmp_path / "stopped.keras")]  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tui", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=_env(tmp_path),
-    )
+def _train_until(
+    tmp_path: Path, marker: str, *args: str
+) -> tuple[subprocess.Popen[str], list[str], queue.Queue[str | None]]:
+    process = background(tmp_path, *args)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -269,37 +488,53 @@ def test_ctrl_c_stops_saves_and_exits_130(shared_data: Path, tmp_path: Path) -> 
             lines.put(line)
         lines.put(None)
 
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
+    threading.Thread(target=pump, daemon=True).start()
     seen: list[str] = []
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            assert line is not None, "training ended before any progress line:\n" + "".join(seen)
-            seen.append(line)
-            if line.startswith("epoch 1/3 step"):
-                process.send_signal(signal.SIGINT)
-                break
-        code = process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    reader.join(timeout=10)
-    while (line := lines.get_nowait() if not lines.empty() else None) is not None:
+    deadline = time.monotonic() + 120
+    while True:
+        line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        assert line is not None, "training ended first:\n" + "".join(seen)
+        seen.append(line)
+        if line.startswith(marker):
+            return process, seen, lines
+
+
+def _rest(process: subprocess.Popen[str], seen: list[str], lines: queue.Queue[str | None]) -> Run:
+    code = process.wait(timeout=60)
+    while (line := lines.get(timeout=10)) is not None:
         seen.append(line)
     assert process.stderr is not None
-    err = process.stderr.read()
-    out = "".join(seen)
-    assert code == 130, out + err
-    assert re.search(r"Stopped by Ctrl\+C during epoch 1 \(step \d+/\d+\); 0 complete epochs", out)
+    return Run(code, "".join(seen), process.stderr.read())
+
+
+def test_ctrl_c_early_in_epoch_2_names_it_saves_epoch_1_and_exits_130(tmp_path: Path) -> None:
+    args = ["train", "--data", str(SAMPLE), "--epochs", "3", "--conv-filters", "8",
+            "--dense-units", "16", "--batch-size", "32",
+            "--out", str(tmp_path / "stopped.keras")]  # fmt: skip
+    process, seen, lines = _train_until(tmp_path, "epoch 2/3 step", *args)
+    process.send_signal(signal.SIGINT)
+    run = _rest(process, seen, lines)
+    assert run.code == 130, run.out + run.err
+    assert re.search(r"Stopped during epoch 2 \(step \d+/\d+\); 1 complete epoch,", run.out)
     assert (tmp_path / "stopped.keras").is_file()
-    assert "Test accuracy" not in out
-    assert_quiet(Run(code, out, err))
+    assert ACCURACY.search(run.out), "the saved model (epoch 1) is the one evaluated"
+    assert "Continue with: mnist-tui train --resume" in run.out
+    assert_quiet(run)
 
 
-def test_app_flags_are_validated_before_the_app_starts(tmp_path: Path) -> None:
-    run = cli(tmp_path, "--dropout", "2")
-    assert run.code == 2
-    assert run.err.strip().startswith("mnist-tui: error: dropout = 2.0 is out of range")
+def test_ctrl_c_twice_quits_without_saving(tmp_path: Path) -> None:
+    args = ["train", "--data", str(SAMPLE), "--epochs", "3", "--conv-filters", "8",
+            "--dense-units", "16", "--batch-size", "32",
+            "--out", str(tmp_path / "never.keras")]  # fmt: skip
+    process, seen, lines = _train_until(tmp_path, "epoch 2/3 step", *args)
+    process.send_signal(signal.SIGINT)
+    # The second press once the first has been taken (two at once are one signal to Python).
+    while (line := lines.get(timeout=60)) is not None:
+        seen.append(line)
+        if line.startswith("Stopping"):
+            break
+    process.send_signal(signal.SIGINT)
+    run = _rest(process, seen, lines)
+    assert run.code == 130
+    assert "quitting without saving" in run.err
+    assert not (tmp_path / "never.keras").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from tui.core.config import (
     INT_BOUNDS,
     PRESETS,
     Hyperparams,
+    dump_toml,
     load_toml,
+    load_toml_with_preset,
     preset,
     save_toml,
 )
@@ -167,10 +170,110 @@ def test_valid_hparams_round_trip_through_toml(tmp_path: Path, hparams: Hyperpar
     assert load_toml(path) == hparams
 
 
-def test_toml_preset_key_and_partial_table(tmp_path: Path) -> None:
-    path = tmp_path / "hp.toml"
-    path.write_text('[hyperparams]\npreset = "seed"\nepochs = 2\n', encoding="utf-8")
-    assert load_toml(path) == preset("seed").with_changes(epochs=2)
+@_SETTINGS
+@given(valid_hparams())
+def test_valid_hparams_round_trip_through_a_config_file(
+    tmp_path: Path, hparams: Hyperparams
+) -> None:
+    """What `--save-config` writes, `--config` reads back unchanged."""
+    path = tmp_path / "config.toml"
+    path.write_text(dump_toml(hparams), encoding="utf-8")
+    assert load_toml_with_preset(path) == (hparams, None)
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_top_level_preset_and_a_hyperparams_table_are_honoured(tmp_path: Path) -> None:
+    """The README's wording: the preset on top, the changes to it in the table."""
+    path = write_config(tmp_path, 'preset = "fast"\n\n[hyperparams]\nepochs = 3\n')
+    assert load_toml_with_preset(path) == (preset("fast").with_changes(epochs=3), "fast")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[hyperparams]\npreset = "seed"\nepochs = 2\n',
+        'preset = "seed"\nepochs = 2\n',
+    ],
+    ids=["in-the-table", "no-table"],
+)
+def test_the_preset_may_also_sit_in_the_table_or_without_one(tmp_path: Path, text: str) -> None:
+    path = write_config(tmp_path, text)
+    assert load_toml_with_preset(path) == (preset("seed").with_changes(epochs=2), "seed")
+
+
+def test_a_preset_chosen_on_the_command_line_wins_over_the_files(tmp_path: Path) -> None:
+    path = write_config(tmp_path, 'preset = "fast"\n[hyperparams]\nepochs = 3\n')
+    assert load_toml_with_preset(path, "seed") == (preset("seed").with_changes(epochs=3), "fast")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[hyperparam]\nepochs = 3\n", "unknown table [hyperparam]; did you mean 'hyperparams'?"),
+        (
+            'preset = "fast"\n[hyperparams]\nepochs = 3\n[hyperparam]\nepochs = 4\n',
+            "unknown table 'hyperparam'; did you mean 'hyperparams'?",
+        ),
+        ("[hyperparams]\nepoch = 3\n", "unknown hyperparameter 'epoch'; did you mean 'epochs'?"),
+        ("epoch = 3\n", "unknown hyperparameter 'epoch'; did you mean 'epochs'?"),
+        (
+            'pre_set = "fast"\n[hyperparams]\nepochs = 3\n',
+            "unknown key 'pre_set'; did you mean 'preset'?",
+        ),
+        (
+            "epochs = 3\n[hyperparams]\nbatch_size = 32\n",
+            "epochs is outside the [hyperparams] table; move it under the table.",
+        ),
+        (
+            '[hyperparams]\nconv_filters = "32,64"\n',
+            "conv_filters = '32,64' must be a TOML list of whole numbers, e.g. "
+            "conv_filters = [32, 64].",
+        ),
+        ("[hyperparams]\nwarp_speed = 9\n", "unknown hyperparameter 'warp_speed'; known: "),
+        ("[hyperparams]\nepochs = 0\n", "epochs = 0 is out of range"),
+        ('preset = "nope"\n', "unknown preset 'nope'; choose one of: default, seed"),
+        ("preset = 3\n", "preset = 3 must be a preset name."),
+        ("hyperparams = 3\n", "[hyperparams] must be a table."),
+        ("epochs = [\n", "is not valid TOML"),
+    ],
+    ids=[
+        "table-typo",
+        "second-table-typo",
+        "key-typo",
+        "key-typo-no-table",
+        "top-key-typo",
+        "outside-the-table",
+        "filters-as-text",
+        "unknown-key",
+        "out-of-range",
+        "unknown-preset",
+        "preset-not-text",
+        "table-not-a-table",
+        "not-toml",
+    ],
+)
+def test_config_file_mistakes_name_the_key_and_the_fix(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write_config(tmp_path, text)
+    with pytest.raises(ValueError) as err:
+        load_toml_with_preset(path)
+    message = _message(err)
+    assert message.startswith(f"config file {path}")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_a_run_hparams_file_misses_keys_from_the_base(tmp_path: Path) -> None:
+    path = tmp_path / "hparams.toml"
+    path.write_text("[hyperparams]\nepochs = 2\n", encoding="utf-8")
+    assert load_toml(path) == Hyperparams(epochs=2)
+    assert load_toml(path, preset("seed")) == preset("seed").with_changes(epochs=2)
 
 
 @pytest.mark.parametrize(
@@ -179,19 +282,20 @@ def test_toml_preset_key_and_partial_table(tmp_path: Path) -> None:
         ("epochs = 3\nwarp_speed = 9\n", r"unknown hyperparameter warp_speed"),
         ("epochs = [\n", r"is not valid TOML"),
         ("epochs = 0\n", r"epochs = 0 is out of range"),
-        ('preset = "nope"\n', r"unknown preset 'nope'; choose one of: default, seed"),
+        ("hyperparams = 3\n", r"\[hyperparams\] must be a table"),
     ],
 )
-def test_bad_toml_files_name_the_problem(tmp_path: Path, text: str, expected: str) -> None:
+def test_bad_run_hparams_files_name_the_problem(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ValueError, match=expected):
+    with pytest.raises(ValueError, match=rf"^config file .*bad\.toml.*{expected}"):
         load_toml(path)
 
 
-def test_missing_toml_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("load", [load_toml, load_toml_with_preset])
+def test_missing_toml_file(tmp_path: Path, load: Callable[[Path], object]) -> None:
     with pytest.raises(ValueError, match=r"config file .*missing.toml does not exist"):
-        load_toml(tmp_path / "missing.toml")
+        load(tmp_path / "missing.toml")
 
 
 # --- presets ----------------------------------------------------------------------------------

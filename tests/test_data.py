@@ -19,13 +19,16 @@ from tui.core.data import (
     SAMPLE_NOTICE,
     DataError,
     MnistData,
+    fingerprint_arrays,
     keras_cache_path,
     load_idx_dir,
     load_mnist,
     load_npz,
     load_path,
+    load_recorded,
     load_sample,
 )
+from tui.core.datainfo import DataInfo
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -130,7 +133,7 @@ def test_npz_matches_known_facts(full_npz: MnistData, shared_data: Path) -> None
     assert float(full_npz.x_train.mean()) == pytest.approx(0.1307, abs=1e-4)
     assert float(full_npz.x_train.std()) == pytest.approx(0.3081, abs=1e-4)
     assert full_npz.kind == "path"
-    assert full_npz.source == str(shared_data / "mnist.npz")
+    assert full_npz.source == str((shared_data / "mnist.npz").resolve())
     assert full_npz.describe() == "mnist.npz · 60,000 train / 10,000 test"
     assert not full_npz.is_sample
 
@@ -141,6 +144,10 @@ def test_idx_gz_dir_equals_npz(full_npz: MnistData, shared_data: Path) -> None:
     for name in ("x_train", "y_train", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(idx, name), getattr(full_npz, name))
     assert idx.kind == "path"
+    assert idx.source == str((shared_data / "mnist").resolve())
+    # The same arrays, found as another file: the same print, so a run finds its data either way.
+    assert idx.fingerprint == full_npz.fingerprint
+    assert idx.info.fingerprint == full_npz.info.fingerprint
 
 
 def test_idx_raw_dotted_copy_equals_npz(
@@ -189,19 +196,114 @@ def test_subset_takes_first_examples(mnist_small: MnistData) -> None:
     assert len(mnist_small.y_train) == 2000
     assert len(mnist_small.y_test) == 500
     assert mnist_small.y_train[:10].tolist() == TRAIN_FIRST
+    assert mnist_small.kind == "subset"
+    assert mnist_small.source.endswith(" (subset)")
     smaller = mnist_small.subset(train=10)
     assert smaller.x_train.shape == (10, 28, 28, 1)
     assert len(smaller.y_test) == 500
+    # A subset of a subset is named like the first one, not "(subset) (subset)".
     assert smaller.source == mnist_small.source
-    assert smaller.kind == mnist_small.kind
-    assert mnist_small.subset(train=10**6).x_train is mnist_small.x_train
+    assert smaller.kind == "subset"
+    assert (smaller.info.train, smaller.info.test) == (10, 500)
+    assert mnist_small.subset(train=10**6) is mnist_small  # nothing cut: the same data
     with pytest.raises(ValueError, match="at least one"):
         mnist_small.subset(test=0)
+
+
+def test_a_subset_is_named_for_its_source_and_printed_apart(tmp_path: Path) -> None:
+    save_npz(tmp_path / "digits.npz", raw_arrays())
+    whole = load_npz(tmp_path / "digits.npz")
+    part = whole.subset(train=50, test=20)
+    assert (part.kind, part.source) == ("subset", "digits.npz (subset)")
+    assert part.describe() == "digits.npz (subset) · 50 train / 20 test"
+    assert part.fingerprint not in ("", whole.fingerprint)
+    # Derived from the source's print and the cut: the same cut, the same print; another, not.
+    assert whole.subset(train=50, test=20).fingerprint == part.fingerprint
+    assert whole.subset(train=51, test=20).fingerprint != part.fingerprint
+    assert whole.subset(train=50).fingerprint != part.fingerprint
 
 
 def test_mnist_data_is_frozen(mnist_small: MnistData) -> None:
     with pytest.raises(AttributeError):
         mnist_small.kind = "sample"  # type: ignore[misc]
+
+
+def test_training_split_holds_out_the_last_part(mnist_small: MnistData) -> None:
+    x, y, x_val, y_val = mnist_small.training_split(1000, 0.1)
+    assert (len(x), len(x_val)) == (900, 100)
+    np.testing.assert_array_equal(y, mnist_small.y_train[:900])
+    np.testing.assert_array_equal(y_val, mnist_small.y_train[900:1000])
+    x, _, x_val, _ = mnist_small.training_split(0, 0.0)  # 0: every image, and no validation
+    assert (len(x), len(x_val)) == (2000, 0)
+    x, _, x_val, _ = mnist_small.training_split(10, 0.25)  # Keras rounds the training part up
+    assert (len(x), len(x_val)) == (8, 2)
+
+
+# --- fingerprints and recorded sources -----------------------------------------------------
+
+
+def test_npz_and_idx_of_the_same_arrays_print_alike_and_one_pixel_apart(tmp_path: Path) -> None:
+    arrays = raw_arrays()
+    save_npz(tmp_path / "digits.npz", arrays, compressed=True)
+    write_idx_dir(tmp_path / "idx", arrays)
+    npz, idx = load_npz(tmp_path / "digits.npz"), load_idx_dir(tmp_path / "idx")
+    assert npz.fingerprint == idx.fingerprint
+    assert npz.fingerprint == fingerprint_arrays(
+        *(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    )
+
+    changed = {**arrays, "x_test": arrays["x_test"].copy()}
+    changed["x_test"][3, 14, 14] ^= 1
+    write_idx_dir(tmp_path / "other", changed)
+    assert load_idx_dir(tmp_path / "other").fingerprint != npz.fingerprint
+    relabelled = {**arrays, "y_train": (arrays["y_train"] + 1) % 10}
+    save_npz(tmp_path / "relabelled.npz", relabelled)
+    assert load_npz(tmp_path / "relabelled.npz").fingerprint != npz.fingerprint
+
+
+def test_a_recorded_path_reloads_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_npz(tmp_path / "digits.npz", raw_arrays())
+    monkeypatch.chdir(tmp_path)
+    loaded = load_npz("digits.npz")
+    info = loaded.info
+    assert info == DataInfo("path", str(tmp_path / "digits.npz"), loaded.fingerprint, 200, 100)
+    monkeypatch.chdir("/")  # the run is resumed from another folder
+    again = load_recorded(info)
+    assert again.fingerprint == info.fingerprint
+    np.testing.assert_array_equal(again.x_train, loaded.x_train)
+    np.testing.assert_array_equal(again.y_test, loaded.y_test)
+
+    write_idx_dir(tmp_path / "idx", raw_arrays())
+    folder = load_path(tmp_path / "idx").info
+    assert load_recorded(folder).fingerprint == folder.fingerprint == info.fingerprint
+    assert load_recorded(load_sample().info).is_sample
+
+
+def test_a_recorded_file_that_changed_is_refused(tmp_path: Path) -> None:
+    arrays = raw_arrays()
+    target = tmp_path / "digits.npz"
+    save_npz(target, arrays)
+    info = load_npz(target).info
+    arrays["y_test"][0] = (arrays["y_test"][0] + 1) % 10  # one label edited in place
+    save_npz(target, arrays)
+    with pytest.raises(DataError) as err:
+        load_recorded(info)
+    message = str(err.value)
+    assert str(target) in message and "other images or labels" in message
+    assert info.short_fingerprint in message
+    assert "\n" not in message
+
+    target.unlink()
+    with pytest.raises(DataError, match="is gone") as err:
+        load_recorded(info)
+    assert "\n" not in str(err.value)
+
+
+def test_a_subset_handed_in_cannot_be_reloaded(mnist_small: MnistData) -> None:
+    with pytest.raises(DataError, match="cannot be reloaded"):
+        load_recorded(mnist_small.info)
 
 
 # --- bad sources ---------------------------------------------------------------------------
@@ -380,7 +482,11 @@ def test_bad_env_path_raises_instead_of_falling_back(
 
 
 def test_keras_cache_from_keras_home(
-    shared_data: Path, tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch
+    shared_data: Path,
+    full_npz: MnistData,
+    tmp_path: Path,
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     keras_home = tmp_path / "kh"
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
@@ -389,7 +495,8 @@ def test_keras_cache_from_keras_home(
     shutil.copy(shared_data / "mnist.npz", keras_cache_path())
     mnist = load_mnist(allow_download=False)
     assert mnist.kind == "keras-cache"
-    assert mnist.source == str(keras_cache_path())
+    assert mnist.source == str(keras_cache_path().resolve())
+    assert mnist.fingerprint == full_npz.fingerprint
     assert np.bincount(mnist.y_test).tolist() == TEST_COUNTS
 
 
@@ -471,6 +578,7 @@ def test_sample_is_stratified() -> None:
     assert np.bincount(sample.y_train).tolist() == [600] * 10
     assert np.bincount(sample.y_test).tolist() == [100] * 10
     assert sample.source == "bundled sample"
+    assert sample.fingerprint == load_sample().fingerprint  # the same sample, the same print
     assert "6,000" in SAMPLE_NOTICE
     assert "--data" in SAMPLE_NOTICE
 

@@ -1,4 +1,6 @@
-"""The core never imports Textual, and the app's first paint never waits for TensorFlow."""
+"""What imports what, checked in fresh interpreters: the core never imports Textual; the app,
+the engine's client side and the engine itself (until it loads) never import TensorFlow; the
+app's first paint waits for neither numpy nor TensorFlow."""
 
 from __future__ import annotations
 
@@ -6,42 +8,55 @@ import pkgutil
 import subprocess
 import sys
 
-import pytest
-
 import tui.core
+import tui.engine
 
 CORE_MODULES = sorted(
-    f"tui.core.{m.name}" for m in pkgutil.iter_modules(tui.core.__path__) if not m.ispkg
+    m.name for m in pkgutil.walk_packages(tui.core.__path__, "tui.core.") if not m.ispkg
 )
+HEAVY = {"tensorflow", "keras"}
+TENSORFLOW_FREE = [
+    *("tui.core.config", "tui.core.events", "tui.core.data", "tui.core.snapshot"),
+    *("tui.core.phase", "tui.core.requests", "tui.core.placement", "tui.core.devices"),
+    *("tui.core.quiet", "tui.core.budget", "tui.core.adapter", "tui.core.controls"),
+    *("tui.core.runs.files", "tui.core.runs.layout", "tui.core.runs.catalog"),
+    *("tui.core.runs.lock", "tui.core.predictions", "tui.core.render", "tui.core.schedule"),
+    # The controller loads TensorFlow in `load()`, so that an engine answers while it loads.
+    *("tui.core.controller", "tui.engine.server", "tui.engine.main"),
+    *("tui.engine.client", "tui.engine.connect", "tui.engine.spawn", "tui.engine.commands"),
+    *("tui.engine.protocol", "tui.engine.registry"),
+]
 
 
-def _modules_after_import(module: str) -> set[str]:
-    code = f"import sys, {module}; print('\\n'.join(sys.modules))"
+def _modules_after_import(*modules: str) -> set[str]:
+    code = f"import sys, {', '.join(modules)}; print('\\n'.join(sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     return set(out.stdout.split())
 
 
-def test_core_modules_are_found() -> None:
-    assert {"tui.core.config", "tui.core.session", "tui.core.data"} <= set(CORE_MODULES)
+def test_every_core_module_is_found() -> None:
+    expected = {"tui.core.config", "tui.core.session", "tui.core.controller"}
+    assert expected | {"tui.core.runs.catalog", "tui.core.runs.record"} <= set(CORE_MODULES)
 
 
-@pytest.mark.parametrize("module", CORE_MODULES)
-def test_core_module_does_not_import_textual(module: str) -> None:
-    loaded = _modules_after_import(module)
-    assert "textual" not in loaded
+def test_no_core_module_imports_textual() -> None:
+    loaded = _modules_after_import(*CORE_MODULES)
+    assert loaded >= HEAVY, "the heavy modules were imported too, so this checks them all"
+    assert not {m for m in loaded if m == "textual" or m.startswith("textual.")}
 
 
-@pytest.mark.parametrize("module", ["tui.core.config", "tui.core.events", "tui.core.data"])
-def test_light_core_modules_do_not_import_tensorflow(module: str) -> None:
-    # The app imports these before its first frame; TensorFlow takes seconds to load.
-    loaded = _modules_after_import(module)
-    assert "tensorflow" not in loaded and "keras" not in loaded
+def test_the_light_modules_leave_tensorflow_alone() -> None:
+    loaded = _modules_after_import(*TENSORFLOW_FREE)
+    assert not HEAVY & loaded, sorted(HEAVY & loaded)
+    assert {m.name for m in pkgutil.iter_modules(tui.engine.__path__, "tui.engine.")} <= {
+        *TENSORFLOW_FREE,
+        "tui.engine.__main__",
+    }
 
 
 def test_starting_the_app_imports_neither_numpy_nor_tensorflow() -> None:
-    # Everything imported here runs before the first frame (target: under 0.5 s); numpy alone
-    # was a third of it. The workers and the prediction screens import it when it is needed.
-    loaded = _modules_after_import("tui.cli, tui.app")
+    # Everything imported here runs before the first frame; numpy alone was a third of it.
+    loaded = _modules_after_import("tui.cli", "tui.app")
     assert not {"numpy", "tensorflow", "keras", "rich.progress"} & loaded

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui.core.events import Predicted
 from tui.core.predictions import (
     PredictionFilter,
+    Predictions,
     PredictionSort,
     accuracy,
     confusion_matrix,
@@ -21,14 +22,14 @@ from tui.core.predictions import (
 )
 
 
-def random_predictions(seed: int, n: int = 400) -> Predicted:
+def random_predictions(seed: int, n: int = 400) -> Predictions:
     """Softmax of random logits, nudged towards the labels so most are right but not all."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, n).astype(np.uint8)
     logits = rng.normal(size=(n, 10)) * 2.0
     logits[np.arange(n), labels] += 2.5
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return Predicted((exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), labels)
+    return Predictions((exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), labels)
 
 
 FILTERS = [
@@ -42,7 +43,7 @@ FILTERS = [
 ]
 
 
-def expected_indices(p: Predicted, f: PredictionFilter, sort: PredictionSort) -> list[int]:
+def expected_indices(p: Predictions, f: PredictionFilter, sort: PredictionSort) -> list[int]:
     """The same selection written the slow, obvious way."""
     probs, labels = p.probabilities.astype(np.float64), p.labels.astype(int)
     rows = []
@@ -145,18 +146,37 @@ def test_top_k() -> None:
         top_k(p.probabilities, 0)
 
 
+def test_predictions_know_their_guesses_accuracy_and_loss() -> None:
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], dtype=np.float32)
+    probabilities = np.pad(probabilities, ((0, 0), (0, 7)))
+    p = Predictions(probabilities, np.array([0, 1], dtype=np.uint8))
+    assert p.predicted.tolist() == [0, 2]
+    assert p.accuracy == 0.5
+    assert p.loss == pytest.approx(-(math.log(0.7) + math.log(0.3)) / 2, rel=1e-6)
+    empty = Predictions(np.zeros((0, 10), np.float32), np.zeros(0, np.uint8))
+    assert (empty.accuracy, empty.loss) == (0.0, 0.0)
+
+
 def test_cli_selection_windows_the_filtered_sorted_indices() -> None:
-    from tui.cli import UsageError
-    from tui.headless import Selection, select_indices
+    from tui.core.requests import PredictRequest
+    from tui.errors import UsageError
+    from tui.headless import select_indices
+
+    def request(**options: Any) -> PredictRequest:
+        return PredictRequest(model="model.keras", **options)
 
     p = random_predictions(6)
-    wrong_fours = PredictionFilter(misclassified=True, true=4)
-    expected = expected_indices(p, wrong_fours, PredictionSort.LOSS)
-    selection = Selection(index=1, count=3, filter=wrong_fours, sort=PredictionSort.LOSS)
-    assert select_indices(selection, p) == expected[1:4]
-    assert select_indices(Selection(index=5, count=2), p) == [5, 6]
-    nothing = Selection(filter=PredictionFilter(misclassified=True, true=4, predicted=4))
+    wrong_fours = {"misclassified": True, "true": 4}
+    expected = expected_indices(p, PredictionFilter(**wrong_fours), PredictionSort.LOSS)
+    assert select_indices(request(index=1, count=3, sort="loss", **wrong_fours), p) == expected[1:4]
+    assert select_indices(request(index=5, count=2), p) == [5, 6]
+    nothing = request(misclassified=True, true=4, predicted=4)
     assert select_indices(nothing, p) == []
-    past_the_end = Selection(index=len(expected), filter=wrong_fours)
     with pytest.raises(UsageError, match="the selection has"):
-        select_indices(past_the_end, p)
+        select_indices(request(index=len(expected), **wrong_fours), p)
+    with pytest.raises(UsageError, match="the test set has 400 images"):
+        select_indices(request(index=400), p)
+    with pytest.raises(UsageError, match="count = 0"):
+        select_indices(request(count=0), p)
+    with pytest.raises(UsageError, match="not a digit class"):
+        select_indices(request(true=10), p)

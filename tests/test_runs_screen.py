@@ -6,20 +6,32 @@ import json
 import shutil
 import zipfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Static
 
-from tui.core import runs
 from tui.core.config import Hyperparams, dump_toml
+from tui.core.controller import TrainingController
 from tui.core.data import MnistData
-from tui.core.events import StopReason
-from tui.core.session import TrainingSession
+from tui.core.datainfo import DataInfo
+from tui.core.events import EpochEnded, StopReason
+from tui.core.requests import Setup
+from tui.core.runs.layout import (
+    EVALUATION,
+    FORMAT,
+    HPARAMS_TOML,
+    LAST_MODEL,
+    METRICS_CSV,
+    RUN_JSON,
+    RunDirectory,
+)
+from tui.core.runs.resume import resume
 from tui.screens.runs import MARK, WARNING, CompareScreen, RunsScreen
 from tui.screens.save_model import SaveModelScreen, name_problem
 from tui.widgets.compare import ComparePlot, RunCurve
@@ -77,34 +89,57 @@ def table_rows(screen: RunsScreen) -> list[list[str]]:
 
 
 # --- real runs ----------------------------------------------------------------------------------
+def train_run(root: Path, data: MnistData, hparams: Hyperparams, started: datetime) -> Path:
+    """Train a real run through the controller, as the app does, and give it a fixed start:
+    named `<YYYYmmdd-HHMMSS>-tiny` and dated so in run.json, so the list's order is known."""
+    setup = Setup(hparams, preset="tiny", runs_dir=str(root / "training"), progress_interval=0.0)
+    controller = TrainingController(setup, data=data)
+    try:
+        controller.load()
+        assert controller.run_round() is StopReason.FINISHED
+        trained = Path(controller.snapshot.run)
+    finally:
+        controller.close()
+    target = root / f"{started:%Y%m%d-%H%M%S}-tiny"
+    trained.rename(target)
+    set_start(target, started)
+    return target
+
+
+def set_start(run: Path, started: datetime) -> None:
+    info = json.loads((run / RUN_JSON).read_text())
+    info["started"] = started.isoformat()
+    (run / RUN_JSON).write_text(json.dumps(info))
+
+
 @pytest.fixture(scope="module")
 def real_root(tmp_path_factory: pytest.TempPathFactory, mnist_small: MnistData) -> Path:
-    """Two tiny real runs, evaluated, plus two broken copies of the first.
+    """Two tiny real runs, evaluated, plus two broken copies of them.
 
     `older` is the first run (2 epochs), `newer` the second (3 epochs, another seed); `damaged`
-    has a truncated last.keras and `no-hparams` lost its hparams.toml.
+    is `older` with a truncated last.keras and `missing` is `newer` without its hparams.toml.
     """
     root = tmp_path_factory.mktemp("runs")
-    for when, seed, epochs in ((datetime(2025, 1, 1, 9), 1, 2), (datetime(2025, 1, 2, 9), 2, 3)):
-        hparams = Hyperparams.from_dict({"seed": seed, "epochs": epochs}, TINY)
-        run = runs.RunDirectory.create(root, "tiny", hparams, mnist_small, now=when)
-        session = TrainingSession(hparams, mnist_small, callbacks=run.callbacks())
-        assert session.train() is StopReason.FINISHED
-        run.save_evaluation(session.evaluate())
-    older, newer = sorted(root.iterdir())
+    older = train_run(root, mnist_small, TINY.with_changes(seed=1), datetime(2025, 1, 1, 9))
+    newer = train_run(
+        root, mnist_small, TINY.with_changes(seed=2, epochs=3), datetime(2025, 1, 2, 9)
+    )
+    (root / "training").rmdir()
     damaged = root / "20250103-090000-tiny"
     shutil.copytree(older, damaged)
-    last = damaged / runs.LAST_MODEL
+    last = damaged / LAST_MODEL
     last.write_bytes(last.read_bytes()[:500])
     missing = root / "20250104-090000-tiny"
     shutil.copytree(newer, missing)
-    (missing / runs.HPARAMS_TOML).unlink()
-    for copy, day in ((damaged, 3), (missing, 4)):
-        # The list is ordered by the start time in run.json: give each copy its own.
-        info = json.loads((copy / runs.RUN_JSON).read_text())
-        info["started"] = datetime(2025, 1, day, 9).isoformat()
-        (copy / runs.RUN_JSON).write_text(json.dumps(info))
+    (missing / HPARAMS_TOML).unlink()
+    # The list is ordered by the start time in run.json: give each copy its own.
+    set_start(damaged, datetime(2025, 1, 3, 9))
+    set_start(missing, datetime(2025, 1, 4, 9))
     return root
+
+
+def load_history(run: Path) -> list[EpochEnded]:
+    return RunDirectory.open(run).load_history()
 
 
 async def test_lists_every_run_and_notes_the_broken_ones(real_root: Path) -> None:
@@ -166,7 +201,7 @@ async def test_compare_overlays_the_marked_runs(real_root: Path) -> None:
         assert isinstance(app.screen, CompareScreen)
         plot = app.screen.query_one(ComparePlot)
         expected = {
-            name: runs.load_history(real_root / name)
+            name: load_history(real_root / name)
             for name in ("20250102-090000-tiny", "20250101-090000-tiny")
         }
         assert [c.name for c in plot.curves] == list(expected)
@@ -211,7 +246,7 @@ async def test_enter_opens_the_highlighted_run_and_escape_opens_none(real_root: 
         await pilot.pause()
         assert app.opened == [real_root / "20250102-090000-tiny"]
         # The path is one `resume` accepts: the caller continues the run from it.
-        resumed = runs.resume(app.opened[0])  # type: ignore[arg-type]
+        resumed = resume(app.opened[0])  # type: ignore[arg-type]
         assert resumed.epochs_done == 3
 
     app = RunsHost(real_root)
@@ -236,10 +271,10 @@ async def test_empty_and_missing_folders(tmp_path: Path) -> None:
 
 # --- compare plot -------------------------------------------------------------------------------
 def test_curve_falls_back_to_training_accuracy(real_root: Path) -> None:
-    history = runs.load_history(real_root / "20250101-090000-tiny")
+    history = load_history(real_root / "20250101-090000-tiny")
     with_val = RunCurve.from_history("a", history)
     assert with_val.metric == "validation"
-    stripped = [replace(e, val_accuracy=None, val_loss=None) for e in history]
+    stripped = [msgspec.structs.replace(e, val_accuracy=None, val_loss=None) for e in history]
     without = RunCurve.from_history("b", stripped)
     assert without.metric == "train"
     assert without.accuracy == tuple(e.accuracy for e in history)
@@ -315,19 +350,26 @@ async def test_save_dialog_asks_before_replacing_and_cancels_with_escape() -> No
 
 
 # --- snapshots on hand-made runs ----------------------------------------------------------------
+FULL_MNIST = DataInfo("path", "/data/mnist.npz", "0f" * 32, 60_000, 10_000)
+"""The data the hand-made runs say they trained on."""
+
+
 def write_run(
     root: Path,
     name: str,
     accuracies: list[tuple[float, float | None]],
     *,
     test: float | None,
+    test_samples: int = 10_000,
     seconds: float = 12.0,
     model: bytes | None = None,
+    data: DataInfo | None = FULL_MNIST,
 ) -> None:
     """A run directory as training leaves it, with fixed figures and no real model.
 
     `accuracies` holds (train, validation) per epoch; `model` replaces the stand-in last.keras
-    (a zip with config.json, all the listing checks), e.g. with truncated bytes.
+    (a zip with config.json, all the listing checks), e.g. with truncated bytes; `data` None
+    writes run.json as format 1 did (the data as a display string).
     """
     path = root / name
     path.mkdir(parents=True)
@@ -335,30 +377,30 @@ def write_run(
     started = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
     validated = any(val is not None for _, val in accuracies)
     hparams = Hyperparams(epochs=len(accuracies), validation_split=0.1 if validated else 0.0)
-    (path / runs.HPARAMS_TOML).write_text(dump_toml(hparams))
+    (path / HPARAMS_TOML).write_text(dump_toml(hparams))
     info = {
-        "format": 1,
+        "format": FORMAT if data is not None else 1,
         "preset": preset,
         "started": started.isoformat(),
-        "data": "mnist.npz · 60,000 train / 10,000 test",
+        "data": asdict(data) if data is not None else "mnist.npz · 60,000 train / 10,000 test",
         "train_samples": 54000,
         "saved": {"epoch": len(accuracies), "iterations": 422 * len(accuracies)},
         "best": None,
     }
-    (path / runs.RUN_JSON).write_text(json.dumps(info))
+    (path / RUN_JSON).write_text(json.dumps(info))
     lines = ["epoch,accuracy,epoch_seconds,learning_rate,loss,val_accuracy,val_loss"]
     for epoch, (train, val) in enumerate(accuracies):
         val_cells = f"{val},{1 - val}" if val is not None else ","
         lines.append(f"{epoch},{train},{seconds},0.001,{1 - train},{val_cells}")
-    (path / runs.METRICS_CSV).write_text("\n".join(lines) + "\n")
+    (path / METRICS_CSV).write_text("\n".join(lines) + "\n")
     if test is not None:
-        evaluation = {"loss": 1 - test, "accuracy": test, "samples": 10000}
-        (path / runs.EVALUATION).write_text(json.dumps(evaluation))
+        evaluation = {"loss": 1 - test, "accuracy": test, "samples": test_samples}
+        (path / EVALUATION).write_text(json.dumps(evaluation))
     if model is None:
-        with zipfile.ZipFile(path / runs.LAST_MODEL, "w") as archive:
+        with zipfile.ZipFile(path / LAST_MODEL, "w") as archive:
             archive.writestr("config.json", "{}")
     else:
-        (path / runs.LAST_MODEL).write_bytes(model)
+        (path / LAST_MODEL).write_bytes(model)
 
 
 @pytest.fixture
@@ -386,6 +428,7 @@ def fixed_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         [(0.871, None), (0.944, None), (0.962, None), (0.970, None)],
         test=0.9702,
         seconds=9.5,
+        data=None,  # recorded before runs kept their data's identity: still listed
     )
     write_run(
         root,
@@ -441,3 +484,35 @@ async def test_each_compared_run_is_drawn_with_its_own_marker(fixed_runs: Path) 
         for curve in plot.curves:
             # Every epoch of a run is a point in that run's marker, and only its points are.
             assert data_area.count(legend[curve.name]) == len(curve.epochs), curve.name
+
+
+async def test_the_test_column_names_the_test_set_when_runs_differ_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = Path("runs")
+    write_run(root, "20250301-091500-default", [(0.97, 0.98)], test=0.9861)
+    sample = DataInfo("sample", "bundled sample", "1e" * 32, 6_000, 1_000)
+    write_run(
+        root, "20250302-091500-default", [(0.97, 0.98)], test=0.9912, test_samples=500, data=sample
+    )
+    app = RunsHost(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await listed(pilot)
+        assert [s.test_samples for s in screen.summaries] == [500, 10_000]
+        on_500, on_10k = (row[5] for row in table_rows(screen))
+        assert "99.12%" in on_500 and "500" in on_500
+        assert "98.61%" in on_10k and ("10,000" in on_10k or "10k" in on_10k)
+
+
+async def test_a_run_without_validation_shows_its_best_training_accuracy(
+    fixed_runs: Path,
+) -> None:
+    app = RunsHost(fixed_runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await listed(pilot)
+        [seed] = [s for s in screen.summaries if s.preset == "seed"]
+        assert seed.best_val_accuracy is None
+        assert seed.best_accuracy == pytest.approx(0.970)
+        row = table_rows(screen)[screen.summaries.index(seed)]
+        assert row[4] == "97.00% train", "a training accuracy, said to be one"

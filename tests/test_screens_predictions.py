@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +14,13 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from tui.core.config import Hyperparams
+from tui.core.controller import TrainingController
 from tui.core.data import MnistData
-from tui.core.events import Predicted
-from tui.core.predictions import PredictionFilter, PredictionSort
+from tui.core.events import StopReason
+from tui.core.predictions import PredictionFilter, Predictions, PredictionSort
 from tui.core.preprocess import preprocess_drawing
+from tui.core.requests import Setup
 from tui.screens.browser import NO_MODEL, PredictionBrowser
 from tui.screens.confusion import ConfusionScreen
 from tui.screens.draw import DrawScreen
@@ -35,7 +39,7 @@ class ScreenHost(App[None]):
         self.push_screen(self.make_screen())
 
 
-def fake_predictions(labels: np.ndarray, seed: int = 0) -> Predicted:
+def fake_predictions(labels: np.ndarray, seed: int = 0) -> Predictions:
     """Probabilities as a mediocre model would give: ~10% wrong, and 4s often taken for 9s.
 
     The errors are deliberate and random, so every filter has something to find.
@@ -50,7 +54,7 @@ def fake_predictions(labels: np.ndarray, seed: int = 0) -> Predicted:
     logits = rng.normal(size=(n, 10))
     logits[np.arange(n), target] += rng.uniform(2.5, 7.0, n)
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return Predicted((exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), labels)
+    return Predictions((exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), labels)
 
 
 def banded_predict(images: np.ndarray) -> np.ndarray:
@@ -63,11 +67,11 @@ def banded_predict(images: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def predictions(mnist_small: MnistData) -> Predicted:
+def predictions(mnist_small: MnistData) -> Predictions:
     return fake_predictions(mnist_small.y_test)
 
 
-def browser_app(data: MnistData, predictions: Predicted, **kwargs: object) -> ScreenHost:
+def browser_app(data: MnistData, predictions: Predictions, **kwargs: object) -> ScreenHost:
     return ScreenHost(lambda: PredictionBrowser(predictions, data.x_test, **kwargs))  # type: ignore[arg-type]
 
 
@@ -77,7 +81,7 @@ def visible_text(app: App[None], selector: str) -> str:
 
 # --- browser ------------------------------------------------------------------------------------
 async def test_browser_moves_by_digit_row_and_page(
-    mnist_small: MnistData, predictions: Predicted
+    mnist_small: MnistData, predictions: Predictions
 ) -> None:
     app = browser_app(mnist_small, predictions)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -109,7 +113,9 @@ async def test_browser_moves_by_digit_row_and_page(
         assert [int(line[0]) for line in bars.splitlines()] == expected_top.tolist()
 
 
-async def test_browser_filters_match_numpy(mnist_small: MnistData, predictions: Predicted) -> None:
+async def test_browser_filters_match_numpy(
+    mnist_small: MnistData, predictions: Predictions
+) -> None:
     labels = mnist_small.y_test
     guesses = predictions.probabilities.argmax(axis=1)
     app = browser_app(mnist_small, predictions)
@@ -146,7 +152,7 @@ async def test_browser_filters_match_numpy(mnist_small: MnistData, predictions: 
 
 
 async def test_browser_go_to_index_leaves_a_filter_that_hides_it(
-    mnist_small: MnistData, predictions: Predicted
+    mnist_small: MnistData, predictions: Predictions
 ) -> None:
     correct = int(np.flatnonzero(predictions.predicted == mnist_small.y_test)[40])
     app = browser_app(mnist_small, predictions, filter=PredictionFilter(misclassified=True))
@@ -169,7 +175,9 @@ async def test_browser_go_to_index_leaves_a_filter_that_hides_it(
         assert grid.selected_index == correct
 
 
-async def test_browser_mouse_selects_a_card(mnist_small: MnistData, predictions: Predicted) -> None:
+async def test_browser_mouse_selects_a_card(
+    mnist_small: MnistData, predictions: Predictions
+) -> None:
     app = browser_app(mnist_small, predictions, sort=PredictionSort.LOSS)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -220,7 +228,7 @@ async def test_without_a_model_the_screens_say_how_to_get_one(
 
 # --- confusion matrix ---------------------------------------------------------------------------
 async def test_confusion_counts_and_enter_on_a_cell(
-    mnist_small: MnistData, predictions: Predicted
+    mnist_small: MnistData, predictions: Predictions
 ) -> None:
     labels = mnist_small.y_test.astype(np.intp)
     guesses = predictions.probabilities.argmax(axis=1)
@@ -358,14 +366,9 @@ async def test_mouse_drawing_of_a_real_digit(mnist_small: MnistData) -> None:
         )
 
 
-async def test_a_drawn_digit_is_recognised_by_a_trained_model(mnist_small: MnistData) -> None:
-    """Draw real test digits with the mouse; a model trained briefly on the slice reads them.
-
-    About 15 s (TensorFlow start-up and three epochs on 2,000 images), so not marked slow.
-    """
-    from tui.core.config import Hyperparams
-    from tui.core.session import TrainingSession
-
+@pytest.fixture
+def trained(mnist_small: MnistData, tmp_path: Path) -> Iterator[TrainingController]:
+    """A controller holding a model trained for three epochs on the 2,000-image slice."""
     hparams = Hyperparams(
         epochs=3,
         batch_size=32,
@@ -374,13 +377,23 @@ async def test_a_drawn_digit_is_recognised_by_a_trained_model(mnist_small: Mnist
         dropout=0.0,
         validation_split=0.0,
     )
-    session = TrainingSession(hparams, mnist_small)
-    session.train()
-    model = session.model
+    setup = Setup(hparams, preset="draw", runs_dir=str(tmp_path / "runs"), progress_interval=0.0)
+    controller = TrainingController(setup, data=mnist_small)
+    controller.load()
+    assert controller.run_round() is StopReason.FINISHED
+    yield controller
+    controller.close()
 
-    def predict_fn(images: np.ndarray) -> np.ndarray:
-        probabilities: np.ndarray = np.asarray(model(images, training=False))
-        return probabilities
+
+async def test_a_drawn_digit_is_recognised_by_a_trained_model(
+    mnist_small: MnistData, trained: TrainingController
+) -> None:
+    """Draw real test digits with the mouse; a model trained briefly on the slice reads them
+    through the controller's `classify`, as the app's draw screen does.
+
+    About 15 s (TensorFlow start-up and three epochs on 2,000 images), so not marked slow.
+    """
+    predict_fn = trained.classify
 
     # The first few test digits whose blocky, preprocessed version the model gets right.
     chosen: list[int] = []
@@ -405,14 +418,18 @@ async def test_a_drawn_digit_is_recognised_by_a_trained_model(mnist_small: Mnist
 
 
 # --- snapshots ----------------------------------------------------------------------------------
-SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
+SIZES = [
+    pytest.param((120, 40), id="120x40"),
+    pytest.param((80, 24), id="80x24"),
+    pytest.param((60, 20), id="60x20"),
+]
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_browser(
     snap_compare: Callable[..., bool],
     mnist_small: MnistData,
-    predictions: Predicted,
+    predictions: Predictions,
     size: tuple[int, int],
 ) -> None:
     app = browser_app(mnist_small, predictions)
@@ -423,7 +440,7 @@ def test_snapshot_browser(
 def test_snapshot_detail_of_a_mistake(
     snap_compare: Callable[..., bool],
     mnist_small: MnistData,
-    predictions: Predicted,
+    predictions: Predictions,
     size: tuple[int, int],
 ) -> None:
     app = browser_app(
@@ -439,7 +456,7 @@ def test_snapshot_detail_of_a_mistake(
 def test_snapshot_confusion(
     snap_compare: Callable[..., bool],
     mnist_small: MnistData,
-    predictions: Predicted,
+    predictions: Predictions,
     size: tuple[int, int],
 ) -> None:
     app = ScreenHost(lambda: ConfusionScreen(predictions, mnist_small.x_test))
@@ -474,3 +491,20 @@ async def test_draw_screen_without_a_model_still_draws() -> None:
         await pilot.pause()
         assert app.screen.query_one(Canvas).pixels.any()
         assert NO_MODEL in str(app.screen.query_one("#draw-verdict", Static).render())
+
+
+@pytest.mark.parametrize("screen", ["confusion", "browser"])
+def test_snapshot_without_colour_shows_the_cursor(
+    snap_compare: Callable[..., bool],
+    mnist_small: MnistData,
+    predictions: Predictions,
+    monkeypatch: pytest.MonkeyPatch,
+    screen: str,
+) -> None:
+    """Under NO_COLOR the cursor must show by something other than colour."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    if screen == "confusion":
+        app = ScreenHost(lambda: ConfusionScreen(predictions, mnist_small.x_test))
+    else:
+        app = browser_app(mnist_small, predictions)
+    assert snap_compare(app, press=["right", "down"], terminal_size=(80, 24))

@@ -1,33 +1,40 @@
-"""Snapshots of the dashboard idle, training and finished, fed fixed events, at two sizes."""
+"""Snapshots of the dashboard idle, training and finished, from fixed engine states, at two
+sizes. A scripted engine (real socket, real protocol, no TensorFlow) sends each state."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import pytest
+from scripted_engine import ScriptedEngine
 from textual.pilot import Pilot
 
-from tui import messages
 from tui.app import MnistApp, create_app
 from tui.core.config import Hyperparams
-from tui.core.data import MnistData
+from tui.core.datainfo import DataInfo
+from tui.core.devices import DeviceReport
 from tui.core.events import (
+    BackendLoaded,
     BatchProgress,
+    DataLoaded,
     EpochEnded,
     Evaluated,
+    PhaseChanged,
+    PredictionsReady,
+    RunRecording,
     StopReason,
     TrainingEvent,
     TrainingStarted,
     TrainingStopped,
 )
-from tui.core.runtime import DeviceReport
+from tui.core.phase import Phase
+from tui.core.snapshot import Snapshot, advance, initial_snapshot
 
-SIZES = [(80, 24), (120, 40)]
+SIZES = [(60, 20), (80, 24), (120, 40)]
 HPARAMS = Hyperparams()
 CPU_REPORT = DeviceReport("tensorflow", ("CPU:0",), "CPU (2 cores)", cpu_cores=2)
+DATA = DataInfo("path", "/data/mnist.npz", "0" * 64, 60_000, 10_000)
 ACCURACY = [
     (0.9203, 0.9833),
     (0.9741, 0.9862),
@@ -36,22 +43,7 @@ ACCURACY = [
     (0.9871, 0.9902),
 ]
 LOSS = [(0.2629, 0.0586), (0.0853, 0.0451), (0.0617, 0.0398), (0.0502, 0.0371), (0.0421, 0.0352)]
-
-
-def fixed_data() -> MnistData:
-    """Blank images with the sizes of full MNIST, so the snapshots need no data files."""
-    return MnistData(
-        x_train=np.zeros((60_000, 28, 28, 1), dtype=np.float32),
-        y_train=np.zeros(60_000, dtype=np.uint8),
-        x_test=np.zeros((10, 28, 28, 1), dtype=np.float32),
-        y_test=np.zeros(10, dtype=np.uint8),
-        source="/data/mnist.npz",
-        kind="path",
-    )
-
-
-def make_app() -> MnistApp:
-    return create_app(HPARAMS, data=fixed_data(), load_tensorflow=False)
+RUN = "/home/me/runs/20250101-090000-default"
 
 
 def epoch(n: int, target: int = 5) -> EpochEnded:
@@ -78,70 +70,98 @@ def progress(epoch: int, steps: Sequence[int]) -> list[BatchProgress]:
     ]
 
 
-@dataclass
-class TrainedSession:
-    """Stands in for the `TrainingSession` that training leaves behind (the real one needs
-    TensorFlow): once a run has ended the dashboard asks the session only for its model."""
+LOADED: list[TrainingEvent] = [
+    DataLoaded(DATA),
+    BackendLoaded("CPU (2 cores)", CPU_REPORT),
+    PhaseChanged(Phase.READY),
+]
+TRAINING = [
+    *LOADED,
+    PhaseChanged(Phase.STARTING),
+    RunRecording(RUN),
+    STARTED,
+    PhaseChanged(Phase.TRAINING),
+    epoch(1),
+    epoch(2),
+    *progress(3, range(20, 241, 20)),
+]
+FINISHED = [
+    *LOADED,
+    PhaseChanged(Phase.STARTING),
+    RunRecording(RUN),
+    STARTED,
+    PhaseChanged(Phase.TRAINING),
+    *(epoch(n) for n in range(1, 6)),
+    TrainingStopped(StopReason.FINISHED, 5),
+    PhaseChanged(Phase.EVALUATING),
+    Evaluated(0.0301, 0.9907, 10_000, 5),
+    PredictionsReady(10_000, 0.9907, 1),
+    PhaseChanged(Phase.FINISHED),
+]
 
-    model: object = field(default_factory=object)
-    epochs_done: int = 5
+
+def state(events: list[TrainingEvent]) -> Snapshot:
+    snapshot = initial_snapshot(HPARAMS, "default")
+    for event in events:
+        snapshot = advance(snapshot, event)
+    return snapshot
 
 
-def feed(app_state: str, events: list[TrainingEvent]) -> Callable[[Pilot[None]], Awaitable[None]]:
-    """A `run_before` that brings the app to `app_state` through the same messages as training."""
+@pytest.fixture
+def engines() -> Iterator[Callable[[list[TrainingEvent]], MnistApp]]:
+    """Apps on scripted engines in a given state; the engines end with the test."""
+    running: list[ScriptedEngine] = []
 
+    def app_in(events: list[TrainingEvent]) -> MnistApp:
+        engine = ScriptedEngine(state(events)).__enter__()
+        running.append(engine)
+        return create_app(engine.options, engine.connector())
+
+    yield app_in
+    for engine in running:
+        engine.__exit__(None, None, None)
+
+
+async def connected(pilot: Pilot[None]) -> None:
+    app: Any = pilot.app
+    while app.client is None:
+        await pilot.pause(0.01)
+    await pilot.pause()
+    app.curves.replot()
+    await pilot.pause()
+
+
+def before(extra: Callable[[Pilot[None]], Awaitable[None]] | None = None) -> Any:
     async def run_before(pilot: Pilot[None]) -> None:
-        app: Any = pilot.app
-        app.post_message(messages.BackendLoaded("CPU (2 cores)", CPU_REPORT))
-        await pilot.pause()
-        if app_state != "ready":
-            app.panel.mode = "training"
-            app.state = "training"
-        for event in events:
-            app.post_message(messages.wrap(event))
-            await pilot.pause()
-        if app_state == "finished":
-            # What the app does when the training worker returns; there is no worker here, so
-            # the session it trained is set first.
-            app.session = TrainedSession()
-            app.run_ended(succeeded=True)
-        app.curves.replot()
-        await pilot.pause()
+        await connected(pilot)
+        if extra is not None:
+            await extra(pilot)
 
     return run_before
 
 
-IDLE = feed("ready", [])
-TRAINING = feed("training", [STARTED, epoch(1), epoch(2), *progress(3, range(20, 241, 20))])
-FINISHED = feed(
-    "finished",
-    [
-        STARTED,
-        *(epoch(n) for n in range(1, 6)),
-        TrainingStopped(StopReason.FINISHED, 5),
-        Evaluated(0.0301, 0.9907, 10_000),
-    ],
-)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dashboard_idle(snap_compare: Any, engines: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(engines(LOADED), terminal_size=size, run_before=before())
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_dashboard_idle(snap_compare: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(make_app(), terminal_size=size, run_before=IDLE)
+def test_dashboard_training(snap_compare: Any, engines: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(engines(TRAINING), terminal_size=size, run_before=before())
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_dashboard_training(snap_compare: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(make_app(), terminal_size=size, run_before=TRAINING)
+def test_dashboard_finished(snap_compare: Any, engines: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(engines(FINISHED), terminal_size=size, run_before=before())
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_dashboard_finished(snap_compare: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(make_app(), terminal_size=size, run_before=FINISHED)
+def test_dashboard_loss_curves(snap_compare: Any, engines: Any) -> None:
+    assert snap_compare(
+        engines(FINISHED), terminal_size=(120, 40), press=["l"], run_before=before()
+    )
 
 
-def test_dashboard_loss_curves(snap_compare: Any) -> None:
-    assert snap_compare(make_app(), terminal_size=(120, 40), press=["l"], run_before=FINISHED)
-
-
-def test_help_screen(snap_compare: Any) -> None:
-    assert snap_compare(make_app(), terminal_size=(80, 24), press=["question_mark"])
+def test_help_screen(snap_compare: Any, engines: Any) -> None:
+    assert snap_compare(
+        engines(LOADED), terminal_size=(80, 24), press=["question_mark"], run_before=before()
+    )

@@ -1,64 +1,68 @@
-"""The Textual app (dashboard, training worker, keys) and the `create_app`/`run_app` factories."""
+"""The Textual app: the dashboard, its keys and screens, as a viewer of a training engine.
+
+The app never trains and never imports TensorFlow. It connects to an engine (started for it in
+the background, or already running for `attach`), shows the engine's snapshot and events, and
+turns keys into commands. Everything it shows about training is the engine's `Snapshot`,
+folded forward by the same `advance` the engine uses; no widget keeps a value of its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import Callable
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import msgspec
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.reactive import reactive
-from textual.widgets import Footer
-from textual.worker import Worker, WorkerState
+from textual.events import Resize
+from textual.message import Message
+from textual.notifications import SeverityLevel
 
-from tui import messages
-from tui.core.config import INT_BOUNDS, PRESETS, Hyperparams, preset
-from tui.core.distribute import DistributeOptions
-from tui.core.events import Evaluated, Predicted, StopReason, TrainingEvent, error_line
-from tui.core.runtime import native_stderr_to, tensorboard_installed, tensorflow_log_path
+from tui.core.config import INT_BOUNDS
+from tui.core.events import (
+    BatchProgress,
+    DataLoaded,
+    EpochEnded,
+    ModelReset,
+    Notice,
+    PhaseChanged,
+    PredictionsReady,
+    RunOpened,
+    SettingsApplied,
+    StopReason,
+    TrainingEvent,
+    TrainingStopped,
+)
+from tui.core.phase import FITTING, Action, Phase
+from tui.core.requests import AppOptions, AttachRequest, Setup
+from tui.core.snapshot import Snapshot, initial_snapshot, refusal
+from tui.core.snapshot import advance as fold
+from tui.engine import protocol as p
+from tui.engine.client import EngineClient, EngineUnavailable
+from tui.engine.connect import Connector, SocketConnector, SpawnConnector
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
-from tui.screens.runs import RunsScreen
-from tui.screens.save_model import SUFFIX, SaveModelScreen
+from tui.screens.quit import DETACH, STOP, QuitScreen
+from tui.screens.too_small import TooSmallScreen, too_small
 from tui.widgets.curves import CurvesPlot
 from tui.widgets.devices import DevicePanel
+from tui.widgets.footer import FittingFooter
 from tui.widgets.hyperparams import HyperparamsPanel
 from tui.widgets.progress import EpochProgress
-from tui.widgets.status import StatusBar
+from tui.widgets.status import StatusBar, data_text
 from tui.widgets.training_log import TrainingLog
 
 if TYPE_CHECKING:
     import numpy as np
 
-    # These import Keras (seconds): at run time they are imported in a worker first.
-    from tui.core.data import MnistData
-    from tui.core.runs import RunDirectory
-    from tui.core.session import TrainingSession
-    from tui.screens.draw import PredictFn
-
-# numpy, the data loader and the prediction screens are imported where they are first used
-# (by then a worker has loaded numpy): the first frame waits for every import above, and
-# numpy alone is a third of them (tests/benchmarks/bench_startup.py).
+    from tui.core.predictions import Predictions
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
-_Opened = TypeVar("_Opened")
-APP_PROGRESS_INTERVAL = 0.2
-"""Seconds between progress updates in the app. On two cores every repaint is taken from
-training; five a second looks live and measured close to the plain script's speed
-(tests/benchmarks/bench_training.py), where ten a second cost several percent."""
-
-ACTIVE_STATES = frozenset({"training", "paused", "stopping"})
-"""States in which `fit` is running."""
-BUSY_STATES = ACTIVE_STATES | {"evaluating"}
-"""States in which the training worker is running."""
-LOADING_STATES = frozenset({"loading", "loading-data"})
-"""States before TensorFlow and the data are both in."""
 DASHBOARD_ONLY = frozenset(
     {
         *("browse", "confusion", "draw", "runs", "save_model", "toggle_devices"),
@@ -67,27 +71,62 @@ DASHBOARD_ONLY = frozenset(
 )
 """Actions whose keys work on the dashboard only: over the screens they open they would pile
 screen on screen, act unseen, or crowd those screens' own keys out of the footer."""
-DEFAULT_MODELS_DIR = Path("models")
-"""Where `S` saves models, like `mnist-tui train`."""
+KEY_ACTIONS = {
+    "stop_now": Action.STOP_NOW,
+    "stop_after_epoch": Action.STOP_AFTER_EPOCH,
+    "pause": Action.PAUSE,
+    "reset": Action.RESET,
+    "runs": Action.OPEN_RUN,
+    "save_model": Action.SAVE_MODEL,
+}
+"""Keys hidden from the footer while the engine would refuse them."""
 
 
-def short_description(data: MnistData) -> str:
-    """The data source and sizes in few columns, for narrow terminals."""
-    name = Path(data.source).name if data.kind in ("path", "keras-cache") else data.kind
-    return f"{name} {len(data.y_train):,}/{len(data.y_test):,}"
+class EngineEvent(Message):
+    """An event from the engine, on its way to the widgets."""
+
+    def __init__(self, event: TrainingEvent) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        # Only the newest figures matter: queued older progress is dropped, not drawn late.
+        return (
+            isinstance(self.event, BatchProgress)
+            and isinstance(message, EngineEvent)
+            and isinstance(message.event, BatchProgress)
+        )
+
+
+class EngineConnected(Message):
+    def __init__(self, client: EngineClient) -> None:
+        super().__init__()
+        self.client = client
+
+
+class EngineLost(Message):
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class ArraysFetched(Message):
+    """Predictions or test images arrived from the engine."""
+
+    def __init__(self, what: str, value: Any) -> None:
+        super().__init__()
+        self.what = what
+        self.value = value
 
 
 class MnistApp(App[None]):
-    """Train a Keras CNN on MNIST and steer it live."""
+    """Train a Keras CNN on MNIST and steer it live, through an engine."""
 
     TITLE = "mnist-tui"
     CSS_PATH = "app.tcss"
     AUTO_FOCUS = "#log"
     ENABLE_COMMAND_PALETTE = False
-    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012 (App declares it as a plain class attribute)
-        (0, "-narrow"),
-        (100, "-wide"),
-    ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (App's own type)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "train", "Train"),
@@ -113,82 +152,41 @@ class MnistApp(App[None]):
         Binding("escape", "leave_field", show=False),
     ]
 
-    state: reactive[str] = reactive("loading")
-    """loading, loading-data, ready, opening, training, paused, stopping, evaluating, finished,
-    stopped or error."""
-
-    def __init__(
-        self,
-        hparams: Hyperparams,
-        *,
-        preset_name: str = "default",
-        data_path: str | None = None,
-        data: MnistData | None = None,
-        load_tensorflow: bool = True,
-        progress_interval: float = APP_PROGRESS_INTERVAL,
-        runs_dir: str | Path | None = None,
-        tensorboard: bool = False,
-        resume_path: str | Path | None = None,
-        model_path: str | Path | None = None,
-        distribute: DistributeOptions | None = None,
-        models_dir: str | Path = DEFAULT_MODELS_DIR,
-    ) -> None:
+    def __init__(self, options: AppOptions, connector: Connector) -> None:
         super().__init__()
-        self.initial_hparams = hparams
-        self.preset_name = preset_name
-        self.data_path = data_path
-        self.data: MnistData | None = data
-        self.load_tensorflow = load_tensorflow
-        self.progress_interval = progress_interval
-        self.session: TrainingSession | None = None
-        """The model and its history; None until the first `t` and after a reset."""
-        self.predictions: Predicted | None = None
-        """Test-set predictions of the current model, for the browser and the confusion matrix."""
-        self.runs_dir = runs_dir
-        """Where run directories go; None means `$MNIST_TUI_RUNS`, else `./runs`."""
-        self.tensorboard = tensorboard
-        """Runs also write TensorBoard logs (`--tensorboard`); turned off at start-up, with a
-        warning, when the tensorboard package is missing."""
-        self.models_dir = Path(models_dir)
-        """Where `S` saves a model."""
-        self.resume_path = Path(resume_path) if resume_path is not None else None
-        """A run to reopen once TensorFlow and the data are in (`--resume`)."""
-        self.model_path = Path(model_path) if model_path is not None else None
-        """A saved model to open once TensorFlow and the data are in (`--model`)."""
-        self.distribute = distribute or DistributeOptions()
-        self.strategy: Any = None
-        """The `tf.distribute.Strategy` from `distribute`, made once TensorFlow is in."""
-        self.run_dir: RunDirectory | None = None
-        """Where the current model's run is recorded; None before the first `t`, after a reset
-        or when the run directory could not be created."""
-        self.opened_model: Any = None
-        """A model opened with `--model`, for browsing and drawing without training."""
+        self.options = options
+        self.connector = connector
+        setup = options.setup
+        self.snapshot: Snapshot = initial_snapshot(setup.hparams, setup.preset)
+        """The engine's state as last heard; every widget shows part of it."""
+        self.client: EngineClient | None = None
+        self.engine: p.EngineInfo | None = None
+        self.predictions: Predictions | None = None
+        """The current model's test-set predictions, fetched when the engine has new ones."""
+        self.test_images: np.ndarray | None = None
+        """The engine's test images, (n, 28, 28) uint8, fetched once per data set."""
         self.log_path: str | None = None
-        """Where native stderr goes (shown in the help screen); set by `run_app`."""
+        """Where this process's native stderr goes (shown in the help screen)."""
         self.handle_signals = False
-        """Stop cleanly on SIGTERM/SIGHUP; only `run_app` turns it on (tests share a process)."""
-        self.backend_ready = False
-        self.data_error: str | None = None
+        """Detach on SIGTERM/SIGHUP; only `run_app` turns it on (tests share a process)."""
         self.exit_signal: int | None = None
-        self._quitting = False
-        self._target = hparams.epochs
-        self._stop_reason: StopReason | None = None
-        self._applied_lr: float | None = None
-        self._steps: int | None = None
-        self._stop_after_epoch = False
-        self._state_before_open = "ready"
+        self.farewell = ""
+        """Printed after the app leaves the terminal (how to come back to a detached run)."""
+        self._images_for = ""
+        self._panel_seeded = False
 
     # --- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         with Horizontal(id="body"):
-            yield HyperparamsPanel(self.initial_hparams, self.preset_name, id="panel")
+            setup = self.options.setup
+            yield HyperparamsPanel(setup.hparams, setup.preset, id="panel")
             with Vertical(id="main"):
                 yield CurvesPlot(id="curves")
                 yield EpochProgress(id="progress")
                 yield DevicePanel(id="devices")
                 yield TrainingLog(id="log")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     @property
     def panel(self) -> HyperparamsPanel:
@@ -215,583 +213,237 @@ class MnistApp(App[None]):
         return self.query_one("#devices", DevicePanel)
 
     @property
-    def model(self) -> Any:
-        """The model the browser, matrix and drawing use: the trained one, else `--model`'s."""
-        if self.session is not None and self.session.model is not None:
-            return self.session.model
-        return self.opened_model
+    def phase(self) -> Phase:
+        return self.snapshot.phase
+
+    def on_resize(self, event: Resize) -> None:
+        if too_small(*event.size) and not isinstance(self.screen, TooSmallScreen):
+            self.push_screen(TooSmallScreen())
 
     def on_mount(self) -> None:
-        self.status.target = self._target
-        self.curves.target = self._target
+        if too_small(*self.size):
+            self.push_screen(TooSmallScreen())
         self.devices.border_title = "Devices (i hides)"
-        log = self.training_log
-        log.note("mnist-tui: t trains, ? lists every key, h shows or hides the panel.", "bold")
-        if self.tensorboard and not tensorboard_installed():
-            # Training still goes on and records everything else; say so once, up front.
-            self.tensorboard = False
-            missing = (
-                "TensorBoard logs are off: the tensorboard package is not installed "
-                "(`pip install tensorboard`, then restart)."
-            )
-            log.warning(missing)
-            self.notify(missing, title="No TensorBoard", severity="warning", timeout=10)
-        if self.data is not None:
-            self.post_message(messages.DataLoaded(self.data))
-        else:
-            log.note("Looking for MNIST…", "dim")
-        if self.load_tensorflow:
-            log.note("Loading TensorFlow in the background…", "dim")
-        # The loaders hold the GIL for long stretches, and Textual writes frames from another
-        # thread: start them a moment after the first frame, so that it reaches the terminal.
-        self.call_after_refresh(self.set_timer, 0.1, self._start_loading)
+        self.training_log.note(
+            "mnist-tui: t trains, ? lists every key, h shows or hides the panel.", "bold"
+        )
+        self.training_log.note("Starting the engine (TensorFlow loads in it)…", "dim")
+        self.curves.target = self.snapshot.target
+        self.progress.show_state(self.snapshot)
+        # Started after the first frame, so that nothing competes with painting it.
+        self.call_after_refresh(self._connect)
         if self.handle_signals:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(signum, self._on_signal, signum)
 
-    # --- start-up workers ---------------------------------------------------------------------
-    def _start_loading(self) -> None:
-        if self.data is None:
-            self._load_data()
-        if self.load_tensorflow:
-            self._load_backend()
-
-    @work(thread=True, exit_on_error=False, group="startup")
-    def _load_data(self) -> None:
-        from tui.core.data import DataError, load_mnist
-
+    # --- the engine connection ----------------------------------------------------------------
+    @work(exclusive=True, group="engine", exit_on_error=False)
+    async def _connect(self) -> None:
         try:
-            data = load_mnist(self.data_path)
-        except DataError as err:
-            self.post_message(messages.DataFailed(str(err)))
-        else:
-            self.post_message(messages.DataLoaded(data))
-
-    @work(thread=True, exit_on_error=False, group="startup")
-    def _load_backend(self) -> None:
-        try:
-            import tui.core.session  # noqa: F401  (imports Keras and TensorFlow)
-            from tui.core.distribute import training_device
-            from tui.core.runtime import device_report
-
-            # Right after the import: devices are split and precision set before any model.
-            self.distribute.prepare()
-            strategy = self.distribute.make_strategy()
-            device = training_device(strategy)
-            report = device_report(device)
-        except Exception as err:  # a broken TensorFlow install is reported, not a traceback
-            self.post_message(messages.BackendFailed(error_line(err)))
-        else:
-            self.post_message(messages.BackendLoaded(device, report, strategy))
-
-    @on(messages.DataLoaded)
-    def _data_loaded(self, message: messages.DataLoaded) -> None:
-        from tui.core.data import SAMPLE_NOTICE
-
-        self.data = message.data
-        self.data_error = None
-        self.status.data_text = message.data.describe()
-        self.status.data_short = short_description(message.data)
-        self.training_log.note(f"MNIST: {message.data.describe()} from {message.data.source}")
-        if message.data.is_sample:
-            self.training_log.warning(SAMPLE_NOTICE)
-        self._maybe_ready()
-
-    @on(messages.DataFailed)
-    def _data_failed(self, message: messages.DataFailed) -> None:
-        self.data_error = message.reason
-        self.status.data_text = self.status.data_short = "no data"
-        self.training_log.error(message.reason)
-        self.notify(message.reason, title="MNIST could not be loaded", severity="error")
-        self.state = "error"
-
-    @on(messages.BackendLoaded)
-    def _backend_loaded(self, message: messages.BackendLoaded) -> None:
-        self.backend_ready = True
-        self.strategy = message.strategy
-        self.status.device = message.device
-        self.devices.report = message.report
-        self.training_log.note(f"TensorFlow is loaded; training runs on {message.device}.")
-        self._maybe_ready()
-
-    def _maybe_ready(self) -> None:
-        """Once both TensorFlow and the data are in, say that training can start."""
-        if self.state not in LOADING_STATES:
+            client = await self.connector.connect()
+        except EngineUnavailable as err:
+            self.post_message(EngineLost(str(err)))
             return
-        if not self.backend_ready:
-            return
-        if self.data is None:
-            self.state = "loading-data"
-            return
-        self.state = "ready"
-        self.training_log.note("Ready: press t to train.", "bold green")
-        if self.resume_path is not None:
-            path, self.resume_path = self.resume_path, None
-            self._open_run(path)
-        elif self.model_path is not None:
-            path, self.model_path = self.model_path, None
-            self._begin_opening(f"Opening the model {path}…")
-            self._load_model(path)
+        self.post_message(EngineConnected(client))
 
-    @on(messages.BackendFailed)
-    def _backend_failed(self, message: messages.BackendFailed) -> None:
-        self.status.device = "no TensorFlow"
-        self.training_log.error(f"TensorFlow could not be loaded: {message.reason}")
-        self.notify(message.reason, title="TensorFlow could not be loaded", severity="error")
-        self.state = "error"
+        def deliver(event: TrainingEvent) -> None:
+            self.post_message(EngineEvent(event))
 
-    # --- state --------------------------------------------------------------------------------
-    def watch_state(self, state: str) -> None:
-        self.status.state = state
+        reason = await client.run(deliver)
+        self.post_message(EngineLost(reason))
+
+    @on(EngineConnected)
+    def _connected(self, message: EngineConnected) -> None:
+        self.client = message.client
+        self.engine = message.client.engine
+        self._show_snapshot(message.client.welcome.snapshot)
+
+    def _show_snapshot(self, snapshot: Snapshot) -> None:
+        """Start over from a whole snapshot: the engine's history replayed into the widgets."""
+        self.snapshot = snapshot
+        log = self.training_log
+        log.note(f"Engine {self.engine.id if self.engine else ''} (pid {self.pid_text}).", "dim")
+        for event in snapshot.journal:
+            log.show(event, data_text(snapshot, compact=False))
+        self.curves.load(list(snapshot.history))
+        if snapshot.model is not None or snapshot.history:
+            self.panel.load(snapshot.hparams)
+        self._refresh_state()
+        if snapshot.phase is Phase.READY and not snapshot.journal:
+            log.note("Ready: press t to train.", "bold green")
+        last = snapshot.journal[-1] if snapshot.journal else None
+        if isinstance(last, Notice) and last.level == "error" and snapshot.phase not in FITTING:
+            # What went wrong just before this viewer came (a run that would not open at
+            # start-up) is still news.
+            self.notify(last.text, title=last.title, severity="error", timeout=10)
+        if snapshot.data is not None:
+            self._fetch_images()
+        if snapshot.predictions is not None:
+            self._fetch_predictions()
+
+    @property
+    def pid_text(self) -> str:
+        return str(self.engine.pid) if self.engine else "?"
+
+    @on(EngineEvent)
+    def _engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        before = self.snapshot
+        self.snapshot = snapshot = fold(before, event)
+        if isinstance(event, BatchProgress):
+            # The hot path: a few times a second while training; no layout, no log.
+            self.status.snapshot = snapshot
+            self.progress.show_progress(event, snapshot.target)
+            self.curves.add_progress(event)
+            return
+        self.training_log.show(event, data_text(snapshot, compact=False))
+        if isinstance(event, PhaseChanged):
+            if event.phase is Phase.READY and before.phase is Phase.LOADING:
+                self.training_log.note("Ready: press t to train.", "bold green")
+        elif isinstance(event, EpochEnded):
+            self.curves.add_epoch(event)
+        elif isinstance(event, TrainingStopped) and event.reason is not StopReason.FINISHED:
+            self.curves.end_epoch()
+        elif isinstance(event, RunOpened):
+            self.curves.load(list(event.history))
+            self.panel.load(event.hparams)
+        elif isinstance(event, ModelReset):
+            self.curves.clear()
+            self.predictions = None
+        elif isinstance(event, SettingsApplied):
+            self.panel.load(event.hparams)
+        elif isinstance(event, PredictionsReady):
+            self._fetch_predictions()
+        elif isinstance(event, DataLoaded):
+            self._fetch_images()
+        elif isinstance(event, Notice) and event.level in ("warning", "error"):
+            level: SeverityLevel = "error" if event.level == "error" else "warning"
+            self.notify(event.text, title=event.title, severity=level, timeout=10)
+        self._refresh_state()
+
+    def _refresh_state(self) -> None:
+        """Everything drawn from the snapshot but the log and the curves' points."""
+        s = self.snapshot
+        self.status.snapshot = s
+        self.progress.show_state(s)
+        self.curves.target = s.target
+        self.devices.report = s.devices
+        if s.phase in FITTING:
+            self.panel.set_value("epochs", s.target)
+            self.panel.set_value("learning_rate", s.learning_rate)
+        self.panel.mode = (
+            "training" if s.phase in FITTING else "model" if s.model is not None else "free"
+        )
         self.refresh_bindings()
 
+    @on(EngineLost)
+    def _engine_lost(self, message: EngineLost) -> None:
+        self.client = None
+        was = self.snapshot
+        self.snapshot = msgspec.structs.replace(
+            was, phase=Phase.BROKEN, problem="the engine is gone"
+        )
+        self._refresh_state()
+        reason = message.reason
+        self.training_log.error(f"The engine (pid {self.pid_text}) is gone: {reason}.")
+        if was.run:
+            self.push_screen(
+                ConfirmScreen(
+                    "The engine is gone.",
+                    f"{reason}. Open {was.run} in a new engine? Its saved epochs are kept.",
+                    yes="Resume it",
+                ),
+                lambda yes: self._restart(was.run) if yes else None,
+            )
+        else:
+            self.notify(f"{reason}; q quits.", title="The engine is gone", severity="error")
+
+    def _restart(self, run: str) -> None:
+        self.training_log.note(f"Starting a new engine on {run}…", "dim")
+        self.options = AppOptions(self.options.setup, resume=run)
+        self.connector = SpawnConnector(self.options)
+        self.training_log.forget()
+        self._connect()
+
+    async def command(self, kind: type[p.Command], **fields: Any) -> p.Reply | None:
+        """Send a command; an error reply becomes a notification. None when not carried out."""
+        client = self.client
+        if client is None:
+            self.notify("Not connected to an engine yet.", severity="warning")
+            return None
+        try:
+            reply = await client.request(kind, **fields)
+        except EngineUnavailable as err:
+            self.notify(str(err), severity="error")
+            return None
+        if reply.error:
+            self.notify(reply.error, severity="warning")
+            return None
+        return reply
+
+    # --- arrays for the screens ---------------------------------------------------------------
+    @work(group="fetch-predictions", exclusive=True, exit_on_error=False)
+    async def _fetch_predictions(self) -> None:
+        reply = await self._quiet_request(p.GetPredictions)
+        if reply is not None:
+            self.post_message(ArraysFetched("predictions", reply.value))
+
+    @work(group="fetch-images", exclusive=True, exit_on_error=False)
+    async def _fetch_images(self) -> None:
+        data = self.snapshot.data
+        if data is None or data.fingerprint == self._images_for:
+            return
+        reply = await self._quiet_request(p.GetTestImages)
+        if reply is not None:
+            self._images_for = data.fingerprint
+            self.post_message(ArraysFetched("images", reply.value))
+
+    async def _quiet_request(self, kind: type[p.Command]) -> p.Reply | None:
+        if self.client is None:
+            return None
+        try:
+            reply = await self.client.request(kind)
+        except EngineUnavailable:
+            return None
+        return None if reply.error or reply.value is None else reply
+
+    @on(ArraysFetched)
+    def _arrays_fetched(self, message: ArraysFetched) -> None:
+        import numpy as np
+
+        from tui.core.predictions import Predictions
+
+        arrays = message.value
+        if not isinstance(arrays, p.Arrays):
+            return
+        labels = np.frombuffer(arrays.labels, np.uint8)
+        if message.what == "predictions":
+            probabilities = np.frombuffer(arrays.first, np.float32).reshape(arrays.count, 10)
+            self.predictions = Predictions(probabilities, labels)
+        else:
+            self.test_images = np.frombuffer(arrays.first, np.uint8).reshape(arrays.count, 28, 28)
+
+    # --- which keys act -----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hide the keys that do nothing in the current state, so the footer fits 80 columns."""
-        if action in ("stop_now", "stop_after_epoch", "pause"):
-            return self.state in ACTIVE_STATES
-        if action == "train":
-            return self.state not in BUSY_STATES and self.state != "opening"
-        if action == "reset":
-            return self.state not in BUSY_STATES and self.session is not None
+        """Hide the keys that do nothing now, so the footer fits 80 columns."""
         if action in DASHBOARD_ONLY and len(self.screen_stack) > 1:
             return False
+        if action == "train":
+            # Shown (and saying why not) while loading or broken: t is the first key people try.
+            return self.phase not in FITTING | {Phase.EVALUATING, Phase.OPENING}
+        wanted = KEY_ACTIONS.get(action)
+        if wanted is not None:
+            return refusal(self.snapshot, wanted) is None
         if action in ("browse", "confusion", "draw"):
-            return self.state not in LOADING_STATES
-        if action == "runs":
-            return self.state not in BUSY_STATES
-        if action == "save_model":
-            return self.state not in BUSY_STATES and self.model is not None
+            return self.phase is not Phase.LOADING
         return True
 
-    # --- the training worker ------------------------------------------------------------------
-    def _sink(self, event: TrainingEvent) -> None:
-        """Runs on the training thread: hand the event to the UI thread and nothing else."""
-        self.post_message(messages.wrap(event))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="training")
-    def _train(
-        self,
-        session: TrainingSession,
-        run: RunDirectory | None,
-        hparams: Hyperparams,
-        *,
-        fresh: bool,
-    ) -> StopReason:
-        """Record the run, train, then evaluate and predict; runs on the training thread.
-
-        Args:
-            session: the session to train.
-            run: the run directory when `t` was pressed (None if there is none).
-            hparams: the panel's settings, for hparams.toml.
-            fresh: a new model, which records into a new run directory (see `_record_run`).
-        """
-        run = self._record_run(session, run, hparams, fresh=fresh)
-        reason = session.train()
-        if self._quitting or reason in (StopReason.ERROR, StopReason.NAN):
-            return reason
-        evaluated = session.evaluate()
-        if not self._quitting:
-            predicted = session.predict()
-            if run is not None:
-                self._record_results(run, evaluated, predicted, session.epochs_done)
-        return reason
-
-    def _record_run(
-        self,
-        session: TrainingSession,
-        run: RunDirectory | None,
-        hparams: Hyperparams,
-        *,
-        fresh: bool,
-    ) -> RunDirectory | None:
-        """Runs on the training thread: the run directory this training records into.
-
-        Here rather than on `t`: creating a run makes a folder and fsyncs several small files,
-        which a slow or network disk can stall for seconds. A fresh model gets a new directory
-        and the session its callbacks; a continued model keeps `run`, whose hparams.toml
-        follows the new settings.
-        """
-        if not fresh:
-            if run is not None:
-                self._record_hparams(run, hparams)
-            return run
-        run = self._run_for_new_model(run, hparams)
-        if run is not None:
-            session.extra_callbacks = run.callbacks(tensorboard=self.tensorboard)
-        return run
-
-    def _run_for_new_model(
-        self, run: RunDirectory | None, hparams: Hyperparams
-    ) -> RunDirectory | None:
-        """Runs on the training thread: the run directory a fresh model records into; None
-        (reported to the UI) if none can be made.
-
-        A run that has not saved an epoch yet (a first attempt that failed, a resumed empty run)
-        is reused rather than leaving an empty directory behind.
-        """
-        from tui.core.runs import RunDirectory, RunError
-
-        if run is not None and run.epochs_saved == 0:
-            try:
-                run.update_hparams(hparams)
-            except OSError:
-                pass
-            else:
-                return run
-        assert self.data is not None
-        try:
-            created = RunDirectory.create(self.runs_dir, self.preset_name, hparams, self.data)
-        except (RunError, OSError) as err:
-            self.post_message(messages.RunNotCreated(str(err)))
-            return None
-        self.post_message(messages.RunCreated(created))
-        return created
-
-    def _record_hparams(self, run: RunDirectory, hparams: Hyperparams) -> None:
-        """Runs on the training thread: a continued run keeps its directory; its hparams.toml
-        follows the new settings.
-
-        Except `epochs`: it stays the length of one round, which `t` runs again after a resume.
-        """
-        try:
-            run.update_hparams(hparams.with_changes(epochs=run.hparams.epochs))
-        except OSError as err:
-            self.post_message(
-                messages.RecordFailed(f"hparams.toml in {run.path} not updated: {err}")
-            )
-
-    def _record_results(
-        self, run: RunDirectory, evaluated: Evaluated, predicted: Predicted, epochs_done: int
-    ) -> None:
-        """Runs on the training thread: the test results go into the run directory."""
-        try:
-            run.save_evaluation(evaluated, epochs_done)
-            run.save_predictions(predicted)
-        except OSError as err:
-            self.post_message(
-                messages.RecordFailed(
-                    f"cannot write the test results to {run.path}: {err.strerror or err}"
-                )
-            )
-
-    @on(Worker.StateChanged)
-    def _worker_changed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        if worker.group in ("open", "save", "devices") and event.state == WorkerState.ERROR:
-            # The workers report their expected failures themselves; this is anything else.
-            reason = error_line(worker.error or RuntimeError("unknown error"))
-            if worker.group == "open":
-                self.post_message(messages.OpenFailed(reason))
-            elif worker.group == "save":
-                self.post_message(messages.RecordFailed(f"the model was not saved: {reason}"))
-            return
-        if worker.group != "training" or not worker.is_finished:
-            return
-        if event.state == WorkerState.ERROR:
-            error = worker.error or RuntimeError("unknown error")
-            self._failed(f"{error_line(error)}")
-        if self._quitting:
-            self._exit_app()
-            return
-        self.run_ended(succeeded=event.state == WorkerState.SUCCESS)
-
-    def run_ended(self, *, succeeded: bool) -> None:
-        """Settle the state once the training worker has returned."""
-        if succeeded and self.state != "error":
-            reason = self._stop_reason
-            self.state = "finished" if reason is StopReason.FINISHED else "stopped"
-            what = reason.value if reason else "done"
-            self.progress.set_note(f"{what}: t continues, + sets more epochs, r resets")
-        elif self.state in BUSY_STATES:
-            self.state = "error"
-        self.panel.mode = "model" if self._has_model() else "free"
-        self.refresh_bindings()
-
-    def _failed(self, message: str) -> None:
-        self.training_log.error(message)
-        self.notify(message, title="Training failed", severity="error", timeout=10)
-        self.state = "error"
-
-    def _has_model(self) -> bool:
-        return self.session is not None and self.session.model is not None
-
-    def _training_running(self) -> bool:
-        return any(w.group == "training" and not w.is_finished for w in self.workers)
-
-    # --- core events, on the UI thread --------------------------------------------------------
-    @on(messages.TrainingStarted)
-    def _started(self, message: messages.TrainingStarted) -> None:
-        event = message.event
-        # `train()` clears old requests as it begins; keys pressed while the model was being
-        # built must survive that.
-        if self.session is not None:
-            controls = self.session.controls
-            if self._quitting or self.state == "stopping":
-                controls.stop_now()
-            elif self.state == "paused":
-                controls.pause()
-            if self._stop_after_epoch:
-                controls.stop_after_epoch()
-        self._set_target(event.target)
-        self.status.epoch = event.first_epoch
-        self.training_log.started(event, self.status.data_text)
-        self._steps = event.steps_per_epoch
-        self.progress.set_epoch(event.first_epoch, event.target, event.steps_per_epoch)
-        self.progress.set_note("starting…")
-
-    @on(messages.ProgressUpdated)
-    def _progress(self, message: messages.ProgressUpdated) -> None:
-        self.status.epoch = message.event.epoch
-        self.progress.show(message.event, self._target)
-        self.curves.add_progress(message.event)
-
-    @on(messages.EpochEnded)
-    def _epoch_ended(self, message: messages.EpochEnded) -> None:
-        event = message.event
-        self.training_log.epoch_ended(event)
-        self.curves.add_epoch(event)
-        self.status.epoch = event.epoch
-        self.status.val_accuracy = event.val_accuracy
-        if self.session is not None:
-            self._report_devices(self.session.device)
-        if event.epoch < self._target and self.state in ACTIVE_STATES:
-            self.progress.set_epoch(event.epoch + 1, self._target, self._steps)
-        else:
-            self.progress.complete(event.epoch, self._target)
-
-    @on(messages.TrainingPaused)
-    def _paused(self, message: messages.TrainingPaused) -> None:
-        self.training_log.paused(message.event)
-        self.progress.set_note("paused: p resumes")
-        if self.state == "training":
-            self.state = "paused"
-
-    @on(messages.TrainingResumed)
-    def _resumed(self, message: messages.TrainingResumed) -> None:
-        self.training_log.resumed(message.event)
-        if self.state == "paused":
-            self.state = "training"
-
-    @on(messages.TargetChanged)
-    def _target_changed(self, message: messages.TargetChanged) -> None:
-        self._set_target(message.event.target)
-        self.training_log.target_changed(message.event)
-
-    @on(messages.LearningRateChanged)
-    def _lr_changed(self, message: messages.LearningRateChanged) -> None:
-        self._applied_lr = message.event.learning_rate
-        self.training_log.learning_rate_changed(message.event)
-
-    @on(messages.TrainingStopped)
-    def _stopped(self, message: messages.TrainingStopped) -> None:
-        event = message.event
-        self._stop_reason = event.reason
-        self.status.epoch = event.epochs_done
-        self.training_log.stopped(event)
-        if event.reason is not StopReason.FINISHED:
-            self.curves.end_epoch()
-        self.progress.set_note(event.reason.value)
-        if event.reason in (StopReason.ERROR, StopReason.NAN):
-            text = f"{event.reason.value}: {event.message}" if event.message else event.reason.value
-            self.notify(text, title="Training failed", severity="error", timeout=10)
-            self.state = "error"
-        elif not self._quitting:
-            self.state = "evaluating"
-            self.progress.set_note("evaluating on the test set…")
-
-    @on(messages.Evaluated)
-    def _evaluated(self, message: messages.Evaluated) -> None:
-        self.status.test_accuracy = message.event.accuracy
-        self.training_log.evaluated(message.event)
-
-    @on(messages.Predicted)
-    def _predicted(self, message: messages.Predicted) -> None:
-        self.predictions = message.event
-
-    @on(messages.RunCreated)
-    def _run_created(self, message: messages.RunCreated) -> None:
-        self.run_dir = message.run
-        self.training_log.note(f"Recording this run in {message.run.path}", "dim")
-
-    @on(messages.RunNotCreated)
-    def _run_not_created(self, message: messages.RunNotCreated) -> None:
-        self.run_dir = None
-        self.training_log.warning(f"This run is not recorded: {message.reason}")
-        self.notify(message.reason, title="No run directory", severity="warning", timeout=8)
-
-    @on(messages.RecordFailed)
-    def _record_failed(self, message: messages.RecordFailed) -> None:
-        self.training_log.warning(message.reason)
-        self.notify(message.reason, severity="warning", timeout=8)
-
-    # --- devices ------------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, exit_on_error=False, group="devices")
-    def _report_devices(self, training_on: str) -> None:
-        from tui.core.runtime import device_report
-
-        self.post_message(messages.DevicesReported(device_report(training_on)))
-
-    @on(messages.DevicesReported)
-    def _devices_reported(self, message: messages.DevicesReported) -> None:
-        self.devices.report = message.report
-
-    def action_toggle_devices(self) -> None:
-        self.devices.toggle_class("-shown")
-
-    # --- opening a run or a saved model -------------------------------------------------------
-    def _begin_opening(self, note: str) -> None:
-        self._state_before_open = self.state
-        self.state = "opening"
-        self.training_log.note(note, "dim")
-
-    def _open_run(self, path: Path) -> None:
-        self._begin_opening(f"Opening the run {path}…")
-        self._resume_run(path)
-
-    def _scope(self) -> contextlib.AbstractContextManager[Any]:
-        """The strategy's scope: a model loaded inside it trains under the strategy."""
-        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
-
-    def _open_in_scope(self, open_: Callable[[Path], _Opened], path: Path) -> _Opened | None:
-        """`open_(path)` under the strategy's scope; None once a failure is reported."""
-        from tui.core.runs import RunError
-
-        try:
-            with self._scope():
-                return open_(path)
-        except RunError as err:
-            self.post_message(messages.OpenFailed(str(err)))
-            return None
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="open")
-    def _resume_run(self, path: Path) -> None:
-        from tui.core.runs import resume
-
-        assert self.data is not None
-        resumed = self._open_in_scope(resume, path)
-        if resumed is None:
-            return
-        session = resumed.session(self.data, tensorboard=self.tensorboard)
-        session.progress_interval = self.progress_interval
-        session.strategy = self.strategy
-        # Predicted on this app's test set, which need not be the one the run was tested on.
-        predictions = session.predict() if session.model is not None else None
-        session.sink = self._sink
-        self.post_message(messages.RunResumed(session, resumed.run_dir, predictions))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="open")
-    def _load_model(self, path: Path) -> None:
-        from tui.core.distribute import steps_per_execution
-        from tui.core.model import set_steps_per_execution
-        from tui.core.predictions import predict_test_set
-        from tui.core.runs import load_model_file
-
-        assert self.data is not None
-        model = self._open_in_scope(load_model_file, path)
-        if model is None:
-            return
-        set_steps_per_execution(model, steps_per_execution(self.strategy))
-        predictions = predict_test_set(model, self.data.x_test, self.data.y_test)
-        self.post_message(messages.ModelOpened(model, path, predictions))
-
-    @on(messages.OpenFailed)
-    def _open_failed(self, message: messages.OpenFailed) -> None:
-        self.training_log.error(message.reason)
-        self.notify(message.reason, title="Cannot open", severity="error", timeout=10)
-        if self.state == "opening":
-            self.state = self._state_before_open
-
-    @on(messages.RunResumed)
-    def _run_resumed(self, message: messages.RunResumed) -> None:
-        session, run = message.session, message.run
-        self.session, self.run_dir, self.opened_model = session, run, None
-        self.predictions = message.predictions
-        self.preset_name = run.preset
-        self._stop_reason = None
-        self._stop_after_epoch = False
-        self._applied_lr = session.hparams.learning_rate
-        self.panel.load(session.hparams)
-        done = session.epochs_done
-        self.curves.load(session.history)
-        self._set_target(max(session.hparams.epochs, done))
-        last = session.history[-1] if session.history else None
-        self.status.epoch = done
-        self.status.val_accuracy = last.val_accuracy if last is not None else None
-        self.status.test_accuracy = (
-            message.predictions.accuracy if message.predictions is not None else None
-        )
-        self.progress.complete(done, self._target)
-        self.progress.set_note(f"resumed after epoch {done}: t continues")
-        self.panel.mode = "model" if session.model is not None else "free"
-        self.state = "ready"
-        self.training_log.note(
-            f"◆ resumed {run.path}: {done} epochs done; t continues at epoch {done + 1}",
-            "bold cyan",
-        )
-        self.refresh_bindings()
-
-    @on(messages.ModelOpened)
-    def _model_opened(self, message: messages.ModelOpened) -> None:
-        self.opened_model = message.model
-        self.predictions = message.predictions
-        self.status.test_accuracy = message.predictions.accuracy
-        if self.state == "opening":
-            self.state = self._state_before_open
-        self.training_log.note(
-            f"◆ opened {message.path}: test accuracy {message.predictions.accuracy:.2%}; "
-            "v browses its predictions, c shows its confusion matrix, d lets you draw",
-            "bold cyan",
-        )
-        self.refresh_bindings()
-
-    # --- saving the model ---------------------------------------------------------------------
-    def action_save_model(self) -> None:
-        model = self.model
-        if model is None:
-            self.notify("There is no model to save yet; t trains one.")
-            return
-        if self._training_running():
-            self.notify("Stop training first (s); then save.", severity="warning")
-            return
-        folder = self.models_dir
-        existing = {p.name.removesuffix(SUFFIX) for p in folder.glob(f"*{SUFFIX}")}
-        done = self.session.epochs_done if self.session is not None else 0
-        default = (
-            self.run_dir.name if self.run_dir is not None else f"{self.preset_name}-{done}-epochs"
-        )
-        self.push_screen(
-            SaveModelScreen(default, existing=existing, folder=str(folder)),
-            lambda name: self._save_chosen(model, name),
-        )
-
-    def _save_chosen(self, model: Any, name: str | None) -> None:
-        if name is not None:
-            self._save_model(model, self.models_dir / f"{name}{SUFFIX}")
-
-    @work(thread=True, exit_on_error=False, group="save")
-    def _save_model(self, model: Any, target: Path) -> None:
-        from tui.core.runs import save_model_atomic
-
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_model_atomic(model, target)
-        except OSError as err:
-            self.post_message(
-                messages.RecordFailed(f"the model was not saved to {target}: {err.strerror or err}")
-            )
-        else:
-            self.post_message(messages.ModelSaved(target))
-
-    @on(messages.ModelSaved)
-    def _model_saved(self, message: messages.ModelSaved) -> None:
-        self.training_log.note(f"◆ model saved to {message.path}", "cyan")
-        self.notify(str(message.path), title="Model saved")
-
     # --- keys ---------------------------------------------------------------------------------
-    def action_train(self) -> None:
-        if self._training_running():
-            self.notify("Training is already running.", severity="warning")
+    async def action_train(self) -> None:
+        refused = refusal(self.snapshot, Action.TRAIN)
+        if refused is not None:
+            self.notify(refused.reason, severity="warning")
             return
         invalid = self.panel.first_invalid()
         if invalid is not None:
@@ -800,132 +452,43 @@ class MnistApp(App[None]):
             self.panel.focus_field(name)
             self.notify(error, title="Fix this field first", severity="error")
             return
-        if self.data_error is not None:
-            self.notify(self.data_error, title="No data", severity="error")
-            return
-        if not self.backend_ready:
-            self.notify("Still loading TensorFlow; training can start in a moment.")
-            return
-        if self.data is None:
-            self.notify("Still loading MNIST; training can start in a moment.")
-            return
-        if self.state == "opening":
-            self.notify("Still opening; training can start in a moment.")
-            return
-        hparams = self.panel.hyperparams()
-        fresh = not self._has_model()
-        session = self._prepare_session(hparams)
-        if session is None:
-            return
-        self.session = session
-        self._stop_reason = None
-        self._stop_after_epoch = False
-        self.panel.mode = "training"
-        self.state = "training"
-        self._train(session, self.run_dir, hparams, fresh=fresh)
+        preset = self.panel.preset_name or self.snapshot.preset
+        await self.command(p.Train, hparams=self.panel.hyperparams(), preset=preset)
 
-    def _prepare_session(self, hparams: Hyperparams) -> TrainingSession | None:
-        """A session to train: a new one, or the current model carrying on."""
-        from tui.core.session import TrainingSession  # already imported by the backend worker
+    async def action_stop_now(self) -> None:
+        await self.command(p.StopNow)
 
-        assert self.data is not None
-        old = self.session
-        if old is None or old.model is None:
-            self._applied_lr = hparams.learning_rate
-            self._set_target(hparams.epochs)
-            # The training worker gives it the run directory's callbacks (see `_record_run`).
-            return TrainingSession(
-                hparams,
-                self.data,
-                self._sink,
-                progress_interval=self.progress_interval,
-                strategy=self.strategy,
-            )
-        done = old.epochs_done
-        if done >= MAX_EPOCHS:
-            self.notify(f"The model has trained {MAX_EPOCHS} epochs, the most allowed.")
-            return None
-        # The epochs field is the target: above what is done, train up to it; otherwise run
-        # another round of the length the model was set up with.
-        target = hparams.epochs if hparams.epochs > done else done + old.hparams.epochs
-        target = min(target, MAX_EPOCHS)
-        self.panel.set_value("epochs", target)
-        self._set_target(target)
-        hparams = hparams.with_changes(epochs=target)
-        same_run = old.hparams.with_changes(epochs=target, learning_rate=hparams.learning_rate)
-        if hparams == same_run:
-            session = old
-            session.controls.set_epoch_target(target)
-        else:
-            # Batch size, schedule, split or train size changed: same model, new run settings.
-            session = TrainingSession(
-                hparams,
-                self.data,
-                self._sink,
-                callbacks=self._run_callbacks(),
-                progress_interval=self.progress_interval,
-                model=old.model,
-                epochs_done=done,
-                strategy=self.strategy,
-            )
-            session.history = list(old.history)
-        if self._applied_lr is not None and hparams.learning_rate != self._applied_lr:
-            session.controls.set_learning_rate(hparams.learning_rate)
-        return session
+    async def action_stop_after_epoch(self) -> None:
+        if await self.command(p.StopAfterEpoch) is not None:
+            self.notify("Training stops when this epoch ends.")
 
-    def _run_callbacks(self) -> list[Any]:
-        """The run directory's Keras callbacks (metrics, checkpoints, TensorBoard if asked)."""
-        if self.run_dir is None:
-            return []
-        return self.run_dir.callbacks(tensorboard=self.tensorboard)
+    async def action_pause(self) -> None:
+        await self.command(p.Pause)
 
-    def action_stop_now(self) -> None:
-        if self.session is None or self.state not in ACTIVE_STATES:
-            return
-        self.session.controls.stop_now()
-        self.state = "stopping"
-        self.progress.set_note("stopping…")
-
-    def action_stop_after_epoch(self) -> None:
-        if self.session is None or self.state not in ACTIVE_STATES:
-            return
-        self.session.controls.stop_after_epoch()
-        self._stop_after_epoch = True
-        self.training_log.note("◆ will stop when this epoch ends", "cyan")
-        self.notify("Training stops when this epoch ends.")
-
-    def action_pause(self) -> None:
-        if self.session is None or self.state not in ("training", "paused"):
-            return
-        paused = self.session.controls.toggle_pause()
-        self.state = "paused" if paused else "training"
-
-    def action_change_target(self, delta: int) -> None:
-        if self.session is not None and self.state in ACTIVE_STATES:
-            self._set_target(self.session.controls.change_epoch_target(delta))
+    async def action_change_target(self, delta: int) -> None:
+        if self.phase in FITTING:
+            await self.command(p.SetTarget, delta=delta)
             return
         value = self.panel.raw_values().get("epochs")
-        current = value if isinstance(value, int) else self._target
+        current = value if isinstance(value, int) else self.snapshot.target
         self.panel.set_value("epochs", min(MAX_EPOCHS, max(MIN_EPOCHS, current + delta)))
 
-    def _set_target(self, target: int) -> None:
-        self._target = target
-        self.status.target = target
-        self.curves.target = target
-        self.panel.set_value("epochs", target)
-
     @on(HyperparamsPanel.LiveValueSubmitted)
-    def _live_value(self, message: HyperparamsPanel.LiveValueSubmitted) -> None:
-        if self.session is None or self.state not in ACTIVE_STATES:
+    async def _live_value(self, message: HyperparamsPanel.LiveValueSubmitted) -> None:
+        if message.submitted:
+            # Enter confirms the field and gives the keys back (q must quit, not type "q").
+            self.training_log.focus()
+        if self.phase not in FITTING:
             return
-        controls = self.session.controls
         if message.name == "epochs":
-            actual = controls.set_epoch_target(int(message.value))
-            if actual != message.value:
-                self.notify(f"The target cannot go below the epoch in progress; it is {actual}.")
-            self._set_target(actual)
+            reply = await self.command(p.SetTarget, target=int(message.value))
+            actual = reply.value if reply is not None else None
+            if isinstance(actual, p.Target) and actual.target != message.value:
+                self.notify(
+                    f"The target cannot go below the epoch in progress; it is {actual.target}."
+                )
         elif message.name == "learning_rate":
-            controls.set_learning_rate(float(message.value))
+            await self.command(p.SetLearningRate, learning_rate=float(message.value))
 
     def action_toggle_loss(self) -> None:
         self.curves.show_loss = not self.curves.show_loss
@@ -943,58 +506,94 @@ class MnistApp(App[None]):
             self._show_panel(False)
         self.training_log.focus()
 
+    def action_toggle_devices(self) -> None:
+        self.devices.toggle_class("-shown")
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.log_path))
 
-    def _test_images(self) -> np.ndarray | None:
-        """The test images the predictions are for (None when they are not the same set)."""
-        if self.data is None or self.predictions is None:
-            return None
-        if len(self.data.x_test) != len(self.predictions.labels):
-            return None
-        return self.data.x_test
+    def _screen_arrays(self) -> tuple[Predictions | None, np.ndarray | None]:
+        """The predictions and the images they are for (None when they do not match)."""
+        images, predictions = self.test_images, self.predictions
+        if predictions is None or images is None or len(images) != len(predictions.labels):
+            return predictions, None
+        return predictions, images
 
     def action_browse(self) -> None:
         from tui.screens.browser import PredictionBrowser
 
-        self.push_screen(PredictionBrowser(self.predictions, self._test_images()))
+        self.push_screen(PredictionBrowser(*self._screen_arrays()))
 
     def action_confusion(self) -> None:
         from tui.screens.confusion import ConfusionScreen
 
-        self.push_screen(ConfusionScreen(self.predictions, self._test_images()))
+        self.push_screen(ConfusionScreen(*self._screen_arrays()))
 
     def action_draw(self) -> None:
         from tui.screens.draw import DrawScreen
 
-        self.push_screen(DrawScreen(_predict_fn(self.model)))
+        has_model = self.snapshot.model is not None
+        self.push_screen(DrawScreen(self._classify if has_model else None))
+
+    def _classify(self, images: np.ndarray) -> np.ndarray:
+        """The engine's model on drawn digits; called from the draw screen's thread."""
+        import numpy as np
+
+        client = self.client
+        if client is None:
+            raise EngineUnavailable("the engine is gone")
+        pixels = np.ascontiguousarray(images, np.float32).tobytes()
+        request = client.request(p.Classify, pixels=pixels, count=len(images))
+        reply = asyncio.run_coroutine_threadsafe(request, self._loop_or_raise()).result(30)
+        if reply.error or not isinstance(reply.value, p.Arrays):
+            raise EngineUnavailable(reply.error or "no probabilities came back")
+        return np.frombuffer(reply.value.first, np.float32).reshape(len(images), 10)
+
+    def _loop_or_raise(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            raise EngineUnavailable("the app is not running")
+        return loop
 
     def action_runs(self) -> None:
-        if self._training_running():
-            self.notify("Stop training first (s) to open another run.", severity="warning")
-            return
-        self.push_screen(RunsScreen(self.runs_dir), self._run_chosen)
+        from tui.screens.runs import RunsScreen
 
-    def _run_chosen(self, path: Path | None) -> None:
-        if path is None:
+        refused = refusal(self.snapshot, Action.OPEN_RUN)
+        if refused is not None:
+            self.notify(refused.reason, severity="warning")
             return
-        if self._training_running() or self.state in BUSY_STATES:
-            self.notify("Stop training first (s) to open another run.", severity="warning")
+        self.push_screen(RunsScreen(self.options.setup.runs_dir), self._run_chosen)
+
+    async def _run_chosen(self, path: Path | None) -> None:
+        if path is not None:
+            await self.command(p.OpenRun, path=str(path))
+
+    def action_save_model(self) -> None:
+        from tui.screens.save_model import SUFFIX, SaveModelScreen
+
+        refused = refusal(self.snapshot, Action.SAVE_MODEL)
+        if refused is not None:
+            self.notify(refused.reason, severity="warning")
             return
-        if self.state == "opening":
-            self.notify("Still opening the last choice; try again in a moment.")
-            return
-        if not self.backend_ready or self.data is None:
-            self.notify("Still loading; open the run again in a moment.")
-            return
-        self._open_run(path)
+        folder = Path(self.options.setup.models_dir)
+        s = self.snapshot
+        default = Path(s.run).name if s.run else f"{s.preset}-{s.epochs_done}-epochs"
+        existing = {path.name.removesuffix(SUFFIX) for path in folder.glob(f"*{SUFFIX}")}
+        self.push_screen(
+            SaveModelScreen(default, existing=existing, folder=str(folder)),
+            lambda name: self._save_chosen(folder, name, SUFFIX),
+        )
+
+    async def _save_chosen(self, folder: Path, name: str | None, suffix: str) -> None:
+        if name is not None:
+            reply = await self.command(p.SaveModel, path=str(folder / f"{name}{suffix}"))
+            if reply is not None and isinstance(reply.value, p.Saved):
+                self.notify(reply.value.path, title="Model saved")
 
     def action_reset(self) -> None:
-        if self.state in BUSY_STATES:
-            self.notify("Stop training first (s).", severity="warning")
-            return
-        if self.session is None:
-            self.notify("There is no model yet; t builds one from the panel.")
+        refused = refusal(self.snapshot, Action.RESET)
+        if refused is not None:
+            self.notify(refused.reason, severity="warning")
             return
         self.push_screen(
             ConfirmScreen(
@@ -1006,150 +605,125 @@ class MnistApp(App[None]):
             self._reset_confirmed,
         )
 
-    def _reset_confirmed(self, confirmed: bool | None) -> None:
-        if not confirmed:
-            return
-        self.session = None
-        self.predictions = None
-        self.run_dir = None
-        self.opened_model = None
-        self.curves.clear()
-        self.status.epoch = 0
-        self.status.val_accuracy = None
-        self.status.test_accuracy = None
-        self.panel.mode = "free"
-        self.progress.set_epoch(0, self._target)
-        self.progress.set_note("")
-        self.training_log.note("◆ model reset: t builds a fresh one from the panel", "cyan")
-        if self.backend_ready:
-            self.state = "ready"
-        self.refresh_bindings()
+    async def _reset_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            await self.command(p.Reset)
 
     # --- leaving ------------------------------------------------------------------------------
-    def action_quit(self) -> None:  # type: ignore[override]
-        """Stop `fit` within a few batches; exit once the training worker has returned."""
-        self._quitting = True
-        if self.session is not None:
-            self.session.controls.stop_now()
-        if self._training_running():
-            # Not awaited here: the queue must keep flowing so that a stop requested before
-            # `fit` began can be re-applied when it starts (see `_started`).
-            self.state = "stopping"
-            self.progress.set_note("stopping, then quitting…")
+    async def action_quit(self) -> None:  # type: ignore[override]
+        """Quit; while training, ask whether to leave it running or to stop it."""
+        if self.client is not None and self.phase in FITTING | {Phase.EVALUATING}:
+            if isinstance(self.screen, QuitScreen):
+                return
+            self.push_screen(QuitScreen(self.snapshot.run), self._quit_chosen)
             return
-        self._exit_app()
+        self._leave()
 
-    def _exit_app(self) -> None:
+    async def _quit_chosen(self, choice: str | None) -> None:
+        if choice == DETACH:
+            self.detach()
+        elif choice == STOP:
+            await self.command(p.Shutdown)
+            self._leave()
+
+    def detach(self) -> None:
+        """Leave the terminal; the engine trains on."""
+        run = Path(self.snapshot.run).name if self.snapshot.run else ""
+        back = f"mnist-tui attach {run}".strip()
+        self.farewell = (
+            f"Training goes on in the background (engine pid {self.pid_text}); {back} comes "
+            "back to it, mnist-tui ps lists it, mnist-tui stop ends it."
+        )
+        self._leave()
+
+    def _leave(self) -> None:
         self.exit(return_code=128 + self.exit_signal if self.exit_signal else 0)
 
     def _on_signal(self, signum: int) -> None:
+        """SIGHUP (the terminal closed) or SIGTERM: the viewer goes, training does not."""
         self.exit_signal = signum
-        self.action_quit()
+        if self.phase in FITTING | {Phase.EVALUATING}:
+            self.detach()
+        else:
+            self._leave()
 
     async def on_unmount(self) -> None:
         if self.handle_signals:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
+        if self.client is not None:
+            await self.client.close()
 
 
-def _predict_fn(model: Any) -> PredictFn | None:
-    """The model as the drawing screen calls it (from a thread), or None without a model."""
-    if model is None:
-        return None
-
-    import numpy as np
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        return np.asarray(model(images, training=False))
-
-    return predict
+def create_app(options: AppOptions, connector: Connector | None = None) -> MnistApp:
+    """The app for `options`, on a new background engine unless `connector` says otherwise."""
+    return MnistApp(options, connector or SpawnConnector(options))
 
 
-def create_app(
-    hparams: Hyperparams | None = None,
-    *,
-    preset_name: str = "default",
-    data_path: str | None = None,
-    data: MnistData | None = None,
-    load_tensorflow: bool = True,
-    progress_interval: float = APP_PROGRESS_INTERVAL,
-    runs_dir: str | Path | None = None,
-    tensorboard: bool = False,
-    resume_path: str | Path | None = None,
-    model_path: str | Path | None = None,
-    distribute: DistributeOptions | None = None,
-    models_dir: str | Path = DEFAULT_MODELS_DIR,
-) -> MnistApp:
-    """Build the app.
+def run_app(options: AppOptions, connector: Connector | None = None) -> int:
+    """Run the app in this terminal; returns the exit code (128 + the signal that ended it)."""
+    from tui.core.quiet import native_stderr_to, tensorflow_log_path
 
-    Args:
-        hparams: starting hyperparameters; the named preset's when None.
-        preset_name: preset shown in the picker (and used when `hparams` is None).
-        data_path: an MNIST npz or IDX folder; None picks the best source available.
-        data: already loaded data (tests), used instead of loading any.
-        load_tensorflow: import TensorFlow in the background; False paints without it (snapshots).
-        progress_interval: minimum seconds between two progress updates from training.
-        runs_dir: where run directories go; None means `$MNIST_TUI_RUNS`, else `./runs`.
-        tensorboard: runs also write TensorBoard logs into their `tensorboard/` folder; without
-            the tensorboard package the app warns once and trains without them.
-        resume_path: a run directory to reopen and continue (`--resume`).
-        model_path: a saved `.keras` model to browse and draw with (`--model`).
-        distribute: strategy and precision; prepared in the worker that imports TensorFlow.
-        models_dir: where `S` saves models.
-    """
-    if hparams is None:
-        hparams = preset(preset_name if preset_name in PRESETS else "default")
-    return MnistApp(
-        hparams,
-        preset_name=preset_name,
-        data_path=data_path,
-        data=data,
-        load_tensorflow=load_tensorflow,
-        progress_interval=progress_interval,
-        runs_dir=runs_dir,
-        tensorboard=tensorboard,
-        resume_path=resume_path,
-        model_path=model_path,
-        distribute=distribute,
-        models_dir=models_dir,
-    )
-
-
-def run_app(
-    hparams: Hyperparams | None = None,
-    *,
-    preset_name: str = "default",
-    data_path: str | None = None,
-    log_path: str | None = None,
-    runs_dir: str | Path | None = None,
-    tensorboard: bool = False,
-    resume_path: str | Path | None = None,
-    model_path: str | Path | None = None,
-    distribute: DistributeOptions | None = None,
-) -> int:
-    """Run the app in this terminal with native stderr sent to a log file.
-
-    Returns:
-        The exit code: 0, or 128 + the signal number when SIGTERM or SIGHUP ended it.
-    """
-    path = Path(log_path) if log_path else tensorflow_log_path()
+    path = tensorflow_log_path()
     # The app is built inside the redirection so Textual paints on the terminal stream.
     with native_stderr_to(path):
-        app = create_app(
-            hparams,
-            preset_name=preset_name,
-            data_path=data_path,
-            runs_dir=runs_dir,
-            tensorboard=tensorboard,
-            resume_path=resume_path,
-            model_path=model_path,
-            distribute=distribute,
-        )
+        app = create_app(options, connector)
         app.log_path = str(path)
         app.handle_signals = True
         app.run()
+    if app.farewell:
+        print(app.farewell, file=sys.stdout, flush=True)
     return app.return_code or 0
 
 
-__all__ = ["MnistApp", "create_app", "run_app"]
+def run_attached(request: AttachRequest) -> int:
+    """`mnist-tui attach [RUN]`: the app on a live engine, or on a run that is no longer live."""
+    from tui.core import config
+    from tui.engine import registry
+    from tui.errors import EXIT_FAILED, say_error
+
+    try:
+        engine = registry.find_engine(request.run)
+    except registry.RegistryError as err:
+        say_error(str(err))
+        return EXIT_FAILED
+    options = AppOptions(Setup(config.preset(config.DEFAULT_PRESET), runs_dir=request.runs_dir))
+    if engine is not None:
+        return run_app(options, SocketConnector(engine.socket))
+    if request.run is not None:
+        run = _find_run(request.run, request.runs_dir)
+        if run is not None:
+            print(f"{run.name} is not training any more; opening it from {run}.", flush=True)
+            return run_app(AppOptions(options.setup, resume=str(run)))
+    say_error(
+        "no live training to attach to"
+        + (f" for {request.run}" if request.run else "")
+        + "; `mnist-tui ps` lists live ones, `mnist-tui --resume RUN` opens a past run."
+    )
+    _print_recent_runs(request.runs_dir)
+    return EXIT_FAILED
+
+
+def _find_run(run: str, runs_dir: str | None) -> Path | None:
+    from tui.core.runs.layout import runs_root
+
+    for candidate in (Path(run), runs_root(runs_dir) / run):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _print_recent_runs(runs_dir: str | None, count: int = 5) -> None:
+    from tui.core.runs.catalog import list_runs
+    from tui.core.runs.layout import runs_root
+
+    runs = list_runs(runs_dir)[:count]
+    if not runs:
+        return
+    print(f"Recent runs in {runs_root(runs_dir)}:")
+    for summary in runs:
+        print(f"  {summary.name}  {summary.epochs_done} epochs")
+
+
+__all__ = ["MnistApp", "create_app", "run_app", "run_attached"]

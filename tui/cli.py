@@ -1,44 +1,46 @@
-"""Command line: `mnist-tui` starts the app; `train`, `evaluate` and `predict` run headless."""
+"""Command line: argparse into typed requests, then the app or a command.
+
+`mnist-tui` starts the app (on a background engine); `train`, `evaluate` and `predict` run
+headless; `attach`, `ps` and `stop` reach live engines. Every flag is absent unless typed
+(argparse's SUPPRESS), so that a flag given before the subcommand is honoured like one given
+after it, and one the subcommand does not take is refused in one line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import inspect
 import itertools
-import logging
 import sys
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
-from pathlib import Path
-from typing import Any, NoReturn, TextIO
-
-from rich.console import Console
+from typing import Any, NoReturn
 
 from tui.core import config
 from tui.core.config import Hyperparams
-from tui.core.distribute import (
-    STRATEGIES,
-    DistributeError,
-    DistributeOptions,
-    parse_devices,
+from tui.core.placement import STRATEGIES, DistributeError, DistributeOptions, parse_devices
+from tui.core.requests import (
+    AppOptions,
+    AttachRequest,
+    EvaluateRequest,
+    PredictRequest,
+    Setup,
+    StopRequest,
+    TrainRequest,
 )
-from tui.core.runtime import (
-    native_stderr_to,
-    tensorflow_log_path,
+from tui.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    PROG,
+    UsageError,
+    say_error,
 )
 
-PROG = "mnist-tui"
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Bad input from the person at the keyboard; str(err) is the sentence to show."""
+SORTS = ("index", "confidence", "loss")
+"""`--sort` orders (the values of `PredictionSort`, spelt here so the app's start skips numpy)."""
+HYPERPARAMS = tuple(f.name for f in fields(Hyperparams))
 
 
 # --- argument parsing -------------------------------------------------------------------------
@@ -48,10 +50,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         say_error(f"{message} (see {self.prog} --help)")
         raise SystemExit(EXIT_BAD_INPUT)
-
-
-def say_error(message: str) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
 
 
 def _field_docs() -> dict[str, str]:
@@ -113,12 +111,16 @@ def _converter(name: str, kind: str) -> Callable[[str], Any]:
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT"}
 
 
+def _flag(parser: argparse.ArgumentParser | Any, *names: str, **options: Any) -> None:
+    """`add_argument` with the default left out: an untyped flag leaves no attribute."""
+    parser.add_argument(*names, default=argparse.SUPPRESS, **options)
+
+
 def _add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per Hyperparams field, generated so the field list lives only in the core.
 
-    Flags default to "absent" (SUPPRESS) so that only what was typed overrides the config file
-    and the preset. Range and choice checks are left to Hyperparams, whose sentences name the
-    field, the value and what is allowed.
+    Range and choice checks are left to Hyperparams, whose sentences name the field, the value
+    and what is allowed.
     """
     group = parser.add_argument_group(
         "hyperparameters", "each overrides --config, which overrides --preset"
@@ -130,60 +132,49 @@ def _add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
         kind = str(f.type)
         default = getattr(base, f.name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        text = f"{docs.get(f.name, '')} (default: {shown})".strip()
-        text = text.replace("%", "%%")  # argparse formats help with %
+        text = f"{docs.get(f.name, '')} (default: {shown})".strip().replace("%", "%%")
         if kind == "bool":
-            group.add_argument(
-                flag,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=text,
-            )
+            _flag(group, flag, dest=f.name, action=argparse.BooleanOptionalAction, help=text)
             continue
         choices = config.CHOICES.get(f.name)
         metavar = "{" + ",".join(choices) + "}" if choices else _METAVARS.get(kind, "N,...")
-        group.add_argument(
-            flag,
-            dest=f.name,
-            type=_converter(f.name, kind),
-            default=argparse.SUPPRESS,
-            metavar=metavar,
-            help=text,
-        )
+        _flag(group, flag, dest=f.name, type=_converter(f.name, kind), metavar=metavar, help=text)
 
 
 def _add_setup_flags(parser: argparse.ArgumentParser) -> None:
-    """--preset, --config and --data, shared by the app and `train`."""
-    parser.add_argument(
+    """--preset, --config, --data, the devices and the runs: what the app and `train` share."""
+    _flag(
+        parser,
         "--preset",
-        default=config.DEFAULT_PRESET,
         metavar="{" + ",".join(config.PRESETS) + "}",
-        help="starting hyperparameters (default: %(default)s)",
+        help=f"starting hyperparameters (default: {config.DEFAULT_PRESET})",
     )
-    parser.add_argument(
-        "--config", type=Path, metavar="FILE.toml", help="hyperparameters from a TOML file"
-    )
+    _flag(parser, "--config", metavar="FILE.toml", help="hyperparameters from a TOML file")
     _add_data_flag(parser)
-    _add_distribute_flags(parser)
-
-
-def _add_distribute_flags(parser: argparse.ArgumentParser) -> None:
-    """--strategy, --devices and --mixed-precision: where training runs, not what it learns."""
+    _add_runs_dir_flag(parser)
+    _flag(
+        parser,
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard logs into the run directory's tensorboard/ folder "
+        "(needs `pip install tensorboard`)",
+    )
     group = parser.add_argument_group("devices", "where training runs (not hyperparameters)")
-    group.add_argument(
+    _flag(
+        group,
         "--strategy",
         choices=STRATEGIES,
-        default="default",
         help="default: one device; mirrored: every local GPU (or two logical CPUs without one); "
-        "multiworker: several processes described by $TF_CONFIG (default: %(default)s)",
+        "multiworker: several processes described by $TF_CONFIG (default: default)",
     )
-    group.add_argument(
+    _flag(
+        group,
         "--devices",
         metavar="LIST",
         help="for --strategy mirrored, the devices to use, e.g. gpu:0,gpu:1 or cpu:0,cpu:1",
     )
-    group.add_argument(
+    _flag(
+        group,
         "--mixed-precision",
         action="store_true",
         help="compute in float16 with float32 weights and output (faster on recent GPUs)",
@@ -191,7 +182,8 @@ def _add_distribute_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    _flag(
+        parser,
         "--data",
         metavar="PATH",
         help="mnist.npz or a folder of IDX files (default: $MNIST_TUI_DATA, the Keras cache, "
@@ -200,58 +192,36 @@ def _add_data_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_runs_dir_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    _flag(
+        parser,
         "--runs-dir",
-        type=Path,
         metavar="DIR",
         help="where run directories go (default: $MNIST_TUI_RUNS, else ./runs)",
     )
 
 
-def _add_tensorboard_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tensorboard",
-        action="store_true",
-        help="also write TensorBoard logs into the run directory's tensorboard/ folder "
-        "(needs `pip install tensorboard`)",
-    )
-
-
 def _add_app_flags(parser: argparse.ArgumentParser) -> None:
-    """--runs-dir, --tensorboard, --resume and --model: what the app opens and records."""
-    _add_runs_dir_flag(parser)
-    _add_tensorboard_flag(parser)
-    parser.add_argument(
+    _flag(
+        parser,
         "--resume",
-        type=Path,
         metavar="RUN_DIR",
         help="open a run directory: its curves, hyperparameters and model; t continues it",
     )
-    parser.add_argument(
+    _flag(
+        parser,
         "--model",
-        type=Path,
         metavar="PATH",
         help="open a saved .keras model to browse its predictions (v, c) and draw (d)",
     )
 
 
-def _sort_order(text: str) -> Any:
-    """--sort as a `PredictionSort`; imported here so that the app's start skips numpy."""
-    from tui.core.predictions import PredictionSort
-
-    try:
-        return PredictionSort(text)
-    except ValueError:
-        orders = ", ".join(order.value for order in PredictionSort)
-        raise argparse.ArgumentTypeError(f"{text!r} is not a sort order ({orders})") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: the app's flags plus the train/evaluate/predict subcommands."""
+    """The whole command line: the app's flags plus the subcommands."""
     parser = _Parser(
         prog=PROG,
         description="Train a Keras CNN on MNIST and watch and steer it live in the terminal. "
-        "Without a command, starts the app.",
+        "Without a command, starts the app; training there goes on in the background when the "
+        "terminal closes (`mnist-tui attach` comes back to it).",
     )
     _add_setup_flags(parser)
     _add_app_flags(parser)
@@ -262,135 +232,236 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train headless with a progress bar and a metrics table"
     )
     _add_setup_flags(train)
-    train.add_argument(
+    _flag(
+        train,
         "--out",
-        type=Path,
-        metavar="DIR",
+        metavar="PATH",
         help="where to save the model (default: ./models/<preset>-<timestamp>.keras); "
         "a path ending in .keras names the file itself",
     )
-    train.add_argument(
-        "--save-config", type=Path, metavar="FILE.toml", help="write the hyperparameters used"
-    )
-    _add_runs_dir_flag(train)
-    _add_tensorboard_flag(train)
-    train.add_argument(
+    _flag(train, "--overwrite", action="store_true", help="replace an existing --out file")
+    _flag(train, "--save-config", metavar="FILE.toml", help="write the hyperparameters used")
+    _flag(
+        train,
         "--resume",
-        type=Path,
         metavar="RUN_DIR",
         help="continue a run from its last completed epoch; --epochs sets a new target",
+    )
+    _flag(
+        train,
+        "--detach",
+        action="store_true",
+        help="train in a background engine and return at once; `mnist-tui attach` follows it",
     )
     _add_hyperparam_flags(train)
 
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
-    evaluate.add_argument("--model", type=Path, required=True, metavar="PATH")
+    evaluate.add_argument("--model", required=True, metavar="PATH")
     _add_data_flag(evaluate)
 
     predict = commands.add_parser("predict", help="show test digits with the model's guesses")
-    predict.add_argument("--model", type=Path, required=True, metavar="PATH")
+    predict.add_argument("--model", required=True, metavar="PATH")
     _add_data_flag(predict)
-    predict.add_argument(
-        "--index", type=int, default=0, metavar="I", help="first test image (default: 0)"
-    )
-    predict.add_argument(
-        "--count", type=int, default=8, metavar="N", help="how many digits (default: 8)"
-    )
-    predict.add_argument(
-        "--misclassified", action="store_true", help="only digits the model got wrong"
-    )
-    predict.add_argument("--true", type=int, metavar="K", help="only digits of true class K")
-    predict.add_argument("--pred", type=int, metavar="K", help="only digits predicted as K")
-    predict.add_argument(
+    _flag(predict, "--index", type=int, metavar="I", help="first test image (default: 0)")
+    _flag(predict, "--count", type=int, metavar="N", help="how many digits (default: 8)")
+    _flag(predict, "--misclassified", action="store_true", help="only digits the model got wrong")
+    _flag(predict, "--true", type=int, metavar="K", help="only digits of true class K")
+    _flag(predict, "--pred", type=int, metavar="K", help="only digits predicted as K")
+    _flag(
+        predict,
         "--sort",
-        type=_sort_order,
-        default="index",
-        metavar="ORDER",
+        choices=SORTS,
         help="index (default), confidence (least confident first) or loss (highest first)",
     )
-    predict.add_argument("--compact", action="store_true", help="half-size digits")
-    predict.add_argument("--no-color", action="store_true", help="plain characters, no colour")
+    _flag(predict, "--compact", action="store_true", help="half-size digits")
+    _flag(predict, "--no-color", action="store_true", help="plain characters, no colour")
+
+    attach = commands.add_parser(
+        "attach", help="open the app on a live training (the newest, or RUN's)"
+    )
+    attach.add_argument("run", nargs="?", metavar="RUN", help="a run directory or its name")
+    _add_runs_dir_flag(attach)
+
+    commands.add_parser("ps", help="list live trainings: run, phase, epoch, accuracy, ETA, pid")
+
+    stop = commands.add_parser("stop", help="stop a live training after its epoch (or --now)")
+    stop.add_argument("run", nargs="?", metavar="RUN", help="a run directory or its name")
+    _flag(stop, "--now", action="store_true", help="stop within a group of batches")
+    _add_runs_dir_flag(stop)
     return parser
 
 
+def _accepted(parser: argparse.ArgumentParser, command: str | None) -> set[str]:
+    """The attribute names the (sub)command's parser can set."""
+    chosen = parser
+    if command is not None:
+        for action in parser._actions:  # argparse keeps its subparsers only here
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices[command]
+    return {action.dest for action in chosen._actions} - {"help"}
+
+
+def _refuse_foreign(args: argparse.Namespace, accepted: set[str]) -> None:
+    """Refuse an option that was typed before the subcommand but means nothing to it."""
+    foreign = sorted(set(vars(args)) - accepted - {"command"})
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        raise UsageError(f"{flags} does not apply to `{PROG} {args.command}`.")
+
+
+# --- namespace to requests --------------------------------------------------------------------
 def resolve_hparams(args: argparse.Namespace) -> Hyperparams:
     """Preset, then the config file, then the flags typed; raises ValueError on bad values."""
-    hparams = config.preset(args.preset)
-    if args.config is not None:
-        hparams = config.load_toml(args.config, base=hparams)
-    typed = {f.name: getattr(args, f.name) for f in fields(Hyperparams) if hasattr(args, f.name)}
+    chosen = getattr(args, "preset", None)
+    file = getattr(args, "config", None)
+    if file is not None:
+        hparams, from_file = config.load_toml_with_preset(file, preset_name=chosen)
+        chosen = chosen or from_file
+    else:
+        hparams = config.preset(chosen or config.DEFAULT_PRESET)
+    typed = {name: getattr(args, name) for name in HYPERPARAMS if hasattr(args, name)}
     return Hyperparams.from_dict(typed, base=hparams)
+
+
+def preset_name(args: argparse.Namespace) -> str:
+    """The preset that names runs: the flag, else the config file's, else the default."""
+    chosen = getattr(args, "preset", None)
+    if chosen is None and getattr(args, "config", None) is not None:
+        chosen = config.load_toml_with_preset(args.config)[1]
+    name = chosen or config.DEFAULT_PRESET
+    config.preset(name)  # an unknown name is a ValueError listing the presets
+    return name
 
 
 def distribute_options(args: argparse.Namespace) -> DistributeOptions:
     """The strategy flags, checked without importing TensorFlow; raises UsageError."""
     try:
         return DistributeOptions(
-            strategy=args.strategy,
-            devices=parse_devices(args.devices),
-            mixed_precision=args.mixed_precision,
+            strategy=getattr(args, "strategy", "default"),
+            devices=parse_devices(getattr(args, "devices", None)),
+            mixed_precision=getattr(args, "mixed_precision", False),
         )
     except DistributeError as err:
         raise UsageError(str(err)) from None
 
 
-# --- quiet runtime ----------------------------------------------------------------------------
-@contextlib.contextmanager
-def quiet_runtime(log_path: Path) -> Iterator[None]:
-    """Send native stderr, Python warnings and library logging to `log_path`.
-
-    TensorFlow must be imported inside this: its C++ runtime writes banners to descriptor 2 at
-    import time, under Python, where nothing else can catch them.
-    """
-    with native_stderr_to(log_path), open(log_path, "a", encoding="utf-8") as log:
-        handler = logging.StreamHandler(log)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        root = logging.getLogger()
-        root.addHandler(handler)
-        saved_show = warnings.showwarning
-
-        def to_log(
-            message: Warning | str,
-            category: type[Warning],
-            filename: str,
-            lineno: int,
-            file: TextIO | None = None,
-            line: str | None = None,
-        ) -> None:
-            log.write(warnings.formatwarning(message, category, filename, lineno, line))
-            log.flush()
-
-        warnings.showwarning = to_log
-        try:
-            yield
-        finally:
-            warnings.showwarning = saved_show
-            root.removeHandler(handler)
+def setup_from(args: argparse.Namespace) -> Setup:
+    return Setup(
+        hparams=resolve_hparams(args),
+        preset=preset_name(args),
+        data_path=getattr(args, "data", None),
+        runs_dir=getattr(args, "runs_dir", None),
+        tensorboard=getattr(args, "tensorboard", False),
+        distribute=distribute_options(args),
+    )
 
 
-# --- entry point ------------------------------------------------------------------------------
-def _run_app(args: argparse.Namespace) -> int:
-    hparams = resolve_hparams(args)
-    options = distribute_options(args)
-    if options.strategy == "multiworker":
+def app_options(args: argparse.Namespace) -> AppOptions:
+    setup = setup_from(args)
+    if setup.distribute.strategy == "multiworker":
         # Every worker would need its own app and the same key presses at the same moment.
         raise UsageError(
             "the app trains on one machine; for several hosts use "
             f"`{PROG} train --strategy multiworker`."
         )
-    if args.resume is not None and args.model is not None:
+    resume, model = getattr(args, "resume", None), getattr(args, "model", None)
+    if resume is not None and model is not None:
         raise UsageError("pass --resume or --model, not both.")
-    from tui.app import run_app  # Textual only when the app is wanted
+    return AppOptions(setup, resume=resume, model=model)
 
-    return run_app(
-        hparams,
-        preset_name=args.preset,
-        data_path=args.data,
-        runs_dir=args.runs_dir,
-        tensorboard=args.tensorboard,
-        resume_path=args.resume,
-        model_path=args.model,
-        distribute=options,
+
+def train_request(args: argparse.Namespace) -> TrainRequest:
+    resume = getattr(args, "resume", None)
+    typed = sorted(name for name in HYPERPARAMS if hasattr(args, name))
+    if resume is not None:
+        changed = [name for name in typed if name != "epochs"]
+        if changed or hasattr(args, "config") or hasattr(args, "preset"):
+            flags = [f"--{name.replace('_', '-')}" for name in changed]
+            flags += [f"--{name}" for name in ("config", "preset") if hasattr(args, name)]
+            raise UsageError(
+                f"{', '.join(flags)} cannot change a run being resumed; only --epochs can "
+                "(start a new run to train with other hyperparameters)."
+            )
+    setup = setup_from(args)
+    return TrainRequest(
+        setup,
+        resume=resume,
+        resume_epochs=getattr(args, "epochs", None) if resume is not None else None,
+        out=getattr(args, "out", None),
+        overwrite=getattr(args, "overwrite", False),
+        save_config=getattr(args, "save_config", None),
+        detach=getattr(args, "detach", False),
     )
+
+
+def predict_request(args: argparse.Namespace) -> PredictRequest:
+    return PredictRequest(
+        model=args.model,
+        data_path=getattr(args, "data", None),
+        index=getattr(args, "index", 0),
+        count=getattr(args, "count", 8),
+        misclassified=getattr(args, "misclassified", False),
+        true=getattr(args, "true", None),
+        predicted=getattr(args, "pred", None),
+        sort=getattr(args, "sort", "index"),
+        compact=getattr(args, "compact", False),
+        color=not getattr(args, "no_color", False),
+    )
+
+
+# --- entry point ------------------------------------------------------------------------------
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command
+    if command is None:
+        from tui.app import run_app  # Textual only when the app is wanted
+
+        return run_app(app_options(args))
+    if command == "attach":
+        from tui.app import run_attached
+
+        request = AttachRequest(getattr(args, "run", None), getattr(args, "runs_dir", None))
+        return run_attached(request)
+    if command in ("ps", "stop"):
+        from tui.engine import commands
+
+        if command == "ps":
+            return commands.run_ps()
+        runs_dir = getattr(args, "runs_dir", None)
+        return commands.run_stop(StopRequest(args.run, getattr(args, "now", False), runs_dir))
+    if command == "train" and getattr(args, "detach", False):
+        from tui.engine import commands
+
+        return commands.run_detached(train_request(args))
+    return _headless(command, args)
+
+
+def _headless(command: str, args: argparse.Namespace) -> int:
+    request: Any
+    if command == "train":
+        request = train_request(args)
+    elif command == "evaluate":
+        request = EvaluateRequest(args.model, getattr(args, "data", None))
+    else:
+        request = predict_request(args)
+    from rich.console import Console
+
+    from tui import headless  # numpy and rich progress: commands only
+    from tui.core.data import DataError
+    from tui.core.quiet import quiet_runtime, tensorflow_log_path
+    from tui.core.runs.layout import RunError
+
+    runners: dict[str, Callable[[Any, Console], int]] = {
+        "train": headless.run_train,
+        "evaluate": headless.run_evaluate,
+        "predict": headless.run_predict,
+    }
+    with quiet_runtime(tensorflow_log_path()):
+        # Created inside so that its stderr is the terminal, not the log.
+        console = Console(highlight=False, soft_wrap=True)
+        try:
+            return runners[command](request, console)
+        except (DataError, RunError) as err:
+            raise UsageError(str(err)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -401,14 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, or a usage error already reported in one line
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     try:
-        if args.command is None:
-            return _run_app(args)
-        from tui.headless import run_command  # numpy and rich progress: commands only
-
-        with quiet_runtime(tensorflow_log_path()):
-            # Created inside so that its stderr is the terminal, not the log.
-            console = Console(highlight=False, soft_wrap=True)
-            return run_command(args, console)
+        _refuse_foreign(args, _accepted(parser, args.command))
+        return _dispatch(args)
     except (UsageError, ValueError) as err:
         say_error(str(err))
         return EXIT_BAD_INPUT

@@ -1,24 +1,23 @@
-"""The headless commands `train`, `evaluate` and `predict`: rich progress and tables, no Textual.
+"""The headless commands `train`, `evaluate` and `predict`: rich progress and tables over the
+training controller, no Textual.
 
-Kept apart from `tui.cli` so that starting the app does not import numpy, the data loader and
-rich's progress machinery before its first frame; `tui.cli.main` imports this module only when a
-command is given.
+They take typed requests (`tui.core.requests`), never argparse, and report failures as
+`UsageError` (bad input, exit 2) or a returned exit code; `tui.cli` turns both into one line.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import signal
+import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from rich.columns import Columns
 from rich.console import Console, Group
@@ -26,66 +25,32 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from tui.cli import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    PROG,
-    UsageError,
-    distribute_options,
-    resolve_hparams,
-    say_error,
-)
 from tui.core import config
-from tui.core.config import Hyperparams
-from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist
-from tui.core.distribute import DistributeError, DistributeOptions, read_tf_config
+from tui.core.controller import ControllerError, TrainingController
 from tui.core.events import (
     BatchProgress,
+    DataLoaded,
     EpochEnded,
-    Predicted,
+    Notice,
+    RunRecording,
     StopReason,
     TrainingEvent,
     TrainingStarted,
-    TrainingStopped,
 )
-from tui.core.predictions import PredictionFilter, PredictionSort, predict_test_set, select
+from tui.core.phase import Phase
+from tui.core.placement import ClusterTask, DistributeError, read_tf_config
+from tui.core.predictions import PredictionFilter, Predictions, PredictionSort, select
+from tui.core.requests import EvaluateRequest, PredictRequest, Setup, TrainRequest
+from tui.core.runs.files import check_writable
 from tui.core.runtime import TENSORBOARD_MISSING, tensorboard_installed
+from tui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say_error
+from tui.format import format_eta, format_number
 
-EVAL_BATCH = 1024
-"""Batch size of every test-set pass, so `train` and `evaluate` report identical figures."""
 PLAIN_PROGRESS_EVERY = 5.0
 """Seconds between two progress lines when stdout is not a terminal (logs, CI, pipes)."""
 
 
-def _make_strategy(options: DistributeOptions) -> Any:
-    """Set the devices up (before TensorFlow initialises them) and build the strategy."""
-    try:
-        options.prepare()
-        return options.make_strategy()
-    except DistributeError as err:
-        raise UsageError(str(err)) from None
-
-
-def _load_data(console: Console, path: str | None) -> MnistData:
-    data = load_mnist(path)
-    console.print(f"Data: {data.describe()}", highlight=False)
-    if data.is_sample:
-        console.print(f"[yellow]{SAMPLE_NOTICE}[/]", highlight=False)
-    return data
-
-
-def _load_model(path: Path) -> Any:
-    """A saved Keras model, or UsageError with one sentence when it cannot be read."""
-    from tui.core.runs import RunError, load_model_file  # imports TensorFlow
-
-    try:
-        return load_model_file(path)
-    except RunError as err:
-        raise UsageError(str(err)) from None
-
-
-# --- train ------------------------------------------------------------------------------------
+# --- what training prints -----------------------------------------------------------------------
 _EPOCH_COLUMNS = (
     ("epoch", 7),
     ("loss", 8),
@@ -105,20 +70,9 @@ def _epoch_table(show_header: bool) -> Table:
     return table
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None or not math.isfinite(value) else format(value, spec)
-
-
-def _eta(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "--:--"
-    minutes, secs = divmod(int(seconds + 0.5), 60)
-    return f"{minutes}:{secs:02d}"
-
-
 class TrainReporter:
-    """The CLI's event sink: a live progress bar (or plain lines when not on a terminal)
-    and the epoch table, row by row."""
+    """A controller's listener for the terminal: the data and run lines, a live progress bar
+    (or plain lines when not on a terminal) and the epoch table, row by row."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -132,10 +86,11 @@ class TrainReporter:
         )
         self.task: TaskID | None = None
         self.target = 0
-        self.last: BatchProgress | None = None
-        self.stopped: TrainingStopped | None = None
+        self.errors: list[str] = []
+        """Error notices, in order (an opened run or model that failed, a failed round)."""
         self._last_plain = -math.inf
         self._plain_epoch = 0
+        self._lock = threading.Lock()
 
     def __enter__(self) -> TrainReporter:
         if self.console.is_terminal:
@@ -147,14 +102,29 @@ class TrainReporter:
             self.progress.stop()
 
     def __call__(self, event: TrainingEvent) -> None:
-        if isinstance(event, TrainingStarted):
+        # Called on the training thread and on Keras's callback thread: one at a time.
+        with self._lock:
+            self._show(event)
+
+    def _show(self, event: TrainingEvent) -> None:
+        print_ = self.console.print
+        if isinstance(event, DataLoaded):
+            print_(f"Data: {event.data.describe()}", highlight=False)
+            if event.notice:
+                print_(f"[yellow]{event.notice}[/]", highlight=False)
+        elif isinstance(event, Notice):
+            if event.level == "error":
+                self.errors.append(event.text)
+            elif event.level == "warning":
+                print_(Text(f"! {event.text}", style="yellow"))
+        elif isinstance(event, RunRecording):
+            print_(f"Run: {event.path}", highlight=False)
+        elif isinstance(event, TrainingStarted):
             self._started(event)
         elif isinstance(event, BatchProgress):
             self._batch(event)
         elif isinstance(event, EpochEnded):
             self._epoch(event)
-        elif isinstance(event, TrainingStopped):
-            self.stopped = event
 
     def _started(self, event: TrainingStarted) -> None:
         self.target = event.target
@@ -164,8 +134,13 @@ class TrainReporter:
             highlight=False,
         )
         val = f", {event.val_samples:,} validation" if event.val_samples else ""
+        span = (
+            f"{event.target} epochs"
+            if event.first_epoch == 1
+            else (f"epochs {event.first_epoch} to {event.target}")
+        )
         self.console.print(
-            f"Training on {event.train_samples:,} images{val}: {event.target} epochs of "
+            f"Training on {event.train_samples:,} images{val}: {span} of "
             f"{event.steps_per_epoch} steps, batch {hp.batch_size}, {hp.optimizer} "
             f"lr {hp.learning_rate:g}. Ctrl+C stops and saves.",
             highlight=False,
@@ -176,10 +151,9 @@ class TrainReporter:
         )
 
     def _batch(self, event: BatchProgress) -> None:
-        self.last = event
         figures = (
-            f"loss {_fmt(event.loss, '.4f')} acc {_fmt(event.accuracy, '.4f')} · "
-            f"{event.samples_per_sec:,.0f} samples/s · ETA {_eta(event.eta_seconds)}"
+            f"loss {format_number(event.loss, '.4f')} acc {format_number(event.accuracy, '.4f')}"
+            f" · {event.samples_per_sec:,.0f} samples/s · ETA {format_eta(event.eta_seconds)}"
         )
         if self.console.is_terminal:
             if self.task is not None:
@@ -206,63 +180,83 @@ class TrainReporter:
         row = _epoch_table(show_header=False)
         row.add_row(
             f"{event.epoch}/{event.target}",
-            _fmt(event.loss, ".4f"),
-            _fmt(event.accuracy, ".4f"),
-            _fmt(event.val_loss, ".4f"),
-            _fmt(event.val_accuracy, ".4f"),
-            f"{event.seconds:.1f}s",
-            f"{event.samples_per_sec:,.0f}",
+            format_number(event.loss, ".4f"),
+            format_number(event.accuracy, ".4f"),
+            format_number(event.val_loss, ".4f"),
+            format_number(event.val_accuracy, ".4f"),
+            f"{format_number(event.seconds, '.1f')}s",
+            format_number(event.samples_per_sec, ",.0f"),
         )
         self.console.print(row)
         if self.task is not None:
             self.progress.reset(self.task, epoch=f"{event.epoch + 1}/{event.target}", figures="")
 
 
-def model_path(out: Path | None, preset_name: str) -> Path:
-    """Where to save: `out` itself if it names a .keras file, else a timestamped file in it."""
-    if out is not None and out.suffix == ".keras":
-        return out
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return (out or Path("models")) / f"{preset_name}-{stamp}.keras"
-
-
-def save_model(model: Any, path: Path) -> None:
-    """Save through a temporary file, so a crash or a second Ctrl+C never leaves a half-written
-    file under the real name."""
-    from tui.core.runs import save_model_atomic
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_model_atomic(model, path)
-
-
 def _accuracy_line(loss: float, accuracy: float, samples: int) -> str:
     return f"Test accuracy: {accuracy:.2%} (loss {loss:.4f}, {samples:,} images)"
 
 
-@contextlib.contextmanager
-def _ctrl_c_stops(stop_now: Callable[[], None], console: Console) -> Iterator[None]:
-    """While training, Ctrl+C asks the session to stop before the next group of batches.
+# --- train ------------------------------------------------------------------------------------
+def model_target(out: str | None, preset_name: str) -> tuple[Path, bool]:
+    """Where to save, and whether that name was asked for (an explicit `.keras` file) rather
+    than made up (a timestamped file in `out` or ./models, made unique when saved)."""
+    if out is not None and out.endswith(".keras"):
+        return Path(out), True
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(out or "models") / f"{preset_name}-{stamp}.keras", False
 
-    Training runs in this (the main) thread, where Python runs signal handlers between
-    bytecodes, so the request lands within a few batches. A second Ctrl+C gives up at once.
+
+def _check_before_training(request: TrainRequest, chief: bool) -> None:
+    """Everything that would only fail after training, checked before it starts."""
+    setup = request.setup
+    if setup.tensorboard and not tensorboard_installed():
+        raise UsageError(TENSORBOARD_MISSING)
+    if not chief:
+        return
+    target, asked = model_target(request.out, setup.preset)
+    if asked and target.exists() and not request.overwrite:
+        raise UsageError(f"{target} exists; pass --overwrite to replace it, or another --out.")
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder; pass a file name ending in .keras for --out.")
+    for folder, what in ((target.parent, "--out"), (_runs_folder(setup), "--runs-dir")):
+        try:
+            check_writable(folder)
+        except OSError as err:
+            raise UsageError(
+                f"{what}: {folder} is not writable ({err.strerror or err}); choose another."
+            ) from None
+
+
+def _runs_folder(setup: Setup) -> Path:
+    from tui.core.runs.layout import runs_root
+
+    return runs_root(setup.runs_dir)
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(controller: TrainingController, console: Console) -> Iterator[None]:
+    """While a round runs, Ctrl+C stops it (and the model is saved); a second one quits at once.
+
+    Training runs on another thread, so the main thread, which Python runs signal handlers on,
+    is free to answer within moments. A closed SSH session (SIGHUP) or a polite kill (SIGTERM)
+    stops and saves like the first Ctrl+C.
     """
     pressed = 0
 
     def handler(signum: int, frame: FrameType | None) -> None:
         nonlocal pressed
-        if signum != signal.SIGINT:
-            # A closed SSH session (SIGHUP) or a polite kill (SIGTERM): stop and save too.
-            stop_now()
-            return
-        pressed += 1
-        if pressed > 1:
-            raise KeyboardInterrupt
-        stop_now()
-        console.print("Stopping… (Ctrl+C again to quit without saving)", highlight=False)
+        if signum == signal.SIGINT:
+            pressed += 1
+            if pressed > 1:
+                say_error("interrupted again: quitting without saving.")
+                # The run directory is consistent at every moment (atomic writes), and the
+                # kernel drops the run's lock with the process.
+                os._exit(EXIT_INTERRUPTED)
+            console.print("Stopping… (Ctrl+C again to quit without saving)", highlight=False)
+        with contextlib.suppress(ControllerError):  # already stopping, or not yet started
+            controller.stop_now()
 
-    signals = [signal.SIGINT, signal.SIGTERM] + (
-        [signal.SIGHUP] if hasattr(signal, "SIGHUP") else []
-    )
+    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
     previous = {signum: signal.signal(signum, handler) for signum in signals}
     try:
         yield
@@ -271,189 +265,204 @@ def _ctrl_c_stops(stop_now: Callable[[], None], console: Console) -> Iterator[No
             signal.signal(signum, old)
 
 
-def _resumed_hparams(args: argparse.Namespace, saved: Hyperparams) -> Hyperparams:
-    """The run's own hyperparameters; only --epochs (a new target) may change on resume."""
-    typed = sorted(f.name for f in fields(Hyperparams) if hasattr(args, f.name))
-    changed = [name for name in typed if name != "epochs"]
-    if changed or args.config is not None:
-        what = ", ".join("--" + name.replace("_", "-") for name in changed) or "--config"
-        raise UsageError(
-            f"{what} cannot change a run being resumed; only --epochs can (start a new run "
-            "to train with other hyperparameters)."
-        )
-    return saved.with_changes(epochs=args.epochs) if "epochs" in typed else saved
+def _in_background(work: threading.Thread) -> None:
+    """Start `work` and wait for it in slices, so that signal handlers run meanwhile."""
+    work.start()
+    while work.is_alive():
+        work.join(0.1)
 
 
-def run_train(args: argparse.Namespace, console: Console) -> int:
-    options = distribute_options(args)
+def run_train(request: TrainRequest, console: Console) -> int:
+    setup = request.setup
     task = None
-    if options.strategy == "multiworker":
+    if setup.distribute.strategy == "multiworker":
         try:
             task = read_tf_config()
         except DistributeError as err:
             raise UsageError(str(err)) from None
-        if args.resume is not None:
+        if request.resume is not None:
             raise UsageError(
                 "--resume cannot be combined with --strategy multiworker yet; resume with "
                 "--strategy default or mirrored."
             )
     # Under multiworker every process trains, but only the chief writes files.
     chief = task is None or task.is_chief
-    if args.resume is None:
-        hparams = resolve_hparams(args)
-        preset_name = args.preset
-    else:
-        # Cheap checks first: hyperparameters and run.json, before TensorFlow loads.
-        if not args.resume.is_dir():
-            raise UsageError(f"{args.resume} is not a directory; pass a folder under runs/.")
-        preset_name = ""  # the run's own, once it is opened below
-    if args.tensorboard and not tensorboard_installed():
-        # Before the data, TensorFlow and an empty run directory.
-        raise UsageError(TENSORBOARD_MISSING)
-    if args.save_config is not None and args.resume is None and chief:
-        config.save_toml(hparams, args.save_config)
-        console.print(f"Hyperparameters written to {args.save_config}", highlight=False)
-    data = _load_data(console, args.data)
-    strategy = _make_strategy(options)
+    if not chief:
+        setup = dataclasses.replace(setup, record=False)
+    if request.resume is not None and not Path(request.resume).is_dir():
+        raise UsageError(f"{request.resume} is not a directory; pass a folder under runs/.")
+    _check_before_training(request, chief)
+    if request.save_config is not None and request.resume is None and chief:
+        config.save_toml(setup.hparams, request.save_config)
+        console.print(f"Hyperparameters written to {request.save_config}", highlight=False)
 
-    from tui.core import runs  # imports TensorFlow
-    from tui.core.session import TrainingSession
+    controller = TrainingController(setup, holder=f"{PROG} train")
+    try:
+        return _train(controller, request, console, chief, task)
+    finally:
+        controller.close()
 
-    run: runs.RunDirectory | None = None
-    with TrainReporter(console) as reporter:
-        try:
-            if task is not None and not task.is_chief:
-                session = TrainingSession(hparams, data, reporter, strategy=strategy)
-                console.print(
-                    f"This is {task.task_type} {task.index} of a {task.workers}-process cluster: "
-                    "the chief writes the run directory and the model, this process nothing.",
-                    highlight=False,
-                )
-            elif args.resume is None:
-                run = runs.RunDirectory.create(args.runs_dir, preset_name, hparams, data)
-                session = TrainingSession(
-                    hparams,
-                    data,
-                    reporter,
-                    callbacks=run.callbacks(tensorboard=args.tensorboard),
-                    strategy=strategy,
-                )
-            else:
-                # Loaded inside the scope so that the saved weights become mirrored variables.
-                scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-                with scope:
-                    resumed = runs.resume(args.resume)
-                resumed.hparams = _resumed_hparams(args, resumed.hparams)
-                run, preset_name = resumed.run_dir, resumed.run_dir.preset
-                session = resumed.session(data, reporter, tensorboard=args.tensorboard)
-                session.strategy = strategy
-                session.controls.set_epoch_target(resumed.hparams.epochs)
-                console.print(
-                    f"Resuming {run.name} after epoch {resumed.epochs_done} "
-                    f"(target {session.controls.epoch_target})",
-                    highlight=False,
-                )
-        except runs.RunError as err:
-            raise UsageError(str(err)) from None
-        if run is not None:
-            console.print(f"Run: {run.path}", highlight=False)
-        with _ctrl_c_stops(session.controls.stop_now, console):
-            reason = session.train()
-    stopped = reporter.stopped
-    target = model_path(args.out, preset_name)
 
-    if reason in (StopReason.NAN, StopReason.ERROR):
-        message = stopped.message if stopped and stopped.message else reason.value
-        say_error(f"training failed: {message}")
-        return EXIT_FAILED
-
-    if reason is StopReason.USER:
-        where = ""
-        if reporter.last is not None:
-            last = reporter.last
-            where = f" during epoch {last.epoch} (step {last.step}/{last.steps})"
-        done = session.epochs_done
+def _train(
+    controller: TrainingController,
+    request: TrainRequest,
+    console: Console,
+    chief: bool,
+    task: ClusterTask | None,
+) -> int:
+    reporter = TrainReporter(console)
+    controller.subscribe(reporter)
+    controller.load()
+    snapshot = controller.snapshot
+    if snapshot.phase is Phase.BROKEN:
+        raise UsageError(snapshot.problem)
+    if task is not None and not chief:
         console.print(
-            f"Stopped by Ctrl+C{where}; {done} complete epoch{'s' if done != 1 else ''}.",
+            f"This is {task.task_type} {task.index} of a {task.workers}-process cluster: the "
+            "chief writes the run directory and the model, this process nothing.",
             highlight=False,
         )
-        if run is not None:
-            save_model(session.model, target)
-            console.print(f"Model saved to {target}", highlight=False)
-            console.print(f"Continue with: {PROG} train --resume {run.path}", highlight=False)
-        return EXIT_INTERRUPTED
+    hparams = None
+    if request.resume is not None:
+        error = controller.claim_open_run(request.resume).run()
+        if error is not None:
+            raise UsageError(error)
+        snapshot = controller.snapshot
+        hparams = snapshot.hparams
+        if request.resume_epochs is not None:
+            hparams = hparams.with_changes(epochs=request.resume_epochs)
+        target = max(hparams.epochs, snapshot.epochs_done + 1)
+        console.print(
+            f"Resuming {Path(snapshot.run).name} after epoch {snapshot.epochs_done} "
+            f"(target {target}, learning rate {snapshot.learning_rate:g})",
+            highlight=False,
+        )
+    try:
+        job = controller.claim_round(hparams)
+    except ControllerError as err:
+        raise UsageError(str(err)) from None
+    reason = StopReason.ERROR
+    with reporter, _ctrl_c_stops(controller, console):
 
-    # Every worker evaluates and predicts: under multiworker these are collective operations.
-    result = session.evaluate(batch_size=EVAL_BATCH)
-    console.print(_accuracy_line(result.loss, result.accuracy, result.samples), highlight=False)
-    predicted = session.predict(batch_size=EVAL_BATCH)
-    if run is None:
-        return EXIT_OK
-    run.save_evaluation(result, session.epochs_done)
-    run.save_predictions(predicted)
-    save_model(session.model, target)
-    console.print(f"Model saved to {target}", highlight=False)
+        def work() -> None:
+            nonlocal reason
+            reason = job.run()
+
+        _in_background(threading.Thread(target=work, name="training"))
+    return _after_training(controller, request, console, reporter, reason, chief)
+
+
+def _after_training(
+    controller: TrainingController,
+    request: TrainRequest,
+    console: Console,
+    reporter: TrainReporter,
+    reason: StopReason,
+    chief: bool,
+) -> int:
+    snapshot = controller.snapshot
+    stopped = snapshot.stopped
+    done = snapshot.epochs_done
+    if reason in (StopReason.NAN, StopReason.ERROR):
+        message = stopped.message if stopped and stopped.message else reason.value
+        if reporter.errors:
+            message = reporter.errors[-1]
+        say_error(f"training failed: {message}")
+        if chief and done and controller.model is not None:
+            # What trained before the failure is worth keeping (a NaN rolls back to it).
+            console.print(f"The model after epoch {done} is kept:", highlight=False)
+            _save(controller, request, console)
+        return EXIT_FAILED
+    if reason is StopReason.USER:
+        where = ""
+        if stopped is not None and stopped.epoch:
+            where = f" during epoch {stopped.epoch} (step {stopped.step}/"
+            where += f"{snapshot.started.steps_per_epoch if snapshot.started else '?'})"
+        console.print(
+            f"Stopped{where}; {done} complete epoch{'s' if done != 1 else ''}, the epoch in "
+            "progress is not counted.",
+            highlight=False,
+        )
+    evaluation = snapshot.evaluation
+    if evaluation is not None:
+        console.print(
+            _accuracy_line(evaluation.loss, evaluation.accuracy, evaluation.samples),
+            highlight=False,
+        )
+    if chief and controller.model is not None and done:
+        _save(controller, request, console)
+    if reason is StopReason.USER:
+        if snapshot.run:
+            console.print(f"Continue with: {PROG} train --resume {snapshot.run}", highlight=False)
+        return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _save(controller: TrainingController, request: TrainRequest, console: Console) -> None:
+    target, asked = model_target(request.out, controller.snapshot.preset)
+    try:
+        saved = controller.save_model(target, overwrite=asked)
+    except ControllerError as err:
+        say_error(str(err))
+        return
+    console.print(f"Model saved to {saved}", highlight=False)
 
 
 # --- evaluate and predict ---------------------------------------------------------------------
-def run_evaluate(args: argparse.Namespace, console: Console) -> int:
-    model = _load_model(args.model)
-    data = _load_data(console, args.data)
-    loss, accuracy = _evaluate(model, data)
-    console.print(_accuracy_line(loss, accuracy, len(data.y_test)), highlight=False)
+def _opened(model: str, data_path: str | None, console: Console) -> TrainingController:
+    """A controller holding the saved model, with its predictions on the test set."""
+    controller = TrainingController(
+        Setup(config.preset(config.DEFAULT_PRESET), data_path=data_path, record=False)
+    )
+    reporter = TrainReporter(console)
+    controller.subscribe(reporter)
+    controller.load()
+    if controller.snapshot.phase is Phase.BROKEN:
+        raise UsageError(controller.snapshot.problem)
+    error = controller.claim_open_model(model).run()
+    if error is not None:
+        raise UsageError(error)
+    notes = controller.snapshot.model.notes if controller.snapshot.model else ()
+    for note in notes:
+        console.print(f"Model: {note}", highlight=False)
+    return controller
+
+
+def run_evaluate(request: EvaluateRequest, console: Console) -> int:
+    controller = _opened(request.model, request.data_path, console)
+    evaluation = controller.snapshot.evaluation
+    assert evaluation is not None
+    console.print(
+        _accuracy_line(evaluation.loss, evaluation.accuracy, evaluation.samples), highlight=False
+    )
     return EXIT_OK
 
 
-def _evaluate(model: Any, data: MnistData) -> tuple[float, float]:
-    values = model.evaluate(
-        data.x_test, data.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True
-    )
-    loss = float(values["loss"])
-    accuracy = values.get("accuracy")
-    if accuracy is None:
-        # A model saved without its compiled metrics still has predictions to count.
-        accuracy = predict_test_set(model, data.x_test, data.y_test, EVAL_BATCH).accuracy
-    return loss, float(accuracy)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which test images `predict` shows: a filter, an order, then a window into the result."""
-
-    index: int = 0
-    """Position of the first image shown within the filtered, sorted selection (with no filter
-    and the index order, that is the test index)."""
-    count: int = 8
-    """How many to show at most."""
-    filter: PredictionFilter = field(default_factory=PredictionFilter)
-    """Misclassified only, one true class, one predicted class, or a combination."""
-    sort: PredictionSort = PredictionSort.INDEX
-    """Test order, least confident first, or highest loss first."""
-
-
-def select_indices(selection: Selection, predictions: Predicted) -> list[int]:
-    """Test-set indices to show, in order; raises UsageError when out of range.
-
-    Args:
-        selection: what was asked for.
-        predictions: the whole test set's.
-    """
-    if selection.count < 1:
-        raise UsageError(f"count = {selection.count} is out of range: at least 1.")
-    chosen = select(predictions, selection.filter, selection.sort)
+def select_indices(request: PredictRequest, predictions: Predictions) -> list[int]:
+    """Test-set indices to show, in order; raises UsageError when out of range."""
+    if request.count < 1:
+        raise UsageError(f"count = {request.count} is out of range: at least 1.")
+    chosen_filter = prediction_filter(request)
+    chosen = select(predictions, chosen_filter, PredictionSort(request.sort))
     total = len(chosen)
-    if total and not 0 <= selection.index < total:
-        what = "test set" if selection.filter.is_all else "selection"
+    if total and not 0 <= request.index < total:
+        what = "test set" if chosen_filter.is_all else "selection"
         raise UsageError(
-            f"index = {selection.index} is out of range: the {what} has {total:,} images "
+            f"index = {request.index} is out of range: the {what} has {total:,} images "
             f"(0 to {total - 1})."
         )
-    return [int(i) for i in chosen[selection.index : selection.index + selection.count]]
+    return [int(i) for i in chosen[request.index : request.index + request.count]]
+
+
+def prediction_filter(request: PredictRequest) -> PredictionFilter:
+    try:
+        return PredictionFilter(request.misclassified, request.true, request.predicted)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def digit_card(
-    image: Any,
+    image: object,
     index: int,
     true: int,
     predicted: int,
@@ -472,57 +481,38 @@ def digit_card(
     caption.append(f"#{index}\ntrue {true} pred {predicted}\n")
     caption.append(mark, style=style)
     caption.append(f" {confidence:.1%}")
-    return Group(render_digit(image, compact=compact, color=color), caption, Text(""))
+    return Group(render_digit(image, compact=compact, color=color), caption, Text(""))  # type: ignore[arg-type]
 
 
-def run_predict(args: argparse.Namespace, console: Console) -> int:
-    selection = Selection(
-        index=args.index,
-        count=args.count,
-        filter=PredictionFilter(args.misclassified, args.true, args.pred),
-        sort=args.sort,
-    )
-    model = _load_model(args.model)
-    data = _load_data(console, args.data)
-    # The whole test set, not just the shown slice: filters and sorting need every prediction.
-    predictions = predict_test_set(model, data.x_test, data.y_test, EVAL_BATCH)
+def run_predict(request: PredictRequest, console: Console) -> int:
+    prediction_filter(request)  # a bad class is refused before TensorFlow loads
+    controller = _opened(request.model, request.data_path, console)
+    predictions = controller.predictions
+    images = controller.test_images()
+    assert predictions is not None and images is not None
     predicted = predictions.predicted
-    indices = select_indices(selection, predictions)
+    labels = predictions.labels
+    indices = select_indices(request, predictions)
     if not indices:
-        console.print(f"No test digits match: {selection.filter.describe()}.", highlight=False)
+        console.print(
+            f"No test digits match: {prediction_filter(request).describe()}.", highlight=False
+        )
         return EXIT_OK
     # Half-blocks need colour to mean anything; without it (NO_COLOR, a pipe) use shade characters.
-    color = (
-        not args.no_color and not os.environ.get("NO_COLOR") and console.color_system is not None
-    )
+    color = request.color and not os.environ.get("NO_COLOR") and console.color_system is not None
     cards = [
         digit_card(
-            data.x_test[i],
+            images[i],
             i,
-            int(data.y_test[i]),
+            int(labels[i]),
             int(predicted[i]),
             float(predictions.probabilities[i, predicted[i]]),
-            compact=args.compact,
+            compact=request.compact,
             color=color,
         )
         for i in indices
     ]
     console.print(Columns(cards, padding=(0, 2)))
-    right = sum(int(predicted[i]) == int(data.y_test[i]) for i in indices)
+    right = sum(int(predicted[i]) == int(labels[i]) for i in indices)
     console.print(f"{right} of {len(indices)} shown are right.", highlight=False)
     return EXIT_OK
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
-    "train": run_train,
-    "evaluate": run_evaluate,
-    "predict": run_predict,
-}
-
-
-def run_command(args: argparse.Namespace, console: Console) -> int:
-    """Run `args.command`; a bad MNIST source becomes a UsageError (one line, exit 2)."""
-    try:
-        return COMMANDS[args.command](args, console)
-    except DataError as err:
-        raise UsageError(str(err)) from None

@@ -1,312 +1,316 @@
-"""Thread-safe training controls and the Keras callback that turns `fit` into events."""
+"""The Keras callbacks that connect `fit` to the controls and to the event stream.
+
+`ControlCallback` runs on the training thread, between groups of batches: it stops, pauses,
+applies the learning rate and the schedule, reports the epoch, and keeps the point that a
+stop-now rolls back to. `ProgressCallback` is `async_safe`: Keras may run it on a helper thread,
+so reading the running metrics never stalls the device. Both share one `EpochClock`, which is
+also what the run directory records as an epoch's time, so that pauses never count.
+"""
 
 from __future__ import annotations
 
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from tui.core.config import INT_BOUNDS
+from tui.core.controls import MAX_EPOCHS, TrainingControls
 from tui.core.events import (
     BatchProgress,
     EpochEnded,
-    EventSink,
-    LearningRateChanged,
     Paused,
     Resumed,
     StopReason,
-    TargetChanged,
+    TrainingEvent,
 )
 from tui.core.runtime import import_keras
+from tui.core.schedule import scheduled_rate
 
 keras = import_keras()
 
-MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
+EventSink = Callable[[TrainingEvent], None]
+"""Receives events on the training thread (or Keras's callback thread); quick, never raises."""
+
+__all__ = [
+    "MAX_EPOCHS",
+    "ControlCallback",
+    "EpochClock",
+    "EpochReport",
+    "LossNotFinite",
+    "ProgressCallback",
+    "RoundState",
+    "StopNow",
+]
 
 
 class StopNow(Exception):
-    """Raised inside `fit` to leave it at once; the epoch in progress is not counted."""
+    """Raised inside `fit` to leave it at once; the epoch in progress is rolled back."""
 
 
-class TrainingControls:
-    """Steering for a running `fit`, safe to call from any thread.
+class LossNotFinite(Exception):
+    """Raised inside `fit` when the loss became NaN or infinite, before the epoch's end is
+    recorded: the run directory never saves or logs a diverged epoch, and the model rolls back
+    to the last good one."""
 
-    The callback reads these between batches: nothing here touches Keras directly.
-    """
 
-    def __init__(self, epoch_target: int) -> None:
+class EpochClock:
+    """Seconds trained in the epoch in progress, pauses excluded; safe from any thread."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
-        self._target = epoch_target
-        self._stop_now = threading.Event()
-        self._stop_after_epoch = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-        self._pending_lr: float | None = None
-        self._epoch_in_progress = 0
-        """1-based epoch being trained, 0 when idle."""
-        self._epochs_done = 0
+        self._started = clock()
+        self._paused = 0.0
 
-    # --- the epoch target -------------------------------------------------------------------
-    @property
-    def epoch_target(self) -> int:
+    def now(self) -> float:
+        return self._clock()
+
+    def start_epoch(self) -> None:
         with self._lock:
-            return self._target
+            self._started = self._clock()
+            self._paused = 0.0
 
-    def set_epoch_target(self, requested: int) -> int:
-        """Move the target; it never drops below the epoch in progress (or the epochs done).
-
-        Returns:
-            The target actually set.
-        """
+    def add_pause(self, seconds: float) -> None:
         with self._lock:
-            floor = max(MIN_EPOCHS, self._epoch_in_progress, self._epochs_done)
-            self._target = min(MAX_EPOCHS, max(floor, int(requested)))
-            return self._target
+            self._paused += seconds
 
-    def change_epoch_target(self, delta: int) -> int:
-        """Raise or lower the target by `delta` epochs; returns the new target."""
-        return self.set_epoch_target(self.epoch_target + delta)
-
-    # --- stopping and pausing ----------------------------------------------------------------
-    def stop_now(self) -> None:
-        """Leave `fit` before the next group of batches; also releases a pause."""
-        self._stop_now.set()
-        self._running.set()
-
-    def stop_after_epoch(self) -> None:
-        """Finish the epoch in progress, then stop."""
-        self._stop_after_epoch.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def toggle_pause(self) -> bool:
-        """Pause if running, resume if paused; returns True when now paused."""
-        if self._running.is_set():
-            self.pause()
-            return True
-        self.resume()
-        return False
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop_now.is_set()
-
-    @property
-    def stop_after_epoch_requested(self) -> bool:
-        return self._stop_after_epoch.is_set()
-
-    # --- learning rate -------------------------------------------------------------------------
-    def set_learning_rate(self, learning_rate: float) -> None:
-        """Ask for a new learning rate; applied before the next group of batches."""
-        if not (isinstance(learning_rate, int | float) and 0 < learning_rate <= 1):
-            raise ValueError(f"learning_rate = {learning_rate!r} must be in (0, 1].")
+    def elapsed(self, now: float | None = None) -> float:
+        """Training seconds in this epoch so far (never zero, so rates stay finite)."""
+        at = self._clock() if now is None else now
         with self._lock:
-            self._pending_lr = float(learning_rate)
-
-    def take_learning_rate(self) -> float | None:
-        """The pending learning rate, once."""
-        with self._lock:
-            lr, self._pending_lr = self._pending_lr, None
-            return lr
-
-    # --- bookkeeping used by the callback and the session --------------------------------------
-    def begin_run(self, epochs_done: int) -> None:
-        """Clear stop requests and pauses left over from an earlier run."""
-        self._stop_now.clear()
-        self._stop_after_epoch.clear()
-        self._running.set()
-        with self._lock:
-            self._epochs_done = epochs_done
-            self._epoch_in_progress = 0
-
-    def mark_epoch(self, in_progress: int, done: int) -> None:
-        with self._lock:
-            self._epoch_in_progress = in_progress
-            self._epochs_done = done
-            self._target = max(self._target, in_progress, done, MIN_EPOCHS)
-
-    def wait_while_paused(self, timeout: float) -> bool:
-        """Block up to `timeout` seconds while paused; True once running again."""
-        return self._running.wait(timeout)
+            return max(at - self._started - self._paused, 1e-9)
 
 
-class SessionCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
-    """Reads the controls between batches and reports progress as events.
+class RoundState:
+    """What the two callbacks learn during one `fit` and the session reads afterwards."""
 
-    Keras calls the batch hooks once per `steps_per_execution` batches (8, see `model.py`).
-    Control runs in `on_train_batch_begin`, which Keras calls on the training thread, so a stop
-    or pause takes effect before the next group of batches. Progress runs in
-    `on_train_batch_end`, which Keras may dispatch to a helper thread (`async_safe`), so reading
-    the metrics never stalls the device; that is also why NaN is detected here rather than with
-    `TerminateOnNaN`, whose per-batch hook would force every batch to synchronise.
+    def __init__(self, epochs_done: int, steps: int) -> None:
+        self.epochs_done = epochs_done
+        self.steps = steps
+        """Steps per epoch."""
+        self.epoch = 0
+        """1-based epoch in progress, 0 before the first."""
+        self.step = 0
+        """Steps done in the epoch in progress, as far as the control callback knows."""
+        self.stop_reason: StopReason | None = None
+        self.stop_message = ""
+
+
+class ControlCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    """Reads the controls before each group of batches; reports epochs; keeps the rollback.
+
+    Keras calls the batch hooks once per `steps_per_execution` batches (8, see `model.py`), on
+    the training thread, so a stop or pause takes effect before the next group.
     """
-
-    async_safe = True
 
     def __init__(
         self,
         controls: TrainingControls,
         sink: EventSink,
+        state: RoundState,
+        clock: EpochClock,
         *,
-        batch_size: int,
         train_samples: int,
-        learning_rate: float,
         lr_schedule: str = "constant",
-        progress_interval: float = 0.1,
-        clock: Any = time.monotonic,
     ) -> None:
         super().__init__()
         self.controls = controls
         self.sink = sink
-        self.batch_size = batch_size
-        self.train_samples = train_samples
-        self.progress_interval = progress_interval
+        self.state = state
         self.clock = clock
-        self.base_lr = learning_rate
-        """Learning rate set by the user; a schedule scales it down from there."""
+        self.train_samples = train_samples
         self.lr_schedule = lr_schedule
-        self.stop_reason: StopReason | None = None
-        self.stop_message = ""
-        self.epochs_done = 0
-        self._lock = threading.Lock()
-        self._epoch = 0
-        self._steps = 0
-        self._epoch_start = 0.0
-        self._paused_in_epoch = 0.0
-        self._last_emit = -math.inf
-        self._last_step = 0
-        self._last_target = controls.epoch_target
+        self.rollback: list[Any] = []
+        """The model's and optimizer's variables at the last epoch boundary."""
+        self.finished_epoch: EpochEnded | None = None
+        """The epoch that just ended, for `EpochReport` to tell once it is recorded."""
 
-    # --- control ------------------------------------------------------------------------------
+    # --- the rollback point -------------------------------------------------------------------
+    def _keep_rollback(self) -> None:
+        variables = [*self.model.weights, *self.model.optimizer.variables]
+        self.rollback = [keras.ops.convert_to_numpy(v) for v in variables]
+
+    def roll_back(self) -> None:
+        """Put the variables back as they were at the last epoch boundary."""
+        variables = [*self.model.weights, *self.model.optimizer.variables]
+        if len(variables) != len(self.rollback):
+            return  # the optimizer built its variables during the abandoned epoch: nothing kept
+        for variable, value in zip(variables, self.rollback, strict=True):
+            variable.assign(value)
+
+    # --- hooks --------------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._steps = int(self.params.get("steps") or 0)
+        if not self.model.optimizer.built:
+            # Built now rather than on the first step, so that the rollback covers its state.
+            self.model.optimizer.build(self.model.trainable_variables)
+        if self.lr_schedule == "constant":
+            # A model loaded from a file brings the rate it was saved with; the controls say
+            # what is in force now.
+            self.model.optimizer.learning_rate.assign(self.controls.learning_rate)
+        self._keep_rollback()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._epoch = epoch + 1
-        self.controls.mark_epoch(self._epoch, self.epochs_done)
-        with self._lock:
-            self._epoch_start = self.clock()
-            self._paused_in_epoch = 0.0
-            self._last_emit = -math.inf
-            self._last_step = 0
+        self.state.epoch, self.state.step = epoch + 1, 0
+        self.controls.mark_epoch(epoch + 1, self.state.epochs_done)
+        self.clock.start_epoch()
         self._apply_learning_rate(0)
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.state.step = batch
+        if self.state.stop_reason is StopReason.NAN:
+            raise LossNotFinite
         if self.controls.stop_requested:
             raise StopNow
         if self.controls.paused:
             self._pause(batch)
         self._apply_learning_rate(batch)
-        self._report_target()
 
     def _pause(self, batch: int) -> None:
-        started = self.clock()
-        self.sink(Paused(self._epoch, batch))
+        started = self.clock.now()
+        self.sink(Paused(self.state.epoch, batch))
         # Wake up now and then so that a stop request also ends a pause.
         while not self.controls.wait_while_paused(0.05):
             if self.controls.stop_requested:
                 break
         if self.controls.stop_requested:
             raise StopNow
-        waited = self.clock() - started
-        with self._lock:
-            self._paused_in_epoch += waited
-        self.sink(Resumed(self._epoch, batch, waited))
+        waited = self.clock.now() - started
+        self.clock.add_pause(waited)
+        self.sink(Resumed(self.state.epoch, batch, waited))
 
     def _apply_learning_rate(self, batch: int) -> None:
-        requested = self.controls.take_learning_rate()
-        if requested is not None:
-            self.base_lr = requested
-            self.sink(LearningRateChanged(requested))
-        if self.lr_schedule == "cosine":
-            # Per batch, over the current target: raising the target mid-run stretches the decay
-            # instead of restarting it.
-            total = max(self.controls.epoch_target * self._steps, 1)
-            done = min((self._epoch - 1) * self._steps + batch, total)
-            scale = 0.5 * (1.0 + math.cos(math.pi * done / total))
-            self.model.optimizer.learning_rate.assign(self.base_lr * max(scale, 0.01))
-        elif requested is not None:
-            self.model.optimizer.learning_rate.assign(requested)
+        # The controller reports a change when it is asked for; here it only takes effect.
+        changed = self.controls.take_learning_rate_change()
+        if self.lr_schedule == "constant" and changed is None:
+            return
+        steps = self.state.steps
+        rate = scheduled_rate(
+            self.lr_schedule,
+            self.controls.learning_rate,
+            (self.state.epoch - 1) * steps + batch,
+            self.controls.epoch_target * steps,
+        )
+        self.model.optimizer.learning_rate.assign(rate)
 
-    def _report_target(self) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        seconds = self.clock.elapsed()
+        if self.state.stop_reason is StopReason.NAN:
+            # First in the callback list: nothing after it records this epoch.
+            raise LossNotFinite
+        self.state.epochs_done = epoch + 1
+        self.state.step = self.state.steps
         target = self.controls.epoch_target
-        if target != self._last_target:
-            self._last_target = target
-            self.sink(TargetChanged(target, target))
+        self.controls.mark_epoch(0, self.state.epochs_done)
+        self._keep_rollback()
+        self.finished_epoch = EpochEnded(
+            epoch=epoch + 1,
+            target=target,
+            loss=float(logs.get("loss", math.nan)),
+            accuracy=_maybe_float(logs.get("accuracy")),
+            val_loss=_maybe_float(logs.get("val_loss")),
+            val_accuracy=_maybe_float(logs.get("val_accuracy")),
+            seconds=seconds,
+            samples_per_sec=self.train_samples / seconds,
+            learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+        )
+        if self.controls.stop_after_epoch_requested:
+            self.state.stop_reason = StopReason.AFTER_EPOCH
+            self.model.stop_training = True
+        elif self.state.epochs_done >= target:
+            self.state.stop_reason = StopReason.FINISHED
+            self.model.stop_training = True
 
-    # --- progress -----------------------------------------------------------------------------
+
+class EpochReport(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    """Last in the callback list: tells the epoch that `ControlCallback` measured, once every
+    callback before it (the run's metrics and checkpoint) has recorded it, so that an epoch a
+    viewer sees is an epoch a resume gets back."""
+
+    def __init__(self, control: ControlCallback, sink: EventSink) -> None:
+        super().__init__()
+        self.control = control
+        self.sink = sink
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        finished, self.control.finished_epoch = self.control.finished_epoch, None
+        if finished is not None:
+            self.sink(finished)
+
+
+class ProgressCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    """Running figures inside an epoch, at most one every `interval` seconds; and NaN.
+
+    NaN is caught here rather than with `TerminateOnNaN`, whose per-batch hook is not
+    `async_safe` and would make every batch wait for its metrics.
+    """
+
+    async_safe = True
+
+    def __init__(
+        self,
+        sink: EventSink,
+        state: RoundState,
+        clock: EpochClock,
+        *,
+        batch_size: int,
+        train_samples: int,
+        interval: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.sink = sink
+        self.state = state
+        self.clock = clock
+        self.batch_size = batch_size
+        self.train_samples = train_samples
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._last_emit = -math.inf
+        self._last_step = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self._epoch = epoch + 1
+            self._last_emit = -math.inf
+            self._last_step = 0
+
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
+        steps = self.state.steps
         # `batch` is the last batch of the group Keras ran; for the epoch's last, shorter group
         # it runs past the end of the epoch.
-        step = min(batch + 1, self._steps) if self._steps else batch + 1
+        step = min(batch + 1, steps) if steps else batch + 1
         loss = float(logs.get("loss", math.nan))
         if not math.isfinite(loss):
-            self.stop_reason = StopReason.NAN
-            self.stop_message = f"loss became {loss} at epoch {self._epoch}, step {step}"
+            self.state.stop_reason = StopReason.NAN
+            self.state.stop_message = f"loss became {loss} at epoch {self._epoch}, step {step}"
             self.model.stop_training = True
             return
-        now = self.clock()
+        now = self.clock.now()
         with self._lock:
-            # Async dispatch may run two batches' hooks out of order: never report backwards.
-            if step <= self._last_step or now - self._last_emit < self.progress_interval:
+            # Async dispatch may run two groups' hooks out of order: never report backwards.
+            if step <= self._last_step or now - self._last_emit < self.interval:
                 return
-            self._last_emit = now
-            self._last_step = step
-            elapsed = max(now - self._epoch_start - self._paused_in_epoch, 1e-9)
-        samples = min(step * self.batch_size, self.train_samples)
-        rate = samples / elapsed
-        left = max(self._steps - step, 0) * self.batch_size
+            self._last_emit, self._last_step = now, step
+        rate = min(step * self.batch_size, self.train_samples) / self.clock.elapsed(now)
+        left = max(steps - step, 0) * self.batch_size
         self.sink(
             BatchProgress(
                 epoch=self._epoch,
                 step=step,
-                steps=self._steps,
+                steps=steps,
                 loss=loss,
-                accuracy=float(logs.get("accuracy", math.nan)),
+                accuracy=_maybe_float(logs.get("accuracy")),
                 samples_per_sec=rate,
-                eta_seconds=left / rate if rate > 0 else math.inf,
+                eta_seconds=left / rate if rate > 0 else None,
             )
         )
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
-        with self._lock:
-            seconds = max(self.clock() - self._epoch_start - self._paused_in_epoch, 1e-9)
-        if self.stop_reason is StopReason.NAN:
-            return
-        self.epochs_done = epoch + 1
-        target = self.controls.epoch_target
-        self.controls.mark_epoch(0, self.epochs_done)
-        self.sink(
-            EpochEnded(
-                epoch=epoch + 1,
-                target=target,
-                loss=float(logs.get("loss", math.nan)),
-                accuracy=float(logs.get("accuracy", math.nan)),
-                val_loss=_maybe_float(logs.get("val_loss")),
-                val_accuracy=_maybe_float(logs.get("val_accuracy")),
-                seconds=seconds,
-                samples_per_sec=self.train_samples / seconds,
-                learning_rate=float(self.model.optimizer.learning_rate.numpy()),
-            )
-        )
-        if self.controls.stop_after_epoch_requested:
-            self.stop_reason = StopReason.AFTER_EPOCH
-            self.model.stop_training = True
-        elif self.epochs_done >= target:
-            self.stop_reason = StopReason.FINISHED
-            self.model.stop_training = True
 
 
 def _maybe_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import logging
+import math
 import os
 import socket
 import zipfile
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from tui.core.datainfo import DataInfo
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,16 @@ class DataError(Exception):
     """Bad or missing MNIST source; str(err) is one sentence a person can act on."""
 
 
+def fingerprint_arrays(*arrays: np.ndarray) -> str:
+    """sha256 over the arrays' shapes, dtypes and bytes, in order."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
+        digest.update(contiguous.tobytes())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True, eq=False)
 class MnistData:
     """MNIST split into train and test, scaled and ready for a Conv2D input layer."""
@@ -57,18 +71,42 @@ class MnistData:
     source: str
     """Where the data came from, for people: a path, or "bundled sample"."""
     kind: str
-    """How it was found: "path", "keras-cache", "download" or "sample"."""
+    """How it was found: "path", "keras-cache", "download", "sample" or "subset"."""
+    fingerprint: str = ""
+    """sha256 of the uint8 source arrays (see `fingerprint_arrays`); computed when empty."""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            # Arrays handed in directly (tests, tools): print what is there.
+            print_ = fingerprint_arrays(self.x_train, self.y_train, self.x_test, self.y_test)
+            object.__setattr__(self, "fingerprint", print_)
 
     @property
     def is_sample(self) -> bool:
         """Whether this is the small bundled sample rather than full MNIST."""
         return self.kind == "sample"
 
+    @property
+    def info(self) -> DataInfo:
+        """What a run records about its data."""
+        return DataInfo(
+            self.kind, self.source, self.fingerprint, len(self.y_train), len(self.y_test)
+        )
+
     def describe(self) -> str:
         """One line naming the source and sizes, e.g. "mnist.npz · 60,000 train / 10,000 test"."""
-        name = Path(self.source).name if self.kind in ("path", "keras-cache") else self.source
-        text = f"{name} · {len(self.y_train):,} train / {len(self.y_test):,} test"
-        return f"{text} (sample)" if self.is_sample else text
+        return self.info.describe()
+
+    def training_split(
+        self, train_size: int, validation_split: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Training and validation arrays: the first `train_size` images (0: all), of which the
+        last `validation_split` part is held out, as Keras's `validation_split` does."""
+        x, y = self.x_train, self.y_train
+        if train_size:
+            x, y = x[:train_size], y[:train_size]
+        split_at = math.ceil(len(x) * (1.0 - validation_split))
+        return x[:split_at], y[:split_at], x[split_at:], y[split_at:]
 
     def subset(self, train: int | None = None, test: int | None = None) -> MnistData:
         """The first `train` training and first `test` test examples (None keeps all).
@@ -78,13 +116,26 @@ class MnistData:
         Raises:
             ValueError: if a size is below 1.
         """
+        if (train is None or train >= len(self.x_train)) and (
+            test is None or test >= len(self.x_test)
+        ):
+            return self
+        print_ = hashlib.sha256(f"{self.fingerprint}:train[:{train}]:test[:{test}]".encode())
         return dataclasses.replace(
             self,
+            kind="subset",
+            # A subset of a subset is still "<name> (subset)", not "(subset) (subset)".
+            source=self.source if self.kind == "subset" else f"{self.describe_source()} (subset)",
+            fingerprint=print_.hexdigest(),
             x_train=_first(self.x_train, train),
             y_train=_first(self.y_train, train),
             x_test=_first(self.x_test, test),
             y_test=_first(self.y_test, test),
         )
+
+    def describe_source(self) -> str:
+        """The source's name: a file name, "bundled sample", "Keras download"."""
+        return Path(self.source).name if self.kind in ("path", "keras-cache") else self.source
 
 
 def _first(array: np.ndarray, count: int | None) -> np.ndarray:
@@ -129,13 +180,19 @@ def _build(splits: dict[str, np.ndarray], origin: str, *, source: str, kind: str
         scaled /= 255.0  # in place: the full train set is ~190 MB as float32
         return scaled[..., np.newaxis]
 
+    y_train = splits["y_train"].astype(np.uint8)
+    y_test = splits["y_test"].astype(np.uint8)
+    # Printed from the uint8 source (a quarter of the float32 bytes): the same file always
+    # gives the same print, whatever it was found as.
+    print_ = fingerprint_arrays(splits["x_train"], y_train, splits["x_test"], y_test)
     return MnistData(
         x_train=scale(splits["x_train"]),
-        y_train=splits["y_train"].astype(np.uint8),
+        y_train=y_train,
         x_test=scale(splits["x_test"]),
-        y_test=splits["y_test"].astype(np.uint8),
+        y_test=y_test,
         source=source,
         kind=kind,
+        fingerprint=print_,
     )
 
 
@@ -181,7 +238,9 @@ def load_npz(path: str | Path) -> MnistData:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path} does not exist or is not a file; pass {_WHAT_TO_PASS}.")
-    return _build(_read_npz(path, str(path)), str(path), source=str(path), kind="path")
+    # Absolute, so that a run resumed from another folder finds the same file.
+    source = str(path.resolve())
+    return _build(_read_npz(path, str(path)), str(path), source=source, kind="path")
 
 
 def _idx_candidates(prefix: str, what: str, ndim: int) -> list[str]:
@@ -251,7 +310,7 @@ def load_idx_dir(path: str | Path) -> MnistData:
     for split, prefix in (("train", "train"), ("test", "t10k")):
         splits[f"x_{split}"] = _read_idx(find(prefix, "images", 3), _IMAGES_MAGIC)
         splits[f"y_{split}"] = _read_idx(find(prefix, "labels", 1), _LABELS_MAGIC)
-    return _build(splits, str(folder), source=str(folder), kind="path")
+    return _build(splits, str(folder), source=str(folder.resolve()), kind="path")
 
 
 def load_path(path: str | Path) -> MnistData:
@@ -361,3 +420,26 @@ def load_mnist(
         if downloaded is not None:
             return downloaded
     return load_sample()
+
+
+def load_recorded(info: DataInfo) -> MnistData:
+    """The data a run recorded, from where it was found then, checked against its fingerprint.
+
+    Raises:
+        DataError: the source is gone, unreadable, or holds other arrays than it did.
+    """
+    if info.kind == "sample":
+        data = load_sample()
+    elif info.kind in ("path", "keras-cache", "download"):
+        source = keras_cache_path() if info.kind == "download" else Path(info.source)
+        if not source.exists():
+            raise DataError(f"{source} is gone")
+        data = load_path(source)
+    else:
+        raise DataError(f"{info.describe()} was handed in by a program and cannot be reloaded")
+    if data.fingerprint != info.fingerprint:
+        raise DataError(
+            f"{data.source} now holds other images or labels (fingerprint "
+            f"{data.fingerprint[:12]}, recorded {info.fingerprint[:12]})"
+        )
+    return data

@@ -1,41 +1,108 @@
-"""Plain dataclasses that a training session emits; the app and the CLI both consume them."""
+"""What the training controller tells its viewers: one typed, immutable event per thing that
+happened. The headless CLI, the app and the engine's socket all carry these same structs.
+
+They are msgspec `Struct`s tagged with their class name, so that the engine can send them as
+JSON and a viewer decode them into the same types, validated (no pickle, no hand-written
+checks). A figure that can be unknown is `None`, never NaN: JSON has no NaN.
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
+
+import msgspec
 
 from tui.core.config import Hyperparams
-
-if TYPE_CHECKING:
-    import numpy as np  # the arrays arrive already made; the app's first frame skips numpy
+from tui.core.datainfo import DataInfo
+from tui.core.devices import DeviceReport
+from tui.core.phase import Phase
 
 
 class StopReason(enum.Enum):
-    """Why a call to `TrainingSession.train` returned."""
+    """Why a training round ended."""
 
     FINISHED = "finished"
     """The epoch target was reached."""
     USER = "stopped by user"
-    """Stop now: training ended within a few batches, the epoch in progress is not counted."""
+    """Stop now: `fit` left within a group of batches and the epoch in progress was rolled
+    back, so the model is the one saved at the last complete epoch."""
     AFTER_EPOCH = "stopped after epoch"
     """Stop after this epoch: the epoch in progress completed first."""
     NAN = "loss became NaN"
-    """The loss became NaN or infinite (Keras's TerminateOnNaN)."""
+    """The loss became NaN or infinite."""
     ERROR = "error"
     """An exception inside training; the message says which."""
     EARLY_STOP = "early stopping"
     """A monitoring callback decided to stop."""
 
 
-@dataclass(frozen=True)
-class TrainingStarted:
+class Event(msgspec.Struct, frozen=True, tag=True):
+    """Base of every event; the tag (the class name) tells them apart on the wire."""
+
+
+class PhaseChanged(Event, frozen=True):
+    """The lifecycle moved on (see `Phase`)."""
+
+    phase: Phase
+
+
+class DataLoaded(Event, frozen=True):
+    """The data that training uses (at start-up, or a run's own data when it is opened)."""
+
+    data: DataInfo
+    notice: str = ""
+    """Something to say about it (it is the bundled sample; the run's data was replaced)."""
+
+
+class BackendLoaded(Event, frozen=True):
+    """TensorFlow is imported and the strategy made; `device` names what training runs on."""
+
+    device: str
+    report: DeviceReport
+
+
+class LoadFailed(Event, frozen=True):
+    """TensorFlow or the data could not be loaded; `reason` is one sentence to act on."""
+
+    what: str
+    """"data" or "TensorFlow"."""
+    reason: str
+
+
+class DevicesReported(Event, frozen=True):
+    """A fresh device report (memory in use changes as training runs)."""
+
+    report: DeviceReport
+
+
+class SettingsApplied(Event, frozen=True):
+    """The hyperparameters in force changed: a round began with them, or a run was opened."""
+
+    hparams: Hyperparams
+    preset: str
+
+
+class RunRecording(Event, frozen=True):
+    """Training records into this run directory."""
+
+    path: str
+
+
+class Notice(Event, frozen=True):
+    """A line for the log; warnings and errors are also shown as a notification."""
+
+    text: str
+    level: str = "info"
+    """"info", "warning" or "error"."""
+    title: str = ""
+
+
+class TrainingStarted(Event, frozen=True):
     """`fit` is about to run its first batch."""
 
     first_epoch: int
-    """1-based number of the first epoch this call runs."""
+    """1-based number of the first epoch this round runs."""
     target: int
     """Epoch target at the start (it can move while training)."""
     steps_per_epoch: int
@@ -47,8 +114,7 @@ class TrainingStarted:
     hparams: Hyperparams
 
 
-@dataclass(frozen=True)
-class BatchProgress:
+class BatchProgress(Event, frozen=True):
     """Running figures inside an epoch; throttled to a few per second."""
 
     epoch: int
@@ -58,38 +124,36 @@ class BatchProgress:
     steps: int
     loss: float
     """Running mean loss over the epoch so far."""
-    accuracy: float
-    """Running mean accuracy over the epoch so far."""
+    accuracy: float | None
+    """Running mean accuracy over the epoch so far (None for a model without the metric)."""
     samples_per_sec: float
-    eta_seconds: float
-    """Estimated seconds left in this epoch."""
+    eta_seconds: float | None
+    """Estimated seconds left in this epoch; None when unknown."""
 
 
-@dataclass(frozen=True)
-class EpochEnded:
+class EpochEnded(Event, frozen=True):
     """One epoch finished, with its metrics (validation included when there is a split)."""
 
     epoch: int
     target: int
     loss: float
-    accuracy: float
+    accuracy: float | None
     val_loss: float | None
     val_accuracy: float | None
-    seconds: float
-    samples_per_sec: float
-    learning_rate: float
+    seconds: float | None
+    """Training time of the epoch, pauses excluded; None when a record lacks it."""
+    samples_per_sec: float | None
+    learning_rate: float | None
 
 
-@dataclass(frozen=True)
-class Paused:
-    """Training waits between two batches until resumed or stopped."""
+class Paused(Event, frozen=True):
+    """Training waits between two groups of batches until resumed or stopped."""
 
     epoch: int
     step: int
 
 
-@dataclass(frozen=True)
-class Resumed:
+class Resumed(Event, frozen=True):
     """Training goes on after a pause."""
 
     epoch: int
@@ -97,77 +161,106 @@ class Resumed:
     paused_seconds: float
 
 
-@dataclass(frozen=True)
-class TargetChanged:
+class TargetChanged(Event, frozen=True):
     """The epoch target moved (possibly clamped to the epoch in progress)."""
 
     target: int
     requested: int
 
 
-@dataclass(frozen=True)
-class LearningRateChanged:
-    """The optimizer's learning rate was changed while training."""
+class LearningRateChanged(Event, frozen=True):
+    """The learning rate a schedule starts from was changed while training."""
 
     learning_rate: float
 
 
-@dataclass(frozen=True)
-class TrainingStopped:
-    """`fit` returned; `epochs_done` counts completed epochs over the whole session."""
+class StopRequested(Event, frozen=True):
+    """A stop was asked for: now (within a group of batches) or when this epoch ends."""
+
+    after_epoch: bool
+
+
+class TrainingStopped(Event, frozen=True):
+    """`fit` returned; `epochs_done` counts completed epochs over the model's whole life."""
 
     reason: StopReason
     epochs_done: int
     message: str = ""
+    epoch: int = 0
+    """The epoch that was in progress when a stop-now landed (0: none)."""
+    step: int = 0
+    """Steps of that epoch done when it landed."""
 
 
-@dataclass(frozen=True)
-class Evaluated:
-    """Test-set evaluation."""
+class Evaluated(Event, frozen=True):
+    """Test-set loss and accuracy of the model saved at `epochs_done`."""
 
     loss: float
     accuracy: float
     samples: int
+    epochs_done: int
 
 
-@dataclass(frozen=True)
-class Predicted:
-    """Class probabilities for the whole test set."""
+class PredictionsReady(Event, frozen=True):
+    """The current model has predicted the whole test set; viewers fetch the arrays."""
 
-    probabilities: np.ndarray = field(repr=False)
-    """(n, 10) float32."""
-    labels: np.ndarray = field(repr=False)
-    """(n,) true labels."""
-
-    @property
-    def predicted(self) -> np.ndarray:
-        predicted: np.ndarray = self.probabilities.argmax(axis=1).astype("uint8")
-        return predicted
-
-    @property
-    def accuracy(self) -> float:
-        return float((self.predicted == self.labels).mean()) if len(self.labels) else 0.0
+    samples: int
+    accuracy: float
+    version: int
+    """Grows with each new set of predictions, so a viewer knows when its copy is stale."""
 
 
-def error_line(err: BaseException, limit: int = 300) -> str:
-    """`Type: first line of the message`, short enough for a log line or a stop message."""
-    lines = str(err).strip().splitlines()
-    text = lines[0][:limit] if lines else ""
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+class RunOpened(Event, frozen=True):
+    """A run directory was reopened: its history and (if it has one) its model."""
+
+    path: str
+    preset: str
+    hparams: Hyperparams
+    epochs_done: int
+    history: tuple[EpochEnded, ...]
+    has_model: bool
+
+
+class ModelOpened(Event, frozen=True):
+    """A saved model was opened to browse and draw with (not trained here)."""
+
+    path: str
+    params: int
+    notes: tuple[str, ...] = ()
+    """How the model is fed or read (a flattened input, raw scores put through softmax)."""
+
+
+class ModelSaved(Event, frozen=True):
+    path: str
+
+
+class ModelReset(Event, frozen=True):
+    """The model was discarded; the next round builds a fresh one."""
 
 
 TrainingEvent: TypeAlias = (
-    TrainingStarted
+    PhaseChanged
+    | DataLoaded
+    | BackendLoaded
+    | LoadFailed
+    | DevicesReported
+    | SettingsApplied
+    | RunRecording
+    | Notice
+    | TrainingStarted
     | BatchProgress
     | EpochEnded
     | Paused
     | Resumed
     | TargetChanged
     | LearningRateChanged
+    | StopRequested
     | TrainingStopped
     | Evaluated
-    | Predicted
+    | PredictionsReady
+    | RunOpened
+    | ModelOpened
+    | ModelSaved
+    | ModelReset
 )
-
-EventSink: TypeAlias = Callable[[TrainingEvent], None]
-"""Receives events on the training thread; must be quick and must not raise."""
+"""Everything a controller publishes, as one tagged union."""

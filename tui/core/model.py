@@ -5,14 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from tui.core.config import Hyperparams
+from tui.core.distribute import STEPS_PER_EXECUTION
 from tui.core.runtime import import_keras
 
 NUM_CLASSES = 10
-STEPS_PER_EXECUTION = 8
-"""Batches per call into TensorFlow. Each call returns to Python for the callbacks (progress,
-pause, stop, learning rate), so 8 cuts that overhead eightfold: 16-20% faster on this 2-core CPU
-(tests/benchmarks/bench_throughput.py), more on a GPU, where a small model waits on Python. The
-controls then act between groups of 8 batches, a fraction of a second."""
 
 
 def build_model(

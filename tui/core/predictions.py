@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
-
-from tui.core.events import Predicted
 
 NUM_CLASSES = 10
 
@@ -16,12 +13,28 @@ _LOSS_FLOOR = 1e-7
 """Probabilities are clipped here before the log, as Keras's cross-entropy does."""
 
 
-def predict_test_set(
-    model: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 1024
-) -> Predicted:
-    """`model`'s class probabilities for every test image, as float32."""
-    probabilities = model.predict(images, batch_size=batch_size, verbose=0)
-    return Predicted(np.asarray(probabilities, dtype=np.float32), labels)
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """Class probabilities for a whole test set, beside its true labels."""
+
+    probabilities: np.ndarray = field(repr=False)
+    """(n, 10) float32, each row summing to 1."""
+    labels: np.ndarray = field(repr=False)
+    """(n,) true labels."""
+
+    @property
+    def predicted(self) -> np.ndarray:
+        predicted: np.ndarray = self.probabilities.argmax(axis=1).astype("uint8")
+        return predicted
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predicted == self.labels).mean()) if len(self.labels) else 0.0
+
+    @property
+    def loss(self) -> float:
+        """Mean cross-entropy against the true labels (the loss Keras reports for `evaluate`)."""
+        return float(losses(self.probabilities, self.labels).mean()) if len(self.labels) else 0.0
 
 
 class PredictionSort(enum.Enum):
@@ -123,7 +136,7 @@ def losses(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def select(
-    predictions: Predicted,
+    predictions: Predictions,
     filter: PredictionFilter | None = None,
     sort: PredictionSort = PredictionSort.INDEX,
 ) -> np.ndarray:

@@ -1,88 +1,94 @@
-"""TrainingSession: owns the model and runs `fit` in the caller's thread, emitting events."""
+"""TrainingSession: one model and the data it trains on; `train()` runs `fit` in the caller's
+thread, steered by `TrainingControls` and reporting through an event sink."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from tui.core.callback import MAX_EPOCHS, SessionCallback, StopNow, TrainingControls
+from tui.core.adapter import ModelAdapter
+from tui.core.callback import (
+    MAX_EPOCHS,
+    ControlCallback,
+    EpochClock,
+    EpochReport,
+    EventSink,
+    LossNotFinite,
+    ProgressCallback,
+    RoundState,
+    StopNow,
+)
 from tui.core.config import Hyperparams
+from tui.core.controls import TrainingControls
 from tui.core.data import MnistData
 from tui.core.distribute import steps_per_execution, training_device
-from tui.core.events import (
-    EpochEnded,
-    Evaluated,
-    EventSink,
-    Predicted,
-    StopReason,
-    TrainingEvent,
-    TrainingStarted,
-    TrainingStopped,
-    error_line,
-)
+from tui.core.events import StopReason, TrainingStarted
 from tui.core.model import build_model, set_steps_per_execution
-from tui.core.predictions import predict_test_set
+from tui.core.predictions import Predictions
 from tui.core.runtime import import_keras
+from tui.errors import error_line
 
 keras = import_keras()
 
+EVAL_BATCH = 1024
+"""Batch size of every test-set pass."""
 
-def discard_events(event: TrainingEvent) -> None:
-    """The default sink."""
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """How one call to `TrainingSession.train` ended."""
+
+    reason: StopReason
+    message: str = ""
+    epoch: int = 0
+    """For a stop-now: the epoch that was in progress (and rolled back)."""
+    step: int = 0
+    """For a stop-now: the steps of that epoch that had run."""
 
 
 class TrainingSession:
-    """One model and its training history, steered through `controls` from any thread.
+    """One model, the data it trains on and how many epochs it has trained.
 
-    `train()` blocks the calling thread until the epoch target is reached or training stops;
-    call it again to continue (epoch numbers and optimizer state carry on).
+    `train()` blocks the calling thread until the epoch target in `controls` is reached or
+    training stops; call it again to continue (epoch numbers and optimizer state carry on).
     """
 
     def __init__(
         self,
         hparams: Hyperparams,
         data: MnistData,
-        sink: EventSink = discard_events,
+        controls: TrainingControls,
         *,
-        callbacks: Sequence[Any] = (),
-        progress_interval: float = 0.1,
         model: Any = None,
         epochs_done: int = 0,
         strategy: Any = None,
+        progress_interval: float = 0.1,
     ) -> None:
         """
         Args:
-            hparams: validated hyperparameters; `epochs` is the initial target.
+            hparams: validated hyperparameters (the epoch target lives in `controls`).
             data: the dataset; `hparams.train_size` slices its training part.
-            sink: receives every event, on the training thread.
-            callbacks: extra Keras callbacks (checkpoints, CSV logging, ...).
-            progress_interval: minimum seconds between two `BatchProgress` events.
+            controls: stop, pause, target and learning rate, set from any thread.
             model: an already built (and compiled) model to continue training.
             epochs_done: epochs that model has already trained.
             strategy: a `tf.distribute.Strategy` (see `tui.core.distribute`) to build the model
                 under, or None for one device. `hparams.batch_size` stays the global batch:
                 Keras splits each batch across the replicas. A `model` passed in must have
                 been built or loaded under this strategy's scope.
+            progress_interval: minimum seconds between two `BatchProgress` events.
         """
         self.hparams = hparams
         self.data = data
-        self.sink = sink
-        self.extra_callbacks = list(callbacks)
-        self.progress_interval = progress_interval
-        self.controls = TrainingControls(max(hparams.epochs, epochs_done))
+        self.controls = controls
         self.model: Any = model
         self.epochs_done = epochs_done
-        self.history: list[EpochEnded] = []
-        """Every epoch this session has trained, across `train()` calls."""
-        self.last_evaluation: Evaluated | None = None
-        self.last_prediction: Predicted | None = None
-        self.learning_rate = hparams.learning_rate
-        """The user's learning rate (live changes included); a schedule decays from it."""
         self.strategy: Any = strategy
+        self.progress_interval = progress_interval
+        self.clock = EpochClock()
+        """The epoch timer shared by progress, the epoch events and the run's records."""
         self._device: str | None = None
 
     # --- set-up -------------------------------------------------------------------------------
@@ -103,27 +109,20 @@ class TrainingSession:
             self._device = training_device(self.strategy)
         return self._device
 
-    def split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Training and validation arrays: the first `train_size` images, the last part held out."""
-        x, y = self.data.x_train, self.data.y_train
-        if self.hparams.train_size:
-            x, y = x[: self.hparams.train_size], y[: self.hparams.train_size]
-        # Same rule as Keras's validation_split, done here so that the sizes are known up front.
-        split_at = math.ceil(len(x) * (1.0 - self.hparams.validation_split))
-        return x[:split_at], y[:split_at], x[split_at:], y[split_at:]
+    def split(self) -> tuple[Any, Any, Any, Any]:
+        """Training and validation arrays (see `MnistData.training_split`)."""
+        return self.data.training_split(self.hparams.train_size, self.hparams.validation_split)
 
     # --- training -----------------------------------------------------------------------------
-    def _emit(self, event: TrainingEvent) -> None:
-        if isinstance(event, EpochEnded):
-            self.history.append(event)
-        self.sink(event)
+    def train(self, sink: EventSink, callbacks: Sequence[Any] = ()) -> RoundOutcome:
+        """Train up to `controls.epoch_target`, from `epochs_done`.
 
-    def train(self) -> StopReason:
-        """Train up to `controls.epoch_target`, from `epochs_done`; returns why it stopped."""
-        self.controls.begin_run(self.epochs_done)
+        Args:
+            sink: receives `TrainingStarted`, progress, epochs, pauses and changes.
+            callbacks: more Keras callbacks after the session's own (the run's records).
+        """
         if self.controls.epoch_target <= self.epochs_done:
-            self._emit(TrainingStopped(StopReason.FINISHED, self.epochs_done, "target reached"))
-            return StopReason.FINISHED
+            return RoundOutcome(StopReason.FINISHED, "target reached")
         try:
             model = self.ensure_model()
             x, y, x_val, y_val = self.split()
@@ -132,21 +131,30 @@ class TrainingSession:
             batch_size = self.hparams.batch_size
             steps = math.ceil(len(x) / batch_size)
         except Exception as err:  # a model that cannot be built is reported like any failure
-            return self._stopped(StopReason.ERROR, error_line(err))
+            return RoundOutcome(StopReason.ERROR, error_line(err))
+        if self.controls.stop_requested:
+            return RoundOutcome(StopReason.USER, "stopped before the first batch")
 
-        callback = SessionCallback(
+        state = RoundState(self.epochs_done, steps)
+        control = ControlCallback(
             self.controls,
-            self._emit,
+            sink,
+            state,
+            self.clock,
+            train_samples=len(x),
+            lr_schedule=self.hparams.lr_schedule,
+        )
+        progress = ProgressCallback(
+            sink,
+            state,
+            self.clock,
             batch_size=batch_size,
             train_samples=len(x),
-            learning_rate=self.learning_rate,
-            lr_schedule=self.hparams.lr_schedule,
-            progress_interval=self.progress_interval,
+            interval=self.progress_interval,
         )
-        callback.epochs_done = self.epochs_done
         # Our own CallbackList so that a stop-now exception can still shut its thread pool down.
-        callbacks = keras.callbacks.CallbackList(
-            [callback, *self.extra_callbacks],
+        callback_list = keras.callbacks.CallbackList(
+            [control, progress, *callbacks, EpochReport(control, sink)],
             add_history=True,
             add_progbar=False,
             verbose=0,
@@ -154,7 +162,7 @@ class TrainingSession:
             steps=steps,
             model=model,
         )
-        self._emit(
+        sink(
             TrainingStarted(
                 first_epoch=self.epochs_done + 1,
                 target=self.controls.epoch_target,
@@ -166,58 +174,61 @@ class TrainingSession:
                 hparams=self.hparams,
             )
         )
-        reason: StopReason
-        message = ""
+        outcome = self._fit(model, control, callback_list, state, (x, y, x_val, y_val))
+        self.epochs_done = state.epochs_done
+        self.controls.mark_epoch(0, self.epochs_done)
+        return outcome
+
+    def _fit(
+        self,
+        model: Any,
+        control: ControlCallback,
+        callback_list: Any,
+        state: RoundState,
+        arrays: tuple[Any, Any, Any, Any],
+    ) -> RoundOutcome:
+        x, y, x_val, y_val = arrays
         try:
             model.fit(
                 x,
                 y,
-                batch_size=batch_size,
+                batch_size=self.hparams.batch_size,
                 epochs=MAX_EPOCHS,
                 initial_epoch=self.epochs_done,
                 validation_data=(x_val, y_val) if len(x_val) else None,
                 shuffle=True,
                 verbose=0,
-                callbacks=callbacks,
+                callbacks=callback_list,
             )
-            if callback.stop_reason is None:
-                reason = StopReason.EARLY_STOP
-            else:
-                reason, message = callback.stop_reason, callback.stop_message
         except StopNow:
-            reason = StopReason.USER
-            message = "stopped within a few batches; the epoch in progress is not counted"
+            control.roll_back()
+            return RoundOutcome(
+                StopReason.USER,
+                f"the epoch in progress is not counted: the model is the one after epoch "
+                f"{state.epochs_done}",
+                epoch=state.epoch,
+                step=state.step,
+            )
+        except LossNotFinite:
+            control.roll_back()
+            return RoundOutcome(
+                StopReason.NAN,
+                f"{state.stop_message}; the model is back at epoch {state.epochs_done}",
+            )
         except Exception as err:
-            reason, message = StopReason.ERROR, error_line(err)
+            with contextlib.suppress(Exception):
+                control.roll_back()
+            return RoundOutcome(StopReason.ERROR, error_line(err))
         finally:
-            executor = getattr(callbacks, "_executor", None)
+            executor = getattr(callback_list, "_executor", None)
             if executor is not None:
                 executor.shutdown(wait=True)
-        self.epochs_done = callback.epochs_done
-        self.learning_rate = callback.base_lr
-        self.controls.mark_epoch(0, self.epochs_done)
-        return self._stopped(reason, message)
-
-    def _stopped(self, reason: StopReason, message: str) -> StopReason:
-        self._emit(TrainingStopped(reason, self.epochs_done, message))
-        return reason
+        if state.stop_reason is None:
+            return RoundOutcome(StopReason.EARLY_STOP)
+        return RoundOutcome(state.stop_reason, state.stop_message)
 
     # --- results ------------------------------------------------------------------------------
-    def evaluate(self, batch_size: int = 1024) -> Evaluated:
-        """Test-set loss and accuracy of the current model."""
-        model = self.ensure_model()
-        loss, accuracy = model.evaluate(
-            self.data.x_test, self.data.y_test, batch_size=batch_size, verbose=0
-        )
-        result = Evaluated(float(loss), float(accuracy), len(self.data.y_test))
-        self.last_evaluation = result
-        self._emit(result)
-        return result
-
-    def predict(self, batch_size: int = 1024) -> Predicted:
+    def predict(self, batch_size: int = EVAL_BATCH) -> Predictions:
         """Class probabilities for the whole test set."""
-        model = self.ensure_model()
-        result = predict_test_set(model, self.data.x_test, self.data.y_test, batch_size)
-        self.last_prediction = result
-        self._emit(result)
-        return result
+        adapter = ModelAdapter.for_model(self.ensure_model())
+        return adapter.predict(self.data.x_test, self.data.y_test, batch_size)[0]

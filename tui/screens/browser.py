@@ -12,11 +12,11 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 from textual.validation import Number
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
-from tui.core.events import Predicted
-from tui.core.predictions import PredictionFilter, PredictionSort, confidence, select
+from tui.core.predictions import PredictionFilter, Predictions, PredictionSort, confidence, select
 from tui.widgets.digit import DigitDetail, DigitGrid
+from tui.widgets.footer import FittingFooter
 
 NO_MODEL = "No model yet: press t to train, or start with --model PATH."
 """Shown by the prediction screens when there is nothing to show."""
@@ -77,7 +77,7 @@ class PredictionBrowser(Screen[None]):
 
     DEFAULT_CSS = """
     PredictionBrowser {
-        & #browser-header { height: 1; padding: 0 1; background: $panel; }
+        & #browser-header { height: auto; padding: 0 1; background: $panel; }
         & #browser-body { height: 1fr; }
         & #browser-empty { width: 1fr; height: 1fr; content-align: center middle; }
         & DigitDetail { border-left: vkey $panel-lighten-2; }
@@ -104,7 +104,7 @@ class PredictionBrowser(Screen[None]):
 
     def __init__(
         self,
-        predictions: Predicted | None,
+        predictions: Predictions | None,
         images: np.ndarray | None,
         *,
         filter: PredictionFilter | None = None,
@@ -149,7 +149,7 @@ class PredictionBrowser(Screen[None]):
                     id="browser-grid",
                 )
                 yield DigitDetail()
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         if self.predictions is None:

@@ -14,26 +14,30 @@ from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.coordinate import Coordinate
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
-from tui.core.events import Predicted
 from tui.core.predictions import (
     NUM_CLASSES,
     PredictionFilter,
+    Predictions,
     accuracy,
     confusion_matrix,
     precision_recall,
 )
 from tui.format import format_percent
 from tui.screens.browser import NO_MODEL, PredictionBrowser
+from tui.widgets.footer import FittingFooter
 
-CELL_WIDTH = 6
-"""Room for a bracketed count of up to 999 and a space; cells have no padding so 80 columns fit."""
+CELL_WIDTH = 7
+"""Room for a bracketed count of up to 9,999 (a class of the full test set has 1,135) and a space
+before it, so that neighbouring counts and tints stay apart; with one-character row labels and no
+padding, the ten columns and recall fit 80 columns exactly."""
+RECALL_WIDTH = 7
 
 
-def _right(text: str) -> str:
+def _right(text: str, width: int = CELL_WIDTH) -> str:
     """Right-aligned in a cell, leaving a space on the left so neighbouring tints stay apart."""
-    return text.rjust(CELL_WIDTH)
+    return text.rjust(width)
 
 
 class ConfusionScreen(Screen[None]):
@@ -47,8 +51,12 @@ class ConfusionScreen(Screen[None]):
 
     DEFAULT_CSS = """
     ConfusionScreen {
-        & #confusion-header { height: 1; padding: 0 1; background: $panel; }
-        & #confusion-table { height: auto; max-height: 1fr; margin: 1 1 0 1; width: auto; }
+        & #confusion-header { height: auto; padding: 0 1; background: $panel; }
+        & #confusion-table {
+            height: auto; max-height: 1fr; margin: 1 0 0 0; width: auto; max-width: 100%;
+        }
+        /* The cursor in reverse video: visible on every tint, and without colour (NO_COLOR). */
+        & #confusion-table > .datatable--cursor { text-style: reverse bold; }
         & #confusion-help { height: auto; padding: 1 1 0 1; color: $text-muted; }
         & #confusion-empty { width: 1fr; height: 1fr; content-align: center middle; }
     }
@@ -56,7 +64,7 @@ class ConfusionScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
-    def __init__(self, predictions: Predicted | None, images: np.ndarray | None) -> None:
+    def __init__(self, predictions: Predictions | None, images: np.ndarray | None) -> None:
         """
         Args:
             predictions: test-set probabilities and labels, or None before there is a model.
@@ -78,13 +86,13 @@ class ConfusionScreen(Screen[None]):
         else:
             yield DataTable(id="confusion-table", cursor_type="cell", cell_padding=0)
             yield Static(
-                "Rows: true class · columns: predicted class · [n] = correct.\n"
+                "Rows: true class (P: precision) · columns: predicted class · [n] = correct.\n"
                 "Enter opens the digits in a cell "
                 "(recall: a whole true class; precision: a predicted one).",
                 id="confusion-help",
                 markup=False,
             )
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         header = self.query_one("#confusion-header", Static)
@@ -118,7 +126,7 @@ class ConfusionScreen(Screen[None]):
 
         for predicted in range(NUM_CLASSES):
             table.add_column(_right(str(predicted)), key=str(predicted), width=CELL_WIDTH)
-        table.add_column(" recall", key="recall", width=CELL_WIDTH + 1)
+        table.add_column(_right("recall", RECALL_WIDTH), key="recall", width=RECALL_WIDTH)
 
         def cell(text: str, tint: Color | None, amount: float) -> Text:
             if tint is None or amount <= 0:
@@ -139,13 +147,13 @@ class ConfusionScreen(Screen[None]):
                 else:
                     # Square root so that a handful of mistakes is still visible beside the worst.
                     cells.append(cell(f"{count}", bad, 0.85 * math.sqrt(count / worst)))
-            cells.append(Text(" " + _right(format_percent(float(recall[true]), 0))))
-            table.add_row(*cells, key=str(true), label=Text(f"true {true}", style="bold"))
+            cells.append(Text(_right(format_percent(float(recall[true]), 0), RECALL_WIDTH)))
+            table.add_row(*cells, key=str(true), label=Text(str(true), style="bold"))
         table.add_row(
             *(Text(_right(format_percent(float(p), 0))) for p in precision),
-            Text(" " + _right(f"{accuracy(self.matrix):.0%}"), style="bold"),
+            Text(_right(f"{accuracy(self.matrix):.0%}", RECALL_WIDTH), style="bold"),
             key="precision",
-            label=Text("precision", style="bold"),
+            label=Text("P", style="bold"),
         )
 
     def filter_at(self, coordinate: Coordinate) -> PredictionFilter:

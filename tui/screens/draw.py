@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from tui.core.preprocess import preprocess_drawing
@@ -24,6 +24,7 @@ from tui.core.render import render_digit
 from tui.screens.browser import NO_MODEL
 from tui.widgets.canvas import Canvas
 from tui.widgets.digit import ProbabilityBars
+from tui.widgets.footer import FittingFooter
 
 PredictFn: TypeAlias = Callable[[np.ndarray], np.ndarray]
 """Maps (k, 28, 28, 1) float32 images in [0, 1] to (k, 10) class probabilities."""
@@ -90,7 +91,7 @@ class DrawScreen(Screen[None]):
                 yield Static(id="draw-verdict")
                 yield ProbabilityBars(id="draw-bars")
                 yield Static(id="draw-seen")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         canvas = self.query_one(Canvas)

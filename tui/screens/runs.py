@@ -16,16 +16,16 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from tui.core.events import EpochEnded
 from tui.format import format_percent
 from tui.widgets.compare import ComparePlot, RunCurve
+from tui.widgets.footer import FittingFooter
 
 if TYPE_CHECKING:
-    # tui.core.runs imports Keras (seconds): at run time only the loading worker imports it.
-    from tui.core.runs import RunSummary
+    from tui.core.runs.catalog import RunSummary
 
 MARK = "●"
 """Shown beside a run marked for comparison."""
@@ -42,6 +42,26 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("note", "note"),
 )
 """(key, label) of the table's columns, left to right."""
+
+
+def best_cell(summary: RunSummary) -> Text:
+    """The best validation accuracy; for a run without a validation set, its best training
+    accuracy, said to be that (never passed off as validation)."""
+    if summary.best_val_accuracy is not None or summary.best_accuracy is None:
+        return Text(format_percent(summary.best_val_accuracy), justify="right")
+    return Text.assemble(
+        format_percent(summary.best_accuracy), (" train", "dim italic"), justify="right"
+    )
+
+
+def test_cell(summary: RunSummary, mixed: bool) -> Text:
+    """The test accuracy, with the size of its test set when the listed runs differ in it."""
+    text = Text(format_percent(summary.test_accuracy), justify="right")
+    if mixed and summary.test_accuracy is not None and summary.test_samples is not None:
+        count = summary.test_samples
+        size = f"{count // 1000}k" if count >= 1000 and count % 1000 == 0 else f"{count:,}"
+        text.append(f" of {size}", "dim")
+    return text
 
 
 def format_duration(seconds: float) -> str:
@@ -96,7 +116,7 @@ class RunsScreen(Screen[Path | None]):
 
     Contract: the screen dismisses with the path of the run opened with Enter (or a click on
     the highlighted row), or with None on Escape. Opening does not check that the run can be
-    resumed: the caller resumes it with `tui.core.runs.resume(path)` and reports `RunError`.
+    resumed: the caller resumes it with `tui.core.runs.resume.resume(path)` and reports `RunError`.
     Space marks runs; `c` overlays the accuracy curves of the marked runs; `r` lists again.
     """
 
@@ -157,7 +177,7 @@ class RunsScreen(Screen[Path | None]):
         yield Static(id="runs-header", markup=False)
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-detail", markup=False)
-        yield Footer()
+        yield FittingFooter()
 
     @property
     def table(self) -> DataTable[str | Text]:
@@ -173,15 +193,15 @@ class RunsScreen(Screen[Path | None]):
     # --- loading ------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs")
     def _load(self) -> None:
-        from tui.core import runs
+        from tui.core.runs import catalog, layout
 
-        root = runs.runs_root(self.root)
-        summaries = tuple(runs.list_runs(root))
+        root = layout.runs_root(self.root)
+        summaries = tuple(catalog.list_runs(root))
         histories: dict[Path, list[EpochEnded]] = {}
         for summary in summaries:
             # A run whose metrics cannot be read keeps its note in the list; it cannot be compared.
-            with contextlib.suppress(runs.RunError):
-                histories[summary.path] = runs.load_history(summary.path)
+            with contextlib.suppress(layout.RunError):
+                histories[summary.path] = layout.RunDirectory.open(summary.path).load_history()
         self.post_message(self.RunsListed(root, summaries, histories))
 
     @on(RunsListed)
@@ -216,6 +236,8 @@ class RunsScreen(Screen[Path | None]):
         kept = str(old[row].path) if old and 0 <= row < len(old) else None
         table.clear()
         warning = f"bold {self.app.get_css_variables().get('text-warning', 'yellow')}"
+        # Accuracies measured on test sets of different sizes are not put side by side bare.
+        mixed = len({s.test_samples for s in new if s.test_accuracy is not None}) > 1
         for summary in new:
             started = "?" if summary.started is None else f"{summary.started:%Y-%m-%d %H:%M}"
             table.add_row(
@@ -223,8 +245,8 @@ class RunsScreen(Screen[Path | None]):
                 started,
                 summary.preset,
                 Text(str(summary.epochs_done), justify="right"),
-                Text(format_percent(summary.best_val_accuracy), justify="right"),
-                Text(format_percent(summary.test_accuracy), justify="right"),
+                best_cell(summary),
+                test_cell(summary, mixed),
                 Text(format_duration(summary.duration_seconds), justify="right"),
                 Text(f"{WARNING} {summary.problem}", style=warning) if summary.problem else "",
                 key=str(summary.path),

@@ -70,6 +70,8 @@ class SaveModelScreen(ModalScreen[str | None]):
             border: round $accent; background: $surface; padding: 0 1;
         }
         & Input { width: 1fr; }
+        /* Full width, so that a long message or path wraps instead of being cut. */
+        & Label { width: 100%; }
         & #save-model-target { color: $text-muted; }
         & #save-model-error { height: auto; color: $text-error; }
         & #save-model-error.-warning { color: $text-warning; }

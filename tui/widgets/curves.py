@@ -48,7 +48,7 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
         super().__init__(id=id)
         self.epochs: list[EpochEnded] = []
         """Completed epochs, in order."""
-        self.running: list[tuple[float, float, float]] = []
+        self.running: list[tuple[float, float | None, float]] = []
         """(fractional epoch, running accuracy, running loss) inside the epoch in progress."""
         self._dirty = False
 
@@ -120,7 +120,7 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
             # A short plot keeps its rows for data rather than an axis caption.
             plt.xlabel("epoch")
         train_x = [float(e.epoch) for e in self.epochs]
-        train_y = [e.loss if loss else e.accuracy for e in self.epochs]
+        train_y: list[float | None] = [e.loss if loss else e.accuracy for e in self.epochs]
         # The running figure continues the train curve, so it moves during the very first epoch.
         train_x += [x for x, _, _ in self.running]
         train_y += [r_loss if loss else acc for _, acc, r_loss in self.running]
@@ -129,7 +129,11 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
             value = e.val_loss if loss else e.val_accuracy
             if value is not None and math.isfinite(value):
                 val.append((float(e.epoch), value))
-        points = [(x, y) for x, y in zip(train_x, train_y, strict=True) if math.isfinite(y)]
+        points = [
+            (x, y)
+            for x, y in zip(train_x, train_y, strict=True)
+            if y is not None and math.isfinite(y)
+        ]
         if points:
             # Distinct markers as well as colours, so the legend still reads under NO_COLOR.
             plt.plot(*zip(*points, strict=True), marker="braille", color=TRAIN_COLOR)

@@ -318,15 +318,26 @@ class DigitDetail(Vertical):
         width: 32;
         height: 1fr;
         padding: 0 1;
-        & > #detail-digit { width: 28; height: 14; }
+        & > #detail-digit { width: 28; height: auto; }
         & > #detail-caption { height: auto; margin: 1 0; }
     }
     """
+
+    FULL_HEIGHT = 14 + 3 + 4
+    """Rows the full-size digit needs with its caption and bars; below it, the digit is halved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: tuple[int | None, np.ndarray | None, int, np.ndarray | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-digit")
         yield Static(id="detail-caption")
         yield ProbabilityBars(top=3, id="detail-bars")
+
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self.show(*self._shown)
 
     def show(
         self,
@@ -336,6 +347,7 @@ class DigitDetail(Vertical):
         probabilities: np.ndarray | None,
     ) -> None:
         """Show test digit `index`, or an empty pane when `index` is None."""
+        self._shown = (index, image, label, probabilities)
         digit = self.query_one("#detail-digit", Static)
         caption = self.query_one("#detail-caption", Static)
         bars = self.query_one(ProbabilityBars)
@@ -345,7 +357,8 @@ class DigitDetail(Vertical):
             bars.probabilities = None
             return
         predicted = int(np.argmax(probabilities))
-        digit.update(Content.from_rich_text(render_digit(image)))
+        compact = 0 < self.size.height < self.FULL_HEIGHT
+        digit.update(Content.from_rich_text(render_digit(image, compact=compact)))
         style = "$success" if predicted == label else "$error bold"
         caption.update(
             Content.assemble(

@@ -153,6 +153,8 @@ class HyperparamsPanel(VerticalScroll):
         panel: HyperparamsPanel
         name: str
         value: Any
+        submitted: bool = False
+        """Confirmed with Enter (rather than by leaving the field)."""
 
     mode: reactive[str] = reactive("free")
     """"free" (no model yet), "training" (only live fields) or "model" (architecture locked)."""
@@ -270,6 +272,12 @@ class HyperparamsPanel(VerticalScroll):
                 found = (name, error)
         return found
 
+    @property
+    def preset_name(self) -> str | None:
+        """The preset picked, or None when the fields are custom."""
+        value = self.query_one("#hp-preset", Select).value
+        return None if value is Select.NULL else str(value)
+
     def hyperparams(self) -> Hyperparams:
         """The panel's values as Hyperparams.
 
@@ -371,7 +379,9 @@ class HyperparamsPanel(VerticalScroll):
         if name not in LIVE_FIELDS:
             return
         if self.check(name, event.value) is None:
-            self.post_message(self.LiveValueSubmitted(self, name, parse_field(name, event.value)))
+            value = parse_field(name, event.value)
+            submitted = isinstance(event, Input.Submitted)
+            self.post_message(self.LiveValueSubmitted(self, name, value, submitted))
 
     def watch_mode(self, mode: str) -> None:
         if not self.is_mounted:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import math
-
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar
 
-from tui.core.events import BatchProgress
-
-
-def format_eta(seconds: float) -> str:
-    """`1:05` or `0:09`; `-` when unknown."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "-"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+from tui.core.events import BatchProgress, StopReason
+from tui.core.phase import FITTING, Phase
+from tui.core.snapshot import Snapshot
+from tui.format import format_eta, format_percent
 
 
 class EpochProgress(Vertical):
-    """Where the epoch in progress stands: the bar on one line, the figures on the next."""
+    """Where the epoch in progress stands: the bar on one line, the figures on the next.
+
+    Everything it shows comes from the snapshot (`show_state`) or, several times a second, from
+    the newest progress event (`show_progress`), so the bar and its figures always describe the
+    same epoch.
+    """
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="progress-top"):
@@ -29,35 +26,81 @@ class EpochProgress(Vertical):
             yield ProgressBar(total=1, show_eta=False, show_percentage=True, id="progress-bar")
         yield Label("", id="progress-figures")
 
-    def show(self, event: BatchProgress, target: int) -> None:
+    def show_progress(self, event: BatchProgress, target: int) -> None:
         """Reflect a progress update.
 
         This runs several times a second while training, so the labels (fixed-size in the
         stylesheet) skip the layout pass: a reflow of the whole screen per update cost the
         training thread a tenth of its speed on two cores.
         """
-        self.query_one("#progress-epoch", Label).update(
-            f"epoch {event.epoch}/{target}", layout=False
-        )
+        self._epoch(f"epoch {event.epoch}/{target}", layout=False)
         self.query_one("#progress-bar", ProgressBar).update(total=event.steps, progress=event.step)
-        self.query_one("#progress-figures", Label).update(
-            f"step {event.step}/{event.steps} · ETA {format_eta(event.eta_seconds)} · "
-            f"loss {event.loss:.4f} · acc {event.accuracy:.2%} · "
+        self._figures(self.figures(event, self.size.width), layout=False)
+
+    @staticmethod
+    def figures(event: BatchProgress, width: int) -> str:
+        """The running figures, as many as fit `width` (least needed dropped first)."""
+        parts = [
+            f"step {event.step}/{event.steps}",
+            f"ETA {format_eta(event.eta_seconds)}",
+            f"loss {event.loss:.4f}",
+            f"acc {format_percent(event.accuracy)}",
             f"{event.samples_per_sec:,.0f} samples/s",
-            layout=False,
-        )
+        ]
+        while len(parts) > 1 and len(" · ".join(parts)) > width:
+            parts.pop()
+        return " · ".join(parts)
 
-    def set_epoch(self, epoch: int, target: int, steps: int | None = None) -> None:
-        """Show an epoch about to start, with an empty bar."""
-        self.query_one("#progress-epoch", Label).update(f"epoch {epoch}/{target}")
-        self.query_one("#progress-bar", ProgressBar).update(total=steps or 1, progress=0)
-
-    def complete(self, epoch: int, target: int) -> None:
-        """Show a finished epoch: a full bar."""
-        self.query_one("#progress-epoch", Label).update(f"epoch {epoch}/{target}")
+    def show_state(self, s: Snapshot) -> None:
+        """Everything but the running figures, from the snapshot."""
+        if s.progress is not None and s.phase in FITTING:
+            self.show_progress(s.progress, s.target)
+            if s.phase in (Phase.PAUSING, Phase.PAUSED, Phase.STOPPING):
+                self._figures(_NOTES[s.phase])
+            return
         bar = self.query_one("#progress-bar", ProgressBar)
-        bar.update(total=bar.total or 1, progress=bar.total or 1)
+        done = s.epochs_done
+        if s.phase in FITTING:
+            # Between epochs, or before the first batch: the next epoch, empty.
+            steps = s.started.steps_per_epoch if s.started is not None else 1
+            self._epoch(f"epoch {min(done + 1, s.target)}/{s.target}")
+            bar.update(total=steps, progress=0)
+            note = _NOTES.get(s.phase) or f"epoch {done + 1} starting…"
+            self._figures(note)
+            return
+        self._epoch(f"epoch {done}/{s.target}" if done else f"epoch -/{s.target}")
+        bar.update(total=1, progress=1 if done else 0)
+        self._figures(_idle_note(s))
 
-    def set_note(self, note: str) -> None:
-        """Replace the figures with a short note (paused, stopped, ...)."""
-        self.query_one("#progress-figures", Label).update(note)
+    def _epoch(self, text: str, *, layout: bool = True) -> None:
+        self.query_one("#progress-epoch", Label).update(text, layout=layout)
+
+    def _figures(self, text: str, *, layout: bool = True) -> None:
+        self.query_one("#progress-figures", Label).update(text, layout=layout)
+
+
+_NOTES = {
+    Phase.STARTING: "starting: building the model and recording the run…",
+    Phase.PAUSING: "pausing before the next group of batches…",
+    Phase.PAUSED: "paused: p resumes",
+    Phase.STOPPING: "stopping before the next group of batches…",
+}
+
+
+def _idle_note(s: Snapshot) -> str:
+    if s.phase is Phase.EVALUATING:
+        return "evaluating on the test set…"
+    if s.phase is Phase.LOADING:
+        return "loading TensorFlow and MNIST…"
+    if s.phase is Phase.OPENING:
+        return "opening…"
+    if s.phase is Phase.BROKEN:
+        return s.problem
+    stopped = s.stopped
+    if stopped is None:
+        if s.model is not None and s.epochs_done:
+            return f"{s.epochs_done} epochs done: t continues"
+        return "t trains" if s.model is None else "t trains it further"
+    if stopped.reason in (StopReason.ERROR, StopReason.NAN):
+        return f"{stopped.reason.value}: r resets, t tries again"
+    return f"{stopped.reason.value}: t continues, + sets more epochs, r resets"

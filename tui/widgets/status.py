@@ -1,88 +1,92 @@
-"""The status bar: data source, device, state, epoch and the latest accuracies, always visible."""
+"""The status bar: data source, device, phase, epoch and the latest accuracies, always visible."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from tui.core.phase import Phase
+from tui.core.snapshot import Snapshot
 from tui.format import format_percent
 
-STATE_LABELS: dict[str, str] = {
-    "loading": "loading TensorFlow…",
-    "loading-data": "loading MNIST…",
-    "ready": "ready",
-    "opening": "opening…",
-    "training": "training",
-    "paused": "paused",
-    "stopping": "stopping…",
-    "evaluating": "evaluating",
-    "finished": "finished",
-    "stopped": "stopped",
-    "error": "error",
-}
-"""What each app state reads as on screen."""
+
+def data_text(snapshot: Snapshot, *, compact: bool) -> str:
+    """The data in use, with the training subset when `train_size` takes part of it."""
+    data = snapshot.data
+    if data is None:
+        return "no data" if snapshot.phase is Phase.BROKEN else "finding MNIST…"
+    used = snapshot.hparams.train_size
+    if compact:
+        train = f"{used:,}" if used and used < data.train else f"{data.train:,}"
+        return f"{data.short().rsplit(' ', 1)[0]} {train}/{data.test:,}"
+    if used and used < data.train:
+        name = data.describe().split(" · ")[0]
+        return f"{name} · {used:,} of {data.train:,} train / {data.test:,} test"
+    return data.describe()
 
 
 class StatusBar(Static):
-    """One line that reflects the app's state; every part is a reactive set by the app."""
+    """One line drawn from the controller's snapshot; nothing here is kept anywhere else."""
 
-    data_text: reactive[str] = reactive("finding MNIST…")
-    """Data source and sizes."""
-    data_short: reactive[str] = reactive("")
-    """The same in fewer columns, used when the full line does not fit."""
-    device: reactive[str] = reactive("device: …")
-    """What training runs on."""
-    state: reactive[str] = reactive("loading")
-    """A key of `STATE_LABELS`."""
-    epoch: reactive[int] = reactive(0)
-    """Epochs done."""
-    target: reactive[int] = reactive(0)
-    """Epoch target."""
-    val_accuracy: reactive[float | None] = reactive(None)
-    """Last validation accuracy."""
-    test_accuracy: reactive[float | None] = reactive(None)
-    """Last test accuracy."""
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    """What the engine says; None until it first answers."""
 
     def render(self) -> Text:
+        """The fullest of the line's forms that fits: every part spelt out; then shorter; then
+        without the device; then without the data (the phase and the figures stay)."""
+        width = self.content_region.width
         text = self._line(compact=False)
-        if text.cell_len > self.content_region.width and self.data_short:
-            text = self._line(compact=True)
+        for drop in ((), ("device",), ("device", "data")):
+            if text.cell_len <= width:
+                break
+            text = self._line(compact=True, drop=drop)
         return text
 
-    def _line(self, compact: bool) -> Text:
+    def _line(self, compact: bool, drop: tuple[str, ...] = ()) -> Text:
+        s = self.snapshot
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if s is None:
+            text.append("connecting to the engine…", self._style("status--state-loading"))
+            return text
         sep = ("│", "status--sep") if compact else (" │ ", "status--sep")
-        epoch = (
-            f"ep {self.epoch}/{self.target}" if compact else f"epoch {self.epoch} of {self.target}"
-        )
+        done = s.epochs_done
+        epoch = f"ep {done}/{s.target}" if compact else f"epoch {done} of {s.target}"
         decimals = 1 if compact else 2
-        parts: list[tuple[str, str] | str] = [
-            (self.data_short if compact else self.data_text, "status--data"),
-            sep,
-            (self.device, "status--device"),
-            sep,
-            (f"● {STATE_LABELS.get(self.state, self.state)}", f"status--state-{self.state}"),
+        device = s.device or ("-" if compact else "device: …")
+        val = s.last_val_accuracy
+        test = s.evaluation.accuracy if s.evaluation is not None else None
+        parts: list[tuple[str, str] | str] = []
+        if "data" not in drop:
+            parts += [(data_text(s, compact=compact), "status--data"), sep]
+        if "device" not in drop:
+            parts += [(device, "status--device"), sep]
+        parts += [
+            (f"● {s.phase.label}", f"status--state-{s.phase.value}"),
             sep,
             epoch,
             sep,
-            f"val {format_percent(self.val_accuracy, decimals, missing='-')}",
+            f"val {format_percent(val, decimals, missing='-')}",
             sep,
-            f"test {format_percent(self.test_accuracy, decimals, missing='-')}",
+            f"test {format_percent(test, decimals, missing='-')}",
         ]
-        text = Text(no_wrap=True, overflow="ellipsis")
         for part in parts:
             if isinstance(part, tuple):
                 content, component = part
-                text.append(content, self.get_component_rich_style(component, partial=True))
+                text.append(content, self._style(component))
             else:
                 text.append(part)
         return text
+
+    def _style(self, component: str) -> Style:
+        return self.get_component_rich_style(component, partial=True)
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "status--data",
         "status--device",
         "status--sep",
-        *(f"status--state-{state}" for state in STATE_LABELS),
+        *(f"status--state-{phase.value}" for phase in Phase),
     }

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import RichLog
 
 from tui.core import events
 from tui.core.config import Hyperparams
+from tui.format import format_percent, format_rate
+
+MAX_LINES = 5000
 
 
 def describe_hparams(h: Hyperparams) -> str:
@@ -29,29 +35,116 @@ def describe_hparams(h: Hyperparams) -> str:
 
 
 class TrainingLog(RichLog):
-    """A scrolling log with a method per kind of line, so the wording lives in one place."""
+    """A scrolling log with one line per event, so the wording lives in one place.
+
+    It keeps what it wrote, not only the lines as wrapped then: when its width changes (the
+    panel hidden, the terminal resized) it wraps everything again to the new width.
+    """
 
     def __init__(self, *, id: str | None = None) -> None:
         # RichLog renders at least `min_width` (78) columns; narrow terminals need it to wrap.
         super().__init__(
-            id=id, wrap=True, markup=False, highlight=False, max_lines=5000, min_width=20
+            id=id, wrap=True, markup=False, highlight=False, max_lines=MAX_LINES, min_width=20
         )
+        self._written: deque[Text] = deque(maxlen=MAX_LINES)
+        self._wrapped_at = 0
+
+    def write_line(self, text: Text) -> None:
+        self._written.append(text)
+        self.write(text)
+
+    def on_resize(self, event: Resize) -> None:
+        width = self.scrollable_content_region.width
+        if width == self._wrapped_at or not self._written:
+            self._wrapped_at = width
+            return
+        self._wrapped_at = width
+        at_end = self.is_vertical_scroll_end
+        self.clear()
+        for text in self._written:
+            self.write(text, scroll_end=False)
+        if at_end:
+            self.scroll_end(animate=False)
+
+    def forget(self) -> None:
+        """Empty the log (a viewer starting over on another engine's history)."""
+        self._written.clear()
+        self.clear()
 
     def note(self, message: str, style: str = "") -> None:
         """A plain line."""
-        self.write(Text(message, style=style))
+        self.write_line(Text(message, style=style))
 
     def error(self, message: str) -> None:
-        self.write(Text.assemble(("✖ ", "bold red"), (message, "red")))
+        self.write_line(Text.assemble(("✖ ", "bold red"), (message, "red")))
 
     def warning(self, message: str) -> None:
-        self.write(Text.assemble(("! ", "bold yellow"), (message, "yellow")))
+        self.write_line(Text.assemble(("! ", "bold yellow"), (message, "yellow")))
+
+    def show(self, event: events.TrainingEvent, data_text: str = "") -> None:
+        """The line (or lines) for one event; events with nothing to say write nothing."""
+        match event:
+            case events.DataLoaded(data=data, notice=notice):
+                where = f" from {data.source}" if data.kind in ("path", "keras-cache") else ""
+                self.note(f"MNIST: {data.describe()}{where}")
+                if notice:
+                    self.warning(notice)
+            case events.BackendLoaded(device=device):
+                self.note(f"TensorFlow is loaded; training runs on {device}.")
+            case events.LoadFailed(what=what, reason=reason):
+                self.error(f"{what} could not be loaded: {reason}")
+            case events.RunRecording(path=path):
+                self.note(f"Recording this run in {path}", "dim")
+            case events.Notice(text=text, level=level):
+                if level == "error":
+                    self.error(text)
+                elif level == "warning":
+                    self.warning(text)
+                else:
+                    self.note(text)
+            case events.TrainingStarted():
+                self.started(event, data_text)
+            case events.EpochEnded():
+                self.epoch_ended(event)
+            case events.Paused(epoch=epoch, step=step):
+                self.note(f"⏸ paused in epoch {epoch} at step {step}", "yellow")
+            case events.Resumed(paused_seconds=seconds):
+                self.note(f"▶ resumed after {seconds:.1f}s", "green")
+            case events.TargetChanged(target=target, requested=requested):
+                clamped = "" if target == requested else f" (asked for {requested})"
+                self.note(f"◆ epoch target is now {target}{clamped}", "cyan")
+            case events.LearningRateChanged(learning_rate=rate):
+                self.note(f"◆ learning rate is now {rate:g}", "cyan")
+            case events.StopRequested(after_epoch=True):
+                self.note("◆ will stop when this epoch ends", "cyan")
+            case events.StopRequested(after_epoch=False):
+                self.note("◆ stopping before the next group of batches…", "cyan")
+            case events.TrainingStopped():
+                self.stopped(event)
+            case events.Evaluated():
+                self.evaluated(event)
+            case events.RunOpened(path=path, epochs_done=done):
+                self.note(
+                    f"◆ resumed {path}: {done} epochs done; t continues at epoch {done + 1}",
+                    "bold cyan",
+                )
+            case events.ModelOpened(path=path, notes=notes):
+                extra = f" ({'; '.join(notes)})" if notes else ""
+                self.note(
+                    f"◆ opened {path}{extra}: v browses its predictions, c shows its "
+                    "confusion matrix, d lets you draw",
+                    "bold cyan",
+                )
+            case events.ModelSaved(path=path):
+                self.note(f"◆ model saved to {path}", "cyan")
+            case events.ModelReset():
+                self.note("◆ model reset: t builds a fresh one from the panel", "cyan")
 
     def started(self, event: events.TrainingStarted, data_text: str) -> None:
         first, target = event.first_epoch, event.target
         span = f"epoch {first}" if first == target else f"epochs {first} to {target}"
         verb = "Training" if first == 1 else "Continuing:"
-        self.write(
+        self.write_line(
             Text.assemble(("▶ ", "bold green"), (f"{verb} {span} on {event.device}", "bold"))
         )
         val = f" / {event.val_samples:,} val" if event.val_samples else " (no validation)"
@@ -66,27 +159,15 @@ class TrainingLog(RichLog):
         width = len(str(event.target))
         line = Text.assemble(
             (f"epoch {event.epoch:>{width}}/{event.target}", "bold"),
-            f"  loss {event.loss:.4f} acc {event.accuracy:.2%}",
+            f"  loss {event.loss:.4f} acc {format_percent(event.accuracy)}",
         )
         if event.val_accuracy is not None and event.val_loss is not None:
             line.append(" │ ", "dim")
             line.append(f"val loss {event.val_loss:.4f} ")
             line.append(f"acc {event.val_accuracy:.2%}", "bold cyan")
-        line.append(f" │ {event.seconds:.1f}s {_rate(event.samples_per_sec)}", "dim")
-        self.write(line)
-
-    def paused(self, event: events.Paused) -> None:
-        self.note(f"⏸ paused in epoch {event.epoch} at step {event.step}", "yellow")
-
-    def resumed(self, event: events.Resumed) -> None:
-        self.note(f"▶ resumed after {event.paused_seconds:.1f}s", "green")
-
-    def target_changed(self, event: events.TargetChanged) -> None:
-        clamped = "" if event.target == event.requested else f" (asked for {event.requested})"
-        self.note(f"◆ epoch target is now {event.target}{clamped}", "cyan")
-
-    def learning_rate_changed(self, event: events.LearningRateChanged) -> None:
-        self.note(f"◆ learning rate is now {event.learning_rate:g}", "cyan")
+        seconds = f"{event.seconds:.1f}s" if event.seconds is not None else "-"
+        line.append(f" │ {seconds} {format_rate(event.samples_per_sec)}", "dim")
+        self.write_line(line)
 
     def stopped(self, event: events.TrainingStopped) -> None:
         reason = event.reason
@@ -97,22 +178,15 @@ class TrainingLog(RichLog):
         elif reason in (events.StopReason.ERROR, events.StopReason.NAN):
             self.error(f"training failed, {reason.value}{detail}; {done}. r resets the model.")
         else:
-            self.note(f"■ {reason.value}{detail}; {done}", "bold yellow")
+            where = f" in epoch {event.epoch} at step {event.step}" if event.epoch else ""
+            self.note(f"■ {reason.value}{where}{detail}; {done}", "bold yellow")
 
     def evaluated(self, event: events.Evaluated) -> None:
-        self.write(
+        self.write_line(
             Text.assemble(
                 ("★ test accuracy ", "bold"),
                 (f"{event.accuracy:.2%}", "bold green"),
-                f"  (loss {event.loss:.4f}, {event.samples:,} test images)",
+                f"  (loss {event.loss:.4f}, {event.samples:,} test images"
+                + (f", after epoch {event.epochs_done})" if event.epochs_done else ")"),
             )
         )
-
-
-def _rate(samples_per_sec: float) -> str:
-    """Samples per second in few columns: 870/s, 3.5k/s, 12k/s."""
-    if samples_per_sec < 1000:
-        return f"{samples_per_sec:.0f}/s"
-    if samples_per_sec < 10_000:
-        return f"{samples_per_sec / 1000:.1f}k/s"
-    return f"{samples_per_sec / 1000:.0f}k/s"

@@ -1,0 +1,766 @@
+"""TrainingController: the one owner of the training lifecycle.
+
+It holds the data, the model (through a `TrainingSession`), the controls and the run directory,
+decides what a round is (a new model, the same one carrying on, the same one with new
+settings), records it, and publishes every change as an event. Its `Snapshot` is the fold of
+those events (see `tui.core.snapshot`): the epoch target, the learning rate, the stop reason,
+the history and the predictions live here and nowhere else.
+
+Blocking work (loading, a round, opening a run or a model) is split in two: `claim_*` checks
+the request and moves the phase at once, on the caller's thread, so that two viewers asking at
+the same moment cannot both start; the returned `Job` then does the work on whatever thread
+runs it. The headless trainer runs jobs in the foreground; the engine runs them on its job
+thread while its socket stays responsive.
+
+TensorFlow is imported by `load()`, not by this module: an engine answers its viewers (in the
+LOADING phase) while TensorFlow still loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import numpy as np
+
+from tui.core import budget
+from tui.core.config import ARCHITECTURE_FIELDS, Hyperparams
+from tui.core.controls import MAX_EPOCHS, TrainingControls
+from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist, load_recorded
+from tui.core.events import (
+    BackendLoaded,
+    DataLoaded,
+    DevicesReported,
+    EpochEnded,
+    Evaluated,
+    LearningRateChanged,
+    LoadFailed,
+    ModelOpened,
+    ModelReset,
+    ModelSaved,
+    Notice,
+    Paused,
+    PhaseChanged,
+    PredictionsReady,
+    Resumed,
+    RunOpened,
+    RunRecording,
+    SettingsApplied,
+    StopReason,
+    StopRequested,
+    TargetChanged,
+    TrainingEvent,
+    TrainingStarted,
+    TrainingStopped,
+)
+from tui.core.phase import FITTING, Action, Phase
+from tui.core.predictions import Predictions
+from tui.core.requests import Setup
+from tui.core.runs.files import check_writable
+from tui.core.runs.layout import RunDirectory, RunError
+from tui.core.runs.lock import RunLock
+from tui.core.snapshot import Snapshot, advance, initial_snapshot, refusal
+from tui.errors import error_line
+
+if TYPE_CHECKING:
+    from tui.core.adapter import ModelAdapter
+    from tui.core.session import TrainingSession
+
+T = TypeVar("T")
+Listener = Callable[[TrainingEvent], None]
+"""Told every event, in order, on the publishing thread: must be quick and must not block."""
+
+
+class ControllerError(Exception):
+    """A request that cannot be carried out now; str(err) is the sentence to show."""
+
+
+class Job(Generic[T]):
+    """Claimed work, run once on the thread that calls `run()`."""
+
+    def __init__(self, name: str, work: Callable[[], T]) -> None:
+        self.name = name
+        self._work = work
+
+    def run(self) -> T:
+        return self._work()
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What a claimed round will do."""
+
+    hparams: Hyperparams
+    preset: str
+    fresh: bool
+    """A new model, recorded into a new run directory."""
+    target: int
+
+
+class TrainingController:
+    """See the module docstring. Every public method is safe to call from any thread."""
+
+    def __init__(
+        self, setup: Setup, *, data: MnistData | None = None, holder: str = "mnist-tui"
+    ) -> None:
+        """
+        Args:
+            setup: data source, runs folder, strategy and the starting hyperparameters.
+            data: data already in memory (tests, benchmarks); `load()` then skips finding it.
+            holder: what this process is, written into the locks of the runs it trains.
+        """
+        self.setup = setup
+        self.holder = holder
+        self.data = data
+        self.strategy: Any = None
+        self.session: TrainingSession | None = None
+        self.controls = TrainingControls(setup.hparams.epochs, setup.hparams.learning_rate)
+        self.run: RunDirectory | None = None
+        self._run_lock: RunLock | None = None
+        self._opened: ModelAdapter | None = None
+        """A model opened from a file, for browsing and drawing (not trained here)."""
+        self._predictions: Predictions | None = None
+        self._round_length = setup.hparams.epochs
+        """Epochs a round adds when `t` continues a model whose target is already reached."""
+        self._quitting = False
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self._snapshot = initial_snapshot(setup.hparams, setup.preset)
+
+    # --- observing ----------------------------------------------------------------------------
+    @property
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+    def subscribe(self, listener: Listener) -> tuple[Snapshot, Callable[[], None]]:
+        """The snapshot now and, from then on, every event; returns the unsubscribe function."""
+        with self._lock:
+            self._listeners.append(listener)
+            snapshot = self._snapshot
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return snapshot, unsubscribe
+
+    def publish(self, event: TrainingEvent) -> None:
+        """Fold `event` into the snapshot and tell every listener, in one step."""
+        with self._lock:
+            self._snapshot = advance(self._snapshot, event)
+            for listener in list(self._listeners):
+                listener(event)
+
+    def _phase(self, phase: Phase) -> None:
+        with self._lock:
+            if self._snapshot.phase is not phase:
+                self.publish(PhaseChanged(phase))
+
+    def _require(self, action: Action) -> None:
+        refused = refusal(self.snapshot, action)
+        if refused is not None:
+            raise ControllerError(refused.reason)
+
+    def notice(self, text: str, level: str = "info", title: str = "") -> None:
+        """A line for every viewer's log (warnings and errors also as a notification)."""
+        self.publish(Notice(text, level, title))
+
+    # --- loading ------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Import TensorFlow, make the strategy and load the data, side by side; ends READY,
+        or BROKEN with the reason. Blocks the caller for seconds."""
+        loader: threading.Thread | None = None
+        if self.data is None:
+            loader = threading.Thread(target=self._load_data, name="load-data", daemon=True)
+            loader.start()
+        else:
+            notice = SAMPLE_NOTICE if self.data.is_sample else ""
+            self.publish(DataLoaded(self.data.info, notice))
+        backend_ok = self._load_backend()
+        if loader is not None:
+            loader.join()
+        with self._lock:
+            broken = not backend_ok or self.data is None
+            self._phase(Phase.BROKEN if broken else Phase.READY)
+
+    def _load_data(self) -> None:
+        try:
+            data = load_mnist(self.setup.data_path)
+        except DataError as err:
+            self.publish(LoadFailed("data", str(err)))
+            return
+        self.data = data
+        self.publish(DataLoaded(data.info, SAMPLE_NOTICE if data.is_sample else ""))
+
+    def _load_backend(self) -> bool:
+        try:
+            import tui.core.session  # noqa: F401  (Keras and TensorFlow: seconds)
+            from tui.core.distribute import make_strategy_for, prepare, training_device
+            from tui.core.runtime import device_report
+
+            # Right after the import: devices are split and precision set before any model.
+            prepare(self.setup.distribute)
+            self.strategy = make_strategy_for(self.setup.distribute)
+            device = training_device(self.strategy)
+            report = device_report(device)
+        except Exception as err:  # a broken install or a bad strategy: one line, no traceback
+            self.publish(LoadFailed("TensorFlow", error_line(err)))
+            return False
+        self.publish(BackendLoaded(device, report))
+        return True
+
+    # --- rounds -------------------------------------------------------------------------------
+    def run_round(
+        self, hparams: Hyperparams | None = None, preset: str | None = None
+    ) -> StopReason:
+        """Claim and run a round in this thread (see `claim_round`)."""
+        return self.claim_round(hparams, preset).run()
+
+    def claim_round(
+        self, hparams: Hyperparams | None = None, preset: str | None = None
+    ) -> Job[StopReason]:
+        """Check a request to train and move to STARTING; the job records, trains, evaluates,
+        predicts and saves.
+
+        The policy: without a model, a new one from `hparams` into a new run directory. With
+        one, the same model carries on: up to `hparams.epochs` if that is above the epochs
+        done, else for another round of the length it was set up with; settings that do not
+        change the network (batch size, schedule, split) may change on the way.
+
+        Args:
+            hparams: the settings to train with; None keeps the ones in force.
+            preset: the preset they started from (names the run directory).
+
+        Raises:
+            ControllerError: not now (the sentence says why), or settings that cannot be used.
+        """
+        with self._lock:
+            self._require(Action.TRAIN)
+            snapshot = self._snapshot
+            hparams = hparams or snapshot.hparams
+            preset = preset or snapshot.preset
+            plan = self._plan(hparams, preset)
+            verdict = self._memory_verdict(plan.hparams)
+            if verdict.refuse:
+                raise ControllerError(verdict.reason[:1].upper() + verdict.reason[1:])
+            if plan.fresh and snapshot.model is not None:
+                self._forget_model()
+            self.controls.arm(self.session.epochs_done if self.session else 0, plan.target)
+            if plan.hparams.learning_rate != snapshot.learning_rate and not plan.fresh:
+                self.controls.set_learning_rate(plan.hparams.learning_rate)
+                self.controls.take_learning_rate_change()  # applied at the round's start
+            self._quitting = False
+            self.publish(SettingsApplied(plan.hparams, plan.preset))
+            if plan.target != self._snapshot.target:
+                self.publish(TargetChanged(plan.target, plan.target))
+            if verdict.warning:
+                self.notice(verdict.warning[:1].upper() + verdict.warning[1:], "warning")
+            self._phase(Phase.STARTING)
+        return Job("train", lambda: self._execute_round(plan))
+
+    def _plan(self, hparams: Hyperparams, preset: str) -> RoundPlan:
+        session = self.session
+        if session is None or session.model is None:
+            return RoundPlan(hparams, preset, True, hparams.epochs)
+        done = session.epochs_done
+        changed = sorted(
+            name
+            for name in ARCHITECTURE_FIELDS
+            if getattr(hparams, name) != getattr(session.hparams, name)
+        )
+        if changed:
+            raise ControllerError(
+                f"The model exists, so {', '.join(changed)} cannot change; reset it (r) to "
+                "train a new one with these settings."
+            )
+        target = hparams.epochs if hparams.epochs > done else done + self._round_length
+        target = min(target, MAX_EPOCHS)
+        return RoundPlan(hparams.with_changes(epochs=target), preset, False, target)
+
+    def _memory_verdict(self, hparams: Hyperparams) -> budget.Verdict:
+        devices = self._snapshot.devices
+        gpus = [g for g in (devices.gpus if devices else ()) if g.memory_total]
+        if gpus:
+            return budget.check(hparams, min(g.memory_total or 0 for g in gpus), "GPU memory")
+        return budget.check(hparams, budget.available_memory())
+
+    def _execute_round(self, plan: RoundPlan) -> StopReason:
+        try:
+            return self._train_round(plan)
+        except Exception as err:  # nothing may leave the controller in a busy phase
+            self.notice(f"Training failed: {error_line(err)}", "error", "Training failed")
+            self._phase(Phase.FAILED)
+            return StopReason.ERROR
+
+    def _train_round(self, plan: RoundPlan) -> StopReason:
+        from tui.core.runs.record import run_callbacks
+        from tui.core.runtime import tensorboard_installed
+        from tui.core.session import TrainingSession
+
+        assert self.data is not None
+        old = self.session
+        if old is None or old.model is None:
+            session = TrainingSession(
+                plan.hparams,
+                self.data,
+                self.controls,
+                strategy=self.strategy,
+                progress_interval=self.setup.progress_interval,
+            )
+            self._round_length = plan.hparams.epochs
+        elif (
+            old.hparams.with_changes(
+                epochs=plan.hparams.epochs, learning_rate=plan.hparams.learning_rate
+            )
+            == plan.hparams
+            and old.data is self.data
+        ):
+            session = old
+            session.hparams = plan.hparams
+        else:
+            # Batch size, schedule, split or train size changed: same model, new settings.
+            session = TrainingSession(
+                plan.hparams,
+                self.data,
+                self.controls,
+                model=old.model,
+                epochs_done=old.epochs_done,
+                strategy=self.strategy,
+                progress_interval=self.setup.progress_interval,
+            )
+        self.session = session
+        run = self._record_round(plan, session)
+        callbacks: list[Any] = []
+        if run is not None:
+            tensorboard = self.setup.tensorboard
+            if tensorboard and not tensorboard_installed():
+                tensorboard = False
+                self.notice(
+                    "TensorBoard logs are off: the tensorboard package is not installed "
+                    "(`pip install tensorboard`).",
+                    "warning",
+                    "No TensorBoard",
+                )
+            callbacks = run_callbacks(
+                run,
+                session.clock,
+                lambda: self.controls.learning_rate,
+                lambda text: self.notice(text, "warning", "Not recorded"),
+                tensorboard=tensorboard,
+            )
+        outcome = session.train(self._from_training, callbacks)
+        self.publish(
+            TrainingStopped(
+                outcome.reason, session.epochs_done, outcome.message, outcome.epoch, outcome.step
+            )
+        )
+        reason = outcome.reason
+        if reason in (StopReason.ERROR, StopReason.NAN):
+            self._phase(Phase.FAILED)
+            return reason
+        if not self._quitting:
+            self._phase(Phase.EVALUATING)
+            self._evaluate(session.predict(), session.epochs_done)
+        self._phase(Phase.FINISHED if reason is StopReason.FINISHED else Phase.STOPPED)
+        return reason
+
+    def _from_training(self, event: TrainingEvent) -> None:
+        """The session's sink: runs on the training thread (progress on Keras's helper)."""
+        with self._lock:
+            phase = self._snapshot.phase
+            self.publish(event)
+            if isinstance(event, TrainingStarted) and phase is Phase.STARTING:
+                self._phase(Phase.TRAINING)
+            elif isinstance(event, Paused) and phase is not Phase.STOPPING:
+                self._phase(Phase.PAUSED)
+            elif isinstance(event, Resumed) and phase is not Phase.STOPPING:
+                self._phase(Phase.TRAINING)
+        if isinstance(event, EpochEnded):
+            threading.Thread(target=self._report_devices, daemon=True).start()
+
+    def _report_devices(self) -> None:
+        from tui.core.runtime import device_report
+
+        with contextlib.suppress(Exception):  # a report is a nicety; never a failure
+            self.publish(DevicesReported(device_report(self.snapshot.device or None)))
+
+    def _record_round(self, plan: RoundPlan, session: TrainingSession) -> RunDirectory | None:
+        """The run directory this round records into, made or updated; None if unrecorded."""
+        if not self.setup.record:
+            return None
+        run = self.run
+        hparams = plan.hparams
+        if not plan.fresh and run is not None:
+            try:
+                # hparams.toml's epochs stays the length of one round, which `t` adds again.
+                run.update_hparams(hparams.with_changes(epochs=self._round_length))
+            except OSError as err:
+                self.notice(f"hparams.toml in {run.path} not updated: {err}", "warning")
+            return run
+        if run is not None and run.epochs_saved == 0 and run.data == self.data_info:
+            # A first attempt that saved nothing: reuse it rather than leave an empty folder.
+            with contextlib.suppress(OSError):
+                run.update_hparams(hparams)
+                return run
+        assert self.data is not None
+        train_samples = len(session.split()[0])
+        try:
+            created = RunDirectory.create(
+                self.setup.runs_dir, plan.preset, hparams, self.data.info, train_samples
+            )
+            lock = RunLock(created.path, self.holder).acquire()
+        except RunError as err:
+            self.notice(f"This run is not recorded: {err}", "warning", "No run directory")
+            self._release_run()
+            return None
+        self._release_run()
+        self.run, self._run_lock = created, lock
+        self.publish(RunRecording(str(created.path)))
+        return created
+
+    @property
+    def data_info(self) -> Any:
+        return self.data.info if self.data is not None else None
+
+    def _evaluate(self, predictions: Predictions, epochs_done: int) -> None:
+        with self._lock:
+            self._predictions = predictions
+            version = (self._snapshot.predictions.version + 1) if self._snapshot.predictions else 1
+        evaluated = Evaluated(
+            predictions.loss, predictions.accuracy, len(predictions.labels), epochs_done
+        )
+        self.publish(evaluated)
+        self.publish(PredictionsReady(len(predictions.labels), predictions.accuracy, version))
+        run = self.run
+        if run is None or not self.setup.record or self._opened is not None:
+            return
+        try:
+            run.save_evaluation(evaluated)
+            run.save_predictions(predictions.probabilities, predictions.labels)
+        except OSError as err:
+            self.notice(
+                f"cannot write the test results to {run.path}: {err.strerror or err}", "warning"
+            )
+
+    # --- the controls -------------------------------------------------------------------------
+    def stop_now(self) -> None:
+        """Leave `fit` before the next group of batches; the epoch in progress is rolled back."""
+        with self._lock:
+            self._require(Action.STOP_NOW)
+            self.controls.stop_now()
+            self.publish(StopRequested(after_epoch=False))
+            self._phase(Phase.STOPPING)
+
+    def stop_after_epoch(self) -> None:
+        with self._lock:
+            self._require(Action.STOP_AFTER_EPOCH)
+            self.controls.stop_after_epoch()
+            self.publish(StopRequested(after_epoch=True))
+
+    def pause(self) -> None:
+        with self._lock:
+            self._require(Action.PAUSE)
+            if self._snapshot.phase in (Phase.PAUSING, Phase.PAUSED):
+                return
+            self.controls.pause()
+            self._phase(Phase.PAUSING)
+
+    def resume(self) -> None:
+        with self._lock:
+            self._require(Action.PAUSE)
+            if self._snapshot.phase not in (Phase.PAUSING, Phase.PAUSED):
+                return
+            self.controls.resume()
+            started = self._snapshot.started is not None and self._snapshot.stopped is None
+            self._phase(Phase.TRAINING if started else Phase.STARTING)
+
+    def toggle_pause(self) -> bool:
+        """Pause if training, resume if paused; returns True when now paused."""
+        with self._lock:
+            if self._snapshot.phase in (Phase.PAUSING, Phase.PAUSED):
+                self.resume()
+                return False
+            self.pause()
+            return True
+
+    def set_target(self, requested: int) -> int:
+        """Move the epoch target while training; never below the epoch in progress.
+
+        Returns:
+            The target actually set.
+        """
+        with self._lock:
+            self._require(Action.CHANGE_TARGET)
+            actual = self.controls.set_epoch_target(requested)
+            if actual != self._snapshot.target or actual != requested:
+                self.publish(TargetChanged(actual, requested))
+            return actual
+
+    def change_target(self, delta: int) -> int:
+        with self._lock:
+            return self.set_target(self.controls.epoch_target + delta)
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Change the learning rate while training, from the next group of batches."""
+        with self._lock:
+            self._require(Action.SET_LEARNING_RATE)
+            try:
+                self.controls.set_learning_rate(learning_rate)
+            except ValueError as err:
+                raise ControllerError(str(err)) from None
+            if learning_rate != self._snapshot.learning_rate:
+                self.publish(LearningRateChanged(float(learning_rate)))
+
+    # --- runs and models ----------------------------------------------------------------------
+    def claim_open_run(self, path: str | Path) -> Job[str | None]:
+        """Check a request to reopen a run and move to OPENING; the job loads it.
+
+        The run continues on the data it recorded: if this controller's data is other, the
+        recorded source is loaded (and checked); where it is gone or has changed, the run is
+        refused, unless `--data` was given, in which case the run records the change.
+        """
+        with self._lock:
+            self._require(Action.OPEN_RUN)
+            before = self._snapshot.phase
+            self._phase(Phase.OPENING)
+        return Job("open run", lambda: self._opening(before, lambda: self._open_run(Path(path))))
+
+    def claim_open_model(self, path: str | Path) -> Job[str | None]:
+        """Check a request to open a saved model (to browse and draw with) and move to OPENING;
+        the job returns like `claim_open_run`'s."""
+        with self._lock:
+            self._require(Action.OPEN_MODEL)
+            before = self._snapshot.phase
+            self._phase(Phase.OPENING)
+        return Job(
+            "open model", lambda: self._opening(before, lambda: self._open_model(Path(path)))
+        )
+
+    def _opening(self, before: Phase, work: Callable[[], None]) -> str | None:
+        try:
+            work()
+        except Exception as err:
+            expected = isinstance(err, RunError | DataError | ControllerError)
+            reason = str(err) if expected else error_line(err)
+            self.notice(reason, "error", "Cannot open")
+            self._phase(before)
+            return reason
+        self._phase(Phase.READY)
+        return None
+
+    def _scope(self) -> contextlib.AbstractContextManager[Any]:
+        """The strategy's scope: a model loaded inside it trains under the strategy."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def _open_run(self, path: Path) -> None:
+        from tui.core.runs.resume import resume
+        from tui.core.session import TrainingSession
+
+        RunDirectory.open(path)  # a folder that is not a run is refused before anything else
+        path = path.resolve()
+        same = self.run is not None and self.run.path == path
+        lock = self._run_lock if same else RunLock(path, self.holder).acquire()
+        try:
+            with self._scope():
+                resumed = resume(path)
+            data = self._data_for(resumed.run_dir)
+        except BaseException:
+            if not same and lock is not None:
+                lock.release()
+            raise
+        if not same:
+            self._release_run()
+        self._forget_model(publish=False, keep_run=same)
+        self.run, self._run_lock = resumed.run_dir, lock
+        session = TrainingSession(
+            resumed.hparams,
+            data,
+            self.controls,
+            model=resumed.model,
+            epochs_done=resumed.epochs_done,
+            strategy=self.strategy,
+            progress_interval=self.setup.progress_interval,
+        )
+        if resumed.model is not None:
+            session.ensure_model()  # batches per call to suit this strategy
+        self.session = session
+        self._round_length = resumed.hparams.epochs
+        self.controls.arm(resumed.epochs_done, max(resumed.hparams.epochs, resumed.epochs_done))
+        run = resumed.run_dir
+        self.publish(
+            RunOpened(
+                str(run.path),
+                run.preset,
+                resumed.hparams,
+                resumed.epochs_done,
+                tuple(resumed.history),
+                resumed.model is not None,
+            )
+        )
+        if resumed.model is not None:
+            self._evaluate(session.predict(), resumed.epochs_done)
+
+    def _data_for(self, run: RunDirectory) -> MnistData:
+        """The data to continue `run` on (see `claim_open_run`); publishes a change of data."""
+        assert self.data is not None
+        recorded = run.data
+        current = self.data
+        if recorded is None:
+            self.notice(
+                f"run {run.name} was recorded before runs kept their data's fingerprint "
+                f"({run.data_label}); it continues on {current.describe()}.",
+                "warning",
+            )
+            return current
+        if recorded.fingerprint == current.fingerprint:
+            return current
+        if self.setup.data_path is not None:
+            run.record_data_change(current.info)
+            self.notice(
+                f"run {run.name} was trained on {recorded.describe()}; it continues on "
+                f"{current.describe()} as --data asks, and run.json records the change.",
+                "warning",
+                "Other data",
+            )
+            return current
+        try:
+            data = load_recorded(recorded)
+        except DataError as err:
+            raise ControllerError(
+                f"run {run.name} was trained on {recorded.describe()} from {recorded.source} "
+                f"(fingerprint {recorded.short_fingerprint}), but {err}; pass --data PATH to "
+                "continue it on other data (run.json records the change)."
+            ) from None
+        self.data = data
+        self.publish(DataLoaded(data.info, f"the data run {run.name} was trained on"))
+        return data
+
+    def _open_model(self, path: Path) -> None:
+        from tui.core.adapter import ModelAdapter, ModelMismatch
+        from tui.core.runs.resume import load_model_file
+
+        assert self.data is not None
+        with self._scope():
+            model = load_model_file(path)
+        try:
+            adapter = ModelAdapter.for_model(model)
+            predictions, notes = adapter.predict(self.data.x_test, self.data.y_test)
+        except ModelMismatch as err:
+            raise ControllerError(f"{path}: {err}") from None
+        self._forget_model(publish=False)
+        self._release_run()
+        self._opened = adapter
+        self.publish(ModelOpened(str(path), int(model.count_params()), notes))
+        self._evaluate(predictions, 0)
+
+    def save_model(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Save the model (atomically) to `path`; returns where it went.
+
+        Args:
+            path: a `.keras` file.
+            overwrite: replace an existing file; otherwise a number is added to the name.
+
+        Raises:
+            ControllerError: no model, training runs, or the file cannot be written.
+        """
+        from tui.core.runs.files import reserve_unique
+        from tui.core.runs.record import save_model_atomic
+
+        with self._lock:
+            self._require(Action.SAVE_MODEL)
+            model = self.model
+        target = Path(path)
+        try:
+            if not overwrite:
+                target = reserve_unique(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_model_atomic(model, target)
+        except OSError as err:
+            raise ControllerError(
+                f"the model was not saved to {target}: {err.strerror or err}"
+            ) from None
+        self.publish(ModelSaved(str(target)))
+        return target
+
+    def reset(self) -> None:
+        """Discard the model (and stop recording its run); the next round builds a fresh one."""
+        with self._lock:
+            self._require(Action.RESET)
+            self._forget_model()
+            self._phase(Phase.READY)
+
+    def _forget_model(self, *, publish: bool = True, keep_run: bool = False) -> None:
+        self.session = None
+        self._opened = None
+        self._predictions = None
+        if not keep_run:
+            self._release_run()
+        self._round_length = self.setup.hparams.epochs
+        if publish:
+            self.publish(ModelReset())
+
+    def _release_run(self) -> None:
+        if self._run_lock is not None:
+            self._run_lock.release()
+        self.run, self._run_lock = None, None
+
+    # --- what viewers ask for -----------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The trained model, else an opened one, else None."""
+        if self.session is not None and self.session.model is not None:
+            return self.session.model
+        return self._opened.model if self._opened is not None else None
+
+    @property
+    def predictions(self) -> Predictions | None:
+        """The current model's test-set predictions (see `PredictionsReady`)."""
+        return self._predictions
+
+    def test_images(self) -> np.ndarray | None:
+        """The test images the predictions are for, as (n, 28, 28) uint8."""
+        if self.data is None:
+            return None
+        pixels: np.ndarray = np.rint(self.data.x_test[..., 0] * 255.0).astype(np.uint8)
+        return pixels
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """(n, 10) probabilities for (n, 28, 28, 1) float images (a drawing); any thread."""
+        from tui.core.adapter import ModelAdapter
+
+        self._require(Action.CLASSIFY)
+        adapter = self._opened or ModelAdapter.for_model(self.model)
+        return adapter.classify(images)
+
+    def check_writable(self) -> None:
+        """Raise ControllerError now if runs cannot be recorded where they would go."""
+        from tui.core.runs.layout import runs_root
+
+        root = runs_root(self.setup.runs_dir)
+        try:
+            check_writable(root)
+        except OSError as err:
+            raise ControllerError(
+                f"runs cannot be recorded in {root}: {err.strerror or err}; pass --runs-dir "
+                "or set MNIST_TUI_RUNS to a writable folder."
+            ) from None
+
+    # --- leaving ------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop a round within a group of batches, skipping its evaluation (quit)."""
+        with self._lock:
+            self._quitting = True
+            if self._snapshot.phase in FITTING:
+                self.controls.stop_now()
+                self.publish(StopRequested(after_epoch=False))
+                self._phase(Phase.STOPPING)
+
+    def close(self) -> None:
+        """Release the run's lock (the process is ending)."""
+        with self._lock:
+            self._release_run()

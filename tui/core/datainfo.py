@@ -1,0 +1,41 @@
+"""`DataInfo`: which MNIST a run used, without numpy (the app shows it before numpy loads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Which MNIST a run used, precisely enough to find it again and to tell it apart."""
+
+    kind: str
+    """How it was found: "path", "keras-cache", "download", "sample" or "subset"."""
+    source: str
+    """An absolute path for "path" and "keras-cache", else a name ("bundled sample")."""
+    fingerprint: str
+    """sha256 of the images and labels, train then test (hex); equal arrays, equal print."""
+    train: int
+    """Training images in the source (before any `train_size` slice)."""
+    test: int
+    """Test images."""
+
+    @property
+    def is_sample(self) -> bool:
+        return self.kind == "sample"
+
+    @property
+    def short_fingerprint(self) -> str:
+        return self.fingerprint[:12]
+
+    def describe(self) -> str:
+        """One line naming the source and sizes, e.g. "mnist.npz · 60,000 train / 10,000 test"."""
+        name = Path(self.source).name if self.kind in ("path", "keras-cache") else self.source
+        text = f"{name} · {self.train:,} train / {self.test:,} test"
+        return f"{text} (sample)" if self.is_sample else text
+
+    def short(self) -> str:
+        """The source and sizes in few columns, for narrow terminals: "mnist.npz 60,000/10,000"."""
+        name = Path(self.source).name if self.kind in ("path", "keras-cache") else self.kind
+        return f"{name} {self.train:,}/{self.test:,}"

@@ -1,0 +1,106 @@
+"""What the command line asks for, as typed values: the CLI builds them from argparse, and the
+headless commands, the app and the engine take them, so that none of those sees argparse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tui.core.config import Hyperparams
+from tui.core.placement import DistributeOptions
+
+DEFAULT_MODELS_DIR = "models"
+"""Where `S` and `mnist-tui train` save models unless told otherwise."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How a training controller is set up: the same for the app's engine and `train`."""
+
+    hparams: Hyperparams
+    """The starting hyperparameters (the preset's, the config file's, the flags')."""
+    preset: str = "default"
+    data_path: str | None = None
+    """`--data`; None finds MNIST ($MNIST_TUI_DATA, the Keras cache, a download, the sample).
+    Given, it also lets a resumed run continue on other data than it was trained on."""
+    runs_dir: str | None = None
+    """Where run directories go; None means $MNIST_TUI_RUNS, else ./runs."""
+    tensorboard: bool = False
+    distribute: DistributeOptions = field(default_factory=DistributeOptions)
+    models_dir: str = DEFAULT_MODELS_DIR
+    progress_interval: float = 0.2
+    """Seconds between two progress events."""
+    record: bool = True
+    """Write run directories; off for the non-chief workers of a multi-worker cluster."""
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """`mnist-tui` with no command: the app on a new engine."""
+
+    setup: Setup
+    resume: str | None = None
+    """A run directory to reopen (`--resume`)."""
+    model: str | None = None
+    """A saved model to browse and draw with (`--model`)."""
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """`mnist-tui train`."""
+
+    setup: Setup
+    resume: str | None = None
+    """A run directory to continue (`--resume`); `resume_epochs` may set its new target."""
+    resume_epochs: int | None = None
+    out: str | None = None
+    """Where to save the model: a `.keras` file, or a folder for a timestamped name."""
+    overwrite: bool = False
+    """Replace an existing `--out` file rather than refuse before training."""
+    save_config: str | None = None
+    detach: bool = False
+    """Train in a background engine and return at once (`--detach`)."""
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """`mnist-tui evaluate`."""
+
+    model: str
+    data_path: str | None = None
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """`mnist-tui predict`: which test digits to show, and how."""
+
+    model: str
+    data_path: str | None = None
+    index: int = 0
+    """Position of the first image shown within the filtered, sorted selection."""
+    count: int = 8
+    misclassified: bool = False
+    true: int | None = None
+    """Only digits of this true class."""
+    predicted: int | None = None
+    """Only digits predicted as this class."""
+    sort: str = "index"
+    """A `PredictionSort` value (kept as text: this module is imported before numpy is)."""
+    compact: bool = False
+    color: bool = True
+
+
+@dataclass(frozen=True)
+class AttachRequest:
+    """`mnist-tui attach [RUN]`: the newest live engine, or the one training RUN."""
+
+    run: str | None = None
+    runs_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """`mnist-tui stop RUN`: after the epoch in progress, or at once."""
+
+    run: str | None
+    now: bool = False
+    runs_dir: str | None = None

@@ -1,0 +1,179 @@
+"""The catalog of runs: one summary per run directory, broken ones included, without Keras.
+
+Listing reads each run's small files (run.json, hparams.toml, metrics.csv, evaluation.json)
+and the table of contents of its `last.keras`, never the model's weights, so that a folder of
+a thousand runs lists in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tui.core.config import Hyperparams, load_toml
+from tui.core.datainfo import DataInfo
+from tui.core.events import EpochEnded
+from tui.core.runs.layout import (
+    EVALUATION,
+    HPARAMS_TOML,
+    LAST_MODEL,
+    METRICS_CSV,
+    RUN_FILES,
+    RunError,
+    data_info,
+    name_parts,
+    parse_time,
+    read_history,
+    read_info,
+    runs_root,
+)
+from tui.core.runs.lock import is_locked
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of the runs list; `problem` says why a broken run cannot be fully used."""
+
+    path: Path
+    started: datetime | None
+    preset: str
+    epochs_done: int
+    best_val_accuracy: float | None
+    """Best validation accuracy over the epochs; None for a run without a validation set."""
+    best_accuracy: float | None
+    """Best training accuracy over the epochs (what a run without validation can show)."""
+    test_accuracy: float | None
+    """From evaluation.json, when the run was evaluated."""
+    test_samples: int | None
+    """How many test images that accuracy was measured on."""
+    duration_seconds: float
+    """Training time: the sum of the epochs' durations (pauses excluded)."""
+    data: DataInfo | None = None
+    """The data the run trained on (None for runs recorded before data identities)."""
+    live: bool = False
+    """A process (an engine, a headless trainer) holds the run's lock: it is training now."""
+    problem: str | None = None
+    """None for a healthy run, else a sentence naming what is wrong."""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def list_runs(root: str | Path | None = None) -> list[RunSummary]:
+    """Every run under `root`, newest first; a broken one gets a `problem` note, not an error."""
+    base = runs_root(root)
+    if not base.is_dir():
+        return []
+    summaries = [
+        summarise(entry)
+        for entry in base.iterdir()
+        if entry.is_dir() and not entry.name.startswith(".")
+    ]
+    oldest = datetime.min
+    return sorted(summaries, key=lambda s: (s.started or oldest, s.name), reverse=True)
+
+
+def summarise(path: Path) -> RunSummary:
+    """The summary of one run directory."""
+    problems: list[str] = []
+    stamp, preset = name_parts(path.name)
+    started = parse_time(stamp)
+    info: dict[str, Any] = {}
+    try:
+        info = read_info(path)
+    except RunError as err:
+        problems.append(_sentence(err))
+    preset = str(info.get("preset") or preset or "?")
+    started = parse_time(info.get("started")) or started
+    if not any((path / name).exists() for name in RUN_FILES):
+        return RunSummary(
+            path, started, preset, 0, None, None, None, None, 0.0, problem="not a run directory."
+        )
+
+    hparams: Hyperparams | None = None
+    try:
+        hparams = load_toml(path / HPARAMS_TOML)
+    except ValueError as err:
+        problems.append(f"{err} It cannot be resumed")
+    history: list[EpochEnded] = []
+    try:
+        history = read_history(path, hparams or Hyperparams(), info)
+    except RunError as err:
+        problems.append(_sentence(err))
+
+    saved = int(info.get("saved", {}).get("epoch", 0)) if info else len(history)
+    last = path / LAST_MODEL
+    if last.exists():
+        damage = archive_problem(last)
+        if damage:
+            problems.append(f"{LAST_MODEL} is damaged ({damage}); it cannot be resumed")
+    elif saved:
+        problems.append(f"{LAST_MODEL} is missing; it cannot be resumed")
+    if info and len(history) < saved:
+        problems.append(f"{METRICS_CSV} has {len(history)} of {saved} epochs")
+
+    epochs = saved if info else len(history)
+    kept = history[:epochs]
+    test_accuracy, test_samples = _evaluation(path, problems)
+    return RunSummary(
+        path=path,
+        started=started,
+        preset=preset,
+        epochs_done=epochs,
+        best_val_accuracy=_best(e.val_accuracy for e in kept),
+        best_accuracy=_best(e.accuracy for e in kept),
+        test_accuracy=test_accuracy,
+        test_samples=test_samples,
+        duration_seconds=sum(e.seconds or 0.0 for e in history),
+        data=data_info(info.get("data")),
+        live=is_locked(path) is not None,
+        problem="; ".join(problems) + "." if problems else None,
+    )
+
+
+def _best(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _evaluation(path: Path, problems: list[str]) -> tuple[float | None, int | None]:
+    target = path / EVALUATION
+    if not target.exists():
+        return None, None
+    try:
+        recorded = json.loads(target.read_text(encoding="utf-8"))
+        samples = recorded.get("samples")
+        return float(recorded["accuracy"]), int(samples) if samples is not None else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        problems.append(f"{EVALUATION} is unreadable")
+        return None, None
+
+
+def archive_problem(path: Path, *, thorough: bool = False) -> str | None:
+    """Why a `.keras` file is not a usable archive, or None; without loading TensorFlow.
+
+    Args:
+        path: the file.
+        thorough: also check every member's checksum (reads the whole file; for opening a
+            model, not for listing runs).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            broken = archive.testzip() if thorough else None
+    except (OSError, zipfile.BadZipFile) as err:
+        return str(err) or "not a zip archive"
+    if broken is not None:
+        return f"{broken} fails its checksum"
+    if "config.json" not in names:
+        return "no config.json inside"
+    return None
+
+
+def _sentence(err: Exception) -> str:
+    return str(err).rstrip(".")

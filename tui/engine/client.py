@@ -1,0 +1,160 @@
+"""The viewer side of the socket: connect, greet, then read events and send commands.
+
+No TensorFlow and no controller here: the app, `ps`, `stop` and `train --detach` all talk to
+an engine through this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tui.core.events import TrainingEvent
+from tui.engine import protocol as p
+
+T = TypeVar("T")
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for the engine's `Welcome`."""
+
+
+class EngineUnavailable(Exception):
+    """No engine answered, or it refused this viewer; str(err) says which and why."""
+
+
+class EngineClient:
+    """One connection to an engine; `run()` must be running for replies to arrive."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, welcome: p.Welcome
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.welcome = welcome
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[p.Reply]] = {}
+        self.closed = False
+
+    @property
+    def engine(self) -> p.EngineInfo:
+        return self.welcome.engine
+
+    @classmethod
+    async def connect(
+        cls, socket: str, client: str = "viewer", timeout: float = CONNECT_TIMEOUT
+    ) -> EngineClient:
+        """Connect and greet; the engine's `Welcome` (with its snapshot) is `client.welcome`.
+
+        Raises:
+            EngineUnavailable: nothing listens there, it refused us, or it spoke nonsense.
+        """
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(socket, limit=p.MAX_MESSAGE_BYTES), timeout
+            )
+        except (OSError, TimeoutError) as err:
+            raise EngineUnavailable(f"no engine answers at {socket} ({_reason(err)})") from None
+        try:
+            writer.write(p.encode(p.Hello(p.PROTOCOL_VERSION, client)))
+            line = await asyncio.wait_for(reader.readline(), timeout)
+        except (OSError, TimeoutError, ValueError) as err:
+            writer.close()
+            raise EngineUnavailable(
+                f"the engine at {socket} did not answer ({_reason(err)})"
+            ) from None
+        version = p.version_of(line)
+        if version and version != p.PROTOCOL_VERSION:
+            writer.close()
+            raise EngineUnavailable(
+                f"the engine speaks protocol {version} and this mnist-tui {p.PROTOCOL_VERSION}; "
+                "use the same version of mnist-tui for both (or stop the engine)."
+            )
+        try:
+            first = p.decode_server(line)
+        except p.ProtocolError as err:
+            writer.close()
+            raise EngineUnavailable(f"the engine's greeting is not understood: {err}") from None
+        if isinstance(first, p.Refused):
+            writer.close()
+            raise EngineUnavailable(f"the engine refused this viewer: {first.reason}")
+        if not isinstance(first, p.Welcome):
+            writer.close()
+            raise EngineUnavailable("the engine did not greet this viewer")
+        return cls(reader, writer, first)
+
+    async def run(self, on_event: Callable[[TrainingEvent], None]) -> str:
+        """Read until the engine goes away, handing each event to `on_event` and each reply to
+        its request; returns why the connection ended."""
+        reason = "the engine closed the connection"
+        try:
+            while True:
+                try:
+                    line = await self.reader.readline()
+                except (OSError, ValueError) as err:
+                    reason = f"the connection broke ({_reason(err)})"
+                    break
+                if not line:
+                    break
+                try:
+                    message = p.decode_server(line)
+                except p.ProtocolError:
+                    continue  # a message this version does not know; the rest still reads
+                if isinstance(message, p.Reply):
+                    future = self._pending.pop(message.id, None)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                elif isinstance(message, p.Closing):
+                    reason = message.reason
+                elif not isinstance(message, p.Welcome | p.Refused):
+                    on_event(message)
+        finally:
+            self.closed = True
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(EngineUnavailable(reason))
+            self._pending.clear()
+        return reason
+
+    async def request(self, kind: type[p.Command], **fields: Any) -> p.Reply:
+        """Send a command (`kind` with `fields`, an id added) and wait for its reply."""
+        if self.closed:
+            raise EngineUnavailable("the engine is gone")
+        number = next(self._ids)
+        future: asyncio.Future[p.Reply] = asyncio.get_running_loop().create_future()
+        self._pending[number] = future
+        try:
+            self.writer.write(p.encode(kind(id=number, **fields)))
+            await self.writer.drain()
+        except (OSError, RuntimeError) as err:
+            self._pending.pop(number, None)
+            raise EngineUnavailable(f"the engine is gone ({_reason(err)})") from None
+        return await future
+
+    async def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+async def with_engine(socket: str, client: str, work: Callable[[EngineClient], Awaitable[T]]) -> T:
+    """Connect, run `work` while replies are read, then hang up."""
+    engine = await EngineClient.connect(socket, client)
+    reader = asyncio.ensure_future(engine.run(lambda event: None))
+    try:
+        return await work(engine)
+    finally:
+        await engine.close()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__

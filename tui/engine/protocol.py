@@ -1,0 +1,254 @@
+"""The engine's protocol: versioned, typed messages, one JSON object per line.
+
+A viewer sends `Hello` first; the engine answers `Welcome` (its identity and the whole
+`Snapshot`), then every event as it happens, and a `Reply` to each command (by its `id`). Every
+message is a msgspec `Struct` tagged with its class name, decoded once where the bytes arrive
+(`decode_client`, `decode_server`) and validated there: code past that point sees only typed
+objects. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import msgspec
+
+from tui.core.config import Hyperparams
+from tui.core.events import TrainingEvent
+from tui.core.snapshot import Snapshot
+
+PROTOCOL_VERSION = 1
+"""Bumped whenever a message changes shape; a viewer of another version is refused in a line."""
+MAX_COMMAND_BYTES = 1 << 20
+"""The longest line the engine reads from a viewer (a drawing is 25 KB); longer: dropped."""
+MAX_MESSAGE_BYTES = 64 << 20
+"""The longest line a viewer reads from the engine (the test images are about 10 MB)."""
+
+
+class Message(msgspec.Struct, frozen=True, tag=True):
+    """Base of every protocol message."""
+
+
+# --- viewer to engine ---------------------------------------------------------------------------
+class Hello(Message, frozen=True):
+    """The first line a viewer sends."""
+
+    version: int
+    client: str = "viewer"
+    """What the viewer is ("app", "ps", "stop"), for the engine's log."""
+
+
+class Command(Message, frozen=True):
+    id: int
+    """Chosen by the viewer; the `Reply` carries it back."""
+
+
+class Train(Command, frozen=True):
+    """`t`: a round with these settings (None: the ones in force)."""
+
+    hparams: Hyperparams | None = None
+    preset: str | None = None
+
+
+class StopNow(Command, frozen=True):
+    pass
+
+
+class StopAfterEpoch(Command, frozen=True):
+    pass
+
+
+class Pause(Command, frozen=True):
+    """Pause (True), resume (False) or toggle (None)."""
+
+    paused: bool | None = None
+
+
+class SetTarget(Command, frozen=True):
+    """Set the epoch target, or move it by `delta`."""
+
+    target: int | None = None
+    delta: int | None = None
+
+
+class SetLearningRate(Command, frozen=True):
+    learning_rate: float
+
+
+class Reset(Command, frozen=True):
+    pass
+
+
+class OpenRun(Command, frozen=True):
+    path: str
+
+
+class OpenModel(Command, frozen=True):
+    path: str
+
+
+class SaveModel(Command, frozen=True):
+    path: str
+    overwrite: bool = True
+
+
+class GetPredictions(Command, frozen=True):
+    """The test-set probabilities of the current model."""
+
+
+class GetTestImages(Command, frozen=True):
+    """The test images and labels the predictions are for."""
+
+
+class Classify(Command, frozen=True):
+    """Probabilities for drawn digits: `pixels` is (count, 28, 28) float32, C order."""
+
+    pixels: bytes
+    count: int = 1
+
+
+class Shutdown(Command, frozen=True):
+    """Stop training (within a group of batches) and end the engine once no viewer is left."""
+
+
+ClientMessage: TypeAlias = (
+    Hello
+    | Train
+    | StopNow
+    | StopAfterEpoch
+    | Pause
+    | SetTarget
+    | SetLearningRate
+    | Reset
+    | OpenRun
+    | OpenModel
+    | SaveModel
+    | GetPredictions
+    | GetTestImages
+    | Classify
+    | Shutdown
+)
+
+
+# --- engine to viewer ---------------------------------------------------------------------------
+class EngineInfo(msgspec.Struct, frozen=True):
+    """Who an engine is and where it lives; also what `engine.json` records."""
+
+    id: str
+    pid: int
+    socket: str
+    started: str
+    """ISO time the engine started."""
+    version: str
+    """mnist-tui's version."""
+    protocol: int = PROTOCOL_VERSION
+    log: str = ""
+    cwd: str = ""
+    runs_root: str = ""
+    run: str = ""
+    """The run directory it trains into (updated as that changes)."""
+
+
+class Welcome(Message, frozen=True):
+    version: int
+    engine: EngineInfo
+    snapshot: Snapshot
+
+
+class Refused(Message, frozen=True):
+    """The engine will not talk to this viewer (another protocol version, no `Hello`)."""
+
+    reason: str
+
+
+class Closing(Message, frozen=True):
+    """The engine is about to end or to drop this viewer, and why."""
+
+    reason: str
+
+
+class Target(msgspec.Struct, frozen=True, tag=True):
+    target: int
+
+
+class PauseState(msgspec.Struct, frozen=True, tag=True):
+    paused: bool
+
+
+class Saved(msgspec.Struct, frozen=True, tag=True):
+    path: str
+
+
+class Arrays(msgspec.Struct, frozen=True, tag=True):
+    """Arrays as raw bytes: `first` is float32 (probabilities) or uint8 (images)."""
+
+    first: bytes
+    labels: bytes
+    count: int
+    version: int = 0
+
+
+ReplyValue: TypeAlias = Target | PauseState | Saved | Arrays
+
+
+class Reply(Message, frozen=True):
+    id: int
+    error: str = ""
+    """Empty when the command was carried out (or accepted, for the long ones); else why not."""
+    value: ReplyValue | None = None
+
+
+ServerMessage: TypeAlias = Welcome | Refused | Closing | Reply | TrainingEvent
+
+
+class _Version(msgspec.Struct):
+    """What any version's first engine line has in common: read before the whole `Welcome`."""
+
+    version: int = 0
+
+
+_encoder = msgspec.json.Encoder()
+_client_decoder = msgspec.json.Decoder(ClientMessage)
+_server_decoder = msgspec.json.Decoder(ServerMessage)
+_version_decoder = msgspec.json.Decoder(_Version)
+
+
+class ProtocolError(Exception):
+    """A line that is not a valid message; str(err) says what is wrong with it."""
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """One line: the message as JSON, then a newline."""
+    return _encoder.encode(message) + b"\n"
+
+
+def decode_client(line: bytes) -> ClientMessage:
+    try:
+        return _client_decoder.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise ProtocolError(str(err)) from None
+
+
+def decode_server(line: bytes) -> ServerMessage:
+    try:
+        return _server_decoder.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise ProtocolError(str(err)) from None
+
+
+def version_of(line: bytes) -> int:
+    """The protocol version a first engine line declares (0 when it declares none)."""
+    try:
+        return _version_decoder.decode(line).version
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return 0
+
+
+def command_id(line: bytes) -> int:
+    """The `id` of a line that failed to decode, if it has a usable one (else 0)."""
+    try:
+        raw = msgspec.json.decode(line)
+    except msgspec.DecodeError:
+        return 0
+    value = raw.get("id") if isinstance(raw, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
