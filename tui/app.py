@@ -61,12 +61,13 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tui.core.predictions import Predictions
+    from tui.screens.inspect import Seen
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
 DASHBOARD_ONLY = frozenset(
     {
         *("browse", "confusion", "draw", "runs", "save_model", "toggle_devices"),
-        *("train", "change_target", "toggle_loss", "toggle_panel", "reset"),
+        *("train", "change_target", "toggle_loss", "toggle_panel", "reset", "model", "clusters"),
     }
 )
 """Actions whose keys work on the dashboard only: over the screens they open they would pile
@@ -138,6 +139,8 @@ class MnistApp(App[None]):
         Binding("v", "browse", "Browse"),
         Binding("c", "confusion", "Matrix"),
         Binding("d", "draw", "Draw"),
+        Binding("m", "model", "Model"),
+        Binding("k", "clusters", "Clusters"),
         # l, h and i are named where they act (curve title, first log line, panel border) and
         # in the help, so that the footer still ends with ? and q in 80 columns.
         Binding("l", "toggle_loss", "Loss", show=False),
@@ -335,6 +338,9 @@ class MnistApp(App[None]):
         self.panel.mode = (
             "training" if s.phase in FITTING else "model" if s.model is not None else "free"
         )
+        screen = self.screen
+        if type(screen).__name__ == "ModelScreen":
+            screen.show(s)  # type: ignore[attr-defined]
         self.refresh_bindings()
 
     @on(EngineLost)
@@ -435,8 +441,10 @@ class MnistApp(App[None]):
         wanted = KEY_ACTIONS.get(action)
         if wanted is not None:
             return refusal(self.snapshot, wanted) is None
-        if action in ("browse", "confusion", "draw"):
+        if action in ("browse", "confusion", "draw", "model"):
             return self.phase is not Phase.LOADING
+        if action == "clusters":
+            return self.snapshot.model is not None
         return True
 
     # --- keys ---------------------------------------------------------------------------------
@@ -522,7 +530,82 @@ class MnistApp(App[None]):
     def action_browse(self) -> None:
         from tui.screens.browser import PredictionBrowser
 
-        self.push_screen(PredictionBrowser(*self._screen_arrays()))
+        explain = self._explain if self.snapshot.model is not None else None
+        self.push_screen(PredictionBrowser(*self._screen_arrays(), explain=explain))
+
+    def _browse_within(self, indices: np.ndarray, label: str) -> None:
+        from tui.screens.browser import PredictionBrowser
+
+        predictions, images = self._screen_arrays()
+        self.push_screen(
+            PredictionBrowser(
+                predictions, images, within=indices, within_label=label, explain=self._explain
+            )
+        )
+
+    def _explain(
+        self, index: int | None, image: np.ndarray | None, class_index: int | None, method: str
+    ) -> Seen:
+        """What the model looks at (the engine computes it); called from a screen's thread."""
+        import numpy as np
+
+        from tui.screens.inspect import Seen, Tile
+
+        pixels = None if image is None else np.ascontiguousarray(image, np.float32).tobytes()
+        request = self._client_or_raise().request(
+            p.Explain, index=index, pixels=pixels, class_index=class_index, method=method
+        )
+        reply = asyncio.run_coroutine_threadsafe(request, self._loop_or_raise()).result(60)
+        found = reply.value
+        if reply.error or not isinstance(found, p.Explanation):
+            raise EngineUnavailable(reply.error or "no explanation came back")
+        tiles = [
+            Tile(
+                t.layer,
+                t.channel,
+                t.mean,
+                np.frombuffer(t.pixels, np.float32).reshape(t.height, t.width),
+            )
+            for t in found.tiles
+        ]
+        return Seen(
+            np.frombuffer(found.probabilities, np.float32),
+            found.class_index,
+            np.frombuffer(found.saliency, np.float32).reshape(28, 28),
+            tiles,
+        )
+
+    def _client_or_raise(self) -> EngineClient:
+        if self.client is None:
+            raise EngineUnavailable("the engine is gone")
+        return self.client
+
+    def action_model(self) -> None:
+        from tui.screens.model import ModelScreen
+
+        self.push_screen(ModelScreen(self.snapshot))
+
+    async def action_clusters(self) -> None:
+        from tui.screens.clusters import ClustersScreen
+
+        predictions, images = self._screen_arrays()
+        if predictions is None or images is None:
+            self.notify("No predictions yet: train a model (t) or open one.", severity="warning")
+            return
+        self.notify(f"Projecting {len(predictions.labels):,} digits (a second or so)…")
+        reply = await self.command(p.GetClusters)
+        if reply is None or not isinstance(reply.value, p.Arrays):
+            return
+        import numpy as np
+
+        points = np.frombuffer(reply.value.first, np.float32).reshape(reply.value.count, 2)
+        if len(points) != len(predictions.labels):
+            self.notify("The engine's test set changed meanwhile; try again.", severity="warning")
+            return
+        screen = ClustersScreen(
+            points, predictions.labels, predictions.predicted, self._browse_within
+        )
+        self.push_screen(screen)
 
     def action_confusion(self) -> None:
         from tui.screens.confusion import ConfusionScreen
@@ -533,7 +616,10 @@ class MnistApp(App[None]):
         from tui.screens.draw import DrawScreen
 
         has_model = self.snapshot.model is not None
-        self.push_screen(DrawScreen(self._classify if has_model else None))
+        if has_model:
+            self.push_screen(DrawScreen(self._classify, explain=self._explain))
+        else:
+            self.push_screen(DrawScreen(None))
 
     def _classify(self, images: np.ndarray) -> np.ndarray:
         """The engine's model on drawn digits; called from the draw screen's thread."""

@@ -168,6 +168,31 @@ async def event_latencies(data_path: str, preset_name: str, train_size: int) -> 
     return [drawn[k] - published[k] for k in drawn.keys() & published.keys()]
 
 
+async def model_screen_cost(flags: list[str], epochs: int) -> tuple[list[float], list[float]]:
+    """samples/s of epochs trained with the dashboard showing, then with the model screen
+    (`m`, redrawn after every epoch) showing: the app in this process, a real engine."""
+    from tui.app import create_app
+    from tui.cli import app_options, build_parser
+
+    app = create_app(app_options(build_parser().parse_args([*flags, "--epochs", str(epochs)])))
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.client is None or app.phase not in IDLE:
+            await asyncio.sleep(0.05)
+        rates: list[list[float]] = []
+        for screen_keys in ((), ("m",)):
+            await pilot.press(*screen_keys)
+            before = app.snapshot.stopped
+            done = app.snapshot.epochs_done
+            await app.action_train()  # as `t` does (the key itself works on the dashboard only)
+            while app.snapshot.stopped is before or app.phase not in IDLE:
+                await asyncio.sleep(0.05)
+            epochs_run = [e for e in app.snapshot.history if e.epoch > done + 1]
+            rates.append([e.samples_per_sec or 0.0 for e in epochs_run])
+            if screen_keys:
+                await pilot.press("escape")
+    return rates[0], rates[1]
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -195,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             epochs = run(args, flags, folder)[1:]
             rates[name] += epochs
             print(f"round {number + 1}: {name}: {statistics.median(epochs):,.0f} samples/s")
+    closed, opened = asyncio.run(model_screen_cost(flags, args.epochs))
     long_run = [*flags, "--epochs", "50"]  # the last --epochs wins: long enough for the keys
     keys = asyncio.run(key_latencies(long_run, args.presses))
     events = asyncio.run(event_latencies(args.data, args.preset, args.train_size))
@@ -207,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in rates.items():
         median = statistics.median(values)
         print(f"{name:24} {median:>20,.0f} {median / base:>12.3f}")
+    if closed and opened:
+        shut, shown = statistics.median(closed), statistics.median(opened)
+        print(
+            f"{'model screen closed':24} {shut:>20,.0f} {1.0:>12.3f}\n"
+            f"{'model screen open':24} {shown:>20,.0f} {shown / shut:>12.3f}"
+        )
     print()
     for label, values in (("key to the engine's answer on screen", keys),
                           ("event published to drawn on screen", events)):  # fmt: skip

@@ -37,8 +37,10 @@ from tui.core.events import (
     DevicesReported,
     EpochEnded,
     Evaluated,
+    LayerHealthMeasured,
     LearningRateChanged,
     LoadFailed,
+    ModelDescribed,
     ModelOpened,
     ModelReset,
     ModelSaved,
@@ -91,6 +93,19 @@ class Job(Generic[T]):
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """What `TrainingController.explain` found for one image."""
+
+    probabilities: np.ndarray
+    class_index: int
+    """The class the saliency map explains."""
+    saliency: np.ndarray
+    """(28, 28) float32 in [0, 1]."""
+    maps: list[Any]
+    """`tui.core.inspection.FeatureMaps`, one per conv layer."""
+
+
+@dataclass(frozen=True)
 class RoundPlan:
     """What a claimed round will do."""
 
@@ -127,6 +142,7 @@ class TrainingController:
         self._round_length = setup.hparams.epochs
         """Epochs a round adds when `t` continues a model whose target is already reached."""
         self._quitting = False
+        self._problems_said: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._snapshot = initial_snapshot(setup.hparams, setup.preset)
@@ -382,6 +398,23 @@ class TrainingController:
                 self._phase(Phase.TRAINING)
         if isinstance(event, EpochEnded):
             threading.Thread(target=self._report_devices, daemon=True).start()
+        elif isinstance(event, LayerHealthMeasured):
+            self._record_health(event)
+
+    def _record_health(self, measured: LayerHealthMeasured) -> None:
+        """Into the run directory, and each kind of problem said once per layer."""
+        run = self.run
+        if run is not None and self.setup.record:
+            with contextlib.suppress(OSError):  # figures to look at: never worth a failure
+                run.append_health(measured)
+        for problem in measured.problems:
+            # "conv2: 71% of its ReLU units ... (dead units)." -> ("conv2", "dead units").
+            layer = problem.split(":")[0].split()[0]
+            kind = problem.rsplit("(", 1)[-1] if "(" in problem else "weights"
+            seen = (layer, kind)
+            if seen not in self._problems_said:
+                self._problems_said.add(seen)
+                self.notice(f"Layer health: {problem}", "warning", "Layer health")
 
     def _report_devices(self) -> None:
         from tui.core.runtime import device_report
@@ -600,9 +633,13 @@ class TrainingController:
                 resumed.epochs_done,
                 tuple(resumed.history),
                 resumed.model is not None,
+                run.load_health(resumed.epochs_done),
             )
         )
         if resumed.model is not None:
+            from tui.core.health import describe_layers
+
+            self.publish(ModelDescribed(describe_layers(resumed.model)))
             self._evaluate(session.predict(), resumed.epochs_done)
 
     def _data_for(self, run: RunDirectory) -> MnistData:
@@ -656,6 +693,10 @@ class TrainingController:
         self._release_run()
         self._opened = adapter
         self.publish(ModelOpened(str(path), int(model.count_params()), notes))
+        from tui.core.health import describe_layers
+
+        with contextlib.suppress(Exception):  # a model from elsewhere may not list its layers
+            self.publish(ModelDescribed(describe_layers(model)))
         self._evaluate(predictions, 0)
 
     def save_model(self, path: str | Path, *, overwrite: bool = True) -> Path:
@@ -695,6 +736,7 @@ class TrainingController:
             self._phase(Phase.READY)
 
     def _forget_model(self, *, publish: bool = True, keep_run: bool = False) -> None:
+        self._problems_said.clear()
         self.session = None
         self._opened = None
         self._predictions = None
@@ -736,6 +778,45 @@ class TrainingController:
         self._require(Action.CLASSIFY)
         adapter = self._opened or ModelAdapter.for_model(self.model)
         return adapter.classify(images)
+
+    def explain(
+        self,
+        image: np.ndarray,
+        class_index: int | None = None,
+        *,
+        method: str = "smoothgrad",
+    ) -> Explanation:
+        """What the model looks at in `image` ((28, 28, 1) float): its probabilities, the
+        saliency map for `class_index` (the predicted class when None) and the strongest feature
+        maps of each conv layer. Any thread; the model is read, never changed."""
+        from tui.core.inspection import saliency, top_feature_maps
+
+        self._require(Action.CLASSIFY)
+        model = self.model
+        probabilities = self.classify(image[np.newaxis])[0]
+        chosen = int(probabilities.argmax()) if class_index is None else int(class_index)
+        if not 0 <= chosen < len(probabilities):
+            raise ControllerError(f"class {chosen} is not a digit from 0 to 9.")
+        try:
+            heat = saliency(model, image, chosen, method=method)  # type: ignore[arg-type]
+            maps = top_feature_maps(model, image)
+        except ValueError as err:  # a model from elsewhere that cannot be looked into
+            raise ControllerError(f"This model cannot be looked into: {err}") from None
+        return Explanation(probabilities, chosen, heat, maps)
+
+    def clusters(self) -> np.ndarray:
+        """The test set's penultimate-layer features projected on their two principal axes,
+        (n, 2) float32, in test-set order."""
+        from tui.core.inspection import pca_2d, penultimate_features
+
+        self._require(Action.CLASSIFY)
+        model, data = self.model, self.data
+        if data is None:
+            raise ControllerError("MNIST is not loaded yet.")
+        try:
+            return pca_2d(penultimate_features(model, data.x_test))
+        except ValueError as err:
+            raise ControllerError(f"This model cannot be looked into: {err}") from None
 
     def check_writable(self) -> None:
         """Raise ControllerError now if runs cannot be recorded where they would go."""

@@ -219,6 +219,8 @@ class RunOpened(Event, frozen=True):
     epochs_done: int
     history: tuple[EpochEnded, ...]
     has_model: bool
+    health: tuple[LayerHealthMeasured, ...] = ()
+    """The layers' figures recorded for the run's epochs."""
 
 
 class ModelOpened(Event, frozen=True):
@@ -236,6 +238,43 @@ class ModelSaved(Event, frozen=True):
 
 class ModelReset(Event, frozen=True):
     """The model was discarded; the next round builds a fresh one."""
+
+
+class LayerInfo(msgspec.Struct, frozen=True):
+    """One layer of the model, as `model.summary()` lists it."""
+
+    name: str
+    kind: str
+    """The layer's class, e.g. "Conv2D"."""
+    output_shape: tuple[int | None, ...]
+    params: int
+    trainable: bool
+
+
+class ModelDescribed(Event, frozen=True):
+    """The layers of the model that trains (or was opened)."""
+
+    layers: tuple[LayerInfo, ...]
+
+
+class LayerFigures(msgspec.Struct, frozen=True):
+    """How one learning layer is doing after an epoch."""
+
+    layer: str
+    weight_norm: float | None
+    update_ratio: float | None
+    """How far the weights moved in the epoch, relative to their size; None the first time."""
+    dead_share: float | None
+    """Share of the layer's ReLU units that never fired on a fixed probe batch."""
+    finite: bool
+
+
+class LayerHealthMeasured(Event, frozen=True):
+    """Every learning layer's figures after an epoch, and what looks wrong with them."""
+
+    epoch: int
+    layers: tuple[LayerFigures, ...]
+    problems: tuple[str, ...] = ()
 
 
 TrainingEvent: TypeAlias = (
@@ -262,5 +301,7 @@ TrainingEvent: TypeAlias = (
     | ModelOpened
     | ModelSaved
     | ModelReset
+    | ModelDescribed
+    | LayerHealthMeasured
 )
 """Everything a controller publishes, as one tagged union."""

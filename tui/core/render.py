@@ -221,3 +221,18 @@ def heat_legend(width: int, *, color: bool = True) -> Text:
     if not labelled:
         return ramp
     return Text.assemble(_LEGEND_LOW, ramp, _LEGEND_HIGH, no_wrap=True, overflow="crop")
+
+
+def render_map(values: np.ndarray, *, color: bool = True) -> Text:
+    """Render any (height, width) map of values in [0, 1] (a feature map) as `render_digit`
+    renders a digit: grey half-blocks, or shade characters without colour. An odd height gets
+    a black row below."""
+    grey = np.rint(np.clip(np.asarray(values, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+    if grey.ndim != 2:
+        raise ValueError(f"A map must be 2-D, got shape {grey.shape}.")
+    if len(grey) % 2:
+        grey = np.vstack([grey, np.zeros((1, grey.shape[1]), np.uint8)])
+    top, bottom = grey[0::2], grey[1::2]
+    if not color:
+        return _shades(np.maximum(top, bottom))
+    return _half_blocks(top, bottom, _cell_style)

@@ -25,7 +25,7 @@ from tui.core.config import Hyperparams
 from tui.core.controls import TrainingControls
 from tui.core.data import MnistData
 from tui.core.distribute import steps_per_execution, training_device
-from tui.core.events import StopReason, TrainingStarted
+from tui.core.events import ModelDescribed, StopReason, TrainingStarted
 from tui.core.model import build_model, set_steps_per_execution
 from tui.core.predictions import Predictions
 from tui.core.runtime import import_keras
@@ -90,6 +90,9 @@ class TrainingSession:
         self.clock = EpochClock()
         """The epoch timer shared by progress, the epoch events and the run's records."""
         self._device: str | None = None
+        self._probe: Any = None
+        self._probed: Any = None
+        """The model `_probe` was made for (a probe keeps the weights it saw last epoch)."""
 
     # --- set-up -------------------------------------------------------------------------------
     def ensure_model(self) -> Any:
@@ -134,6 +137,12 @@ class TrainingSession:
             return RoundOutcome(StopReason.ERROR, error_line(err))
         if self.controls.stop_requested:
             return RoundOutcome(StopReason.USER, "stopped before the first batch")
+        from tui.core.health import HealthCallback, describe_layers, make_probe
+
+        sink(ModelDescribed(describe_layers(model)))
+        if self._probed is not model:
+            self._probe, self._probed = make_probe(model, x), model
+        health = [HealthCallback(self._probe, sink)] if self._probe is not None else []
 
         state = RoundState(self.epochs_done, steps)
         control = ControlCallback(
@@ -154,7 +163,7 @@ class TrainingSession:
         )
         # Our own CallbackList so that a stop-now exception can still shut its thread pool down.
         callback_list = keras.callbacks.CallbackList(
-            [control, progress, *callbacks, EpochReport(control, sink)],
+            [control, progress, *callbacks, EpochReport(control, sink), *health],
             add_history=True,
             add_progbar=False,
             verbose=0,

@@ -22,8 +22,11 @@ from tui.core.events import (
     DevicesReported,
     EpochEnded,
     Evaluated,
+    LayerHealthMeasured,
+    LayerInfo,
     LearningRateChanged,
     LoadFailed,
+    ModelDescribed,
     ModelOpened,
     ModelReset,
     PhaseChanged,
@@ -42,7 +45,13 @@ from tui.core.phase import BUSY, FITTING, IDLE, Action, Phase
 MAX_EPOCHS = INT_BOUNDS["epochs"][1]
 JOURNAL_LIMIT = 2000
 """Events kept for the log of a viewer that attaches late (the newest; progress is not kept)."""
-_NOT_JOURNALLED = (BatchProgress, PhaseChanged, DevicesReported)
+_NOT_JOURNALLED = (
+    BatchProgress,
+    PhaseChanged,
+    DevicesReported,
+    ModelDescribed,
+    LayerHealthMeasured,
+)
 
 
 class ModelInfo(msgspec.Struct, frozen=True):
@@ -87,8 +96,13 @@ class Snapshot(msgspec.Struct, frozen=True):
     """How the latest round ended; None while one runs."""
     evaluation: Evaluated | None = None
     predictions: PredictionsReady | None = None
+    layers: tuple[LayerInfo, ...] = ()
+    """The model's layers, as `model.summary()` lists them."""
+    health: tuple[LayerHealthMeasured, ...] = ()
+    """Every learning layer's figures, epoch by epoch."""
     journal: tuple[TrainingEvent, ...] = ()
-    """What the log shows: every event but progress, phase changes and device reports."""
+    """What the log shows: every event but progress, phase changes, device reports and the
+    model's figures."""
 
     @property
     def epoch_in_progress(self) -> int:
@@ -177,11 +191,16 @@ def _changes(s: Snapshot, event: TrainingEvent) -> dict[str, object]:
                 "history": event.history,
                 "target": max(hparams.epochs, done),
                 "model": ModelInfo("run", 0, path) if event.has_model else None,
+                "health": event.health,
             }
         case ModelOpened(path=path, params=params, notes=notes):
             return {**_FORGET_MODEL, "model": ModelInfo("file", params, path, notes)}
         case ModelReset():
             return dict(_FORGET_MODEL)
+        case ModelDescribed(layers=layers):
+            return {"layers": layers}
+        case LayerHealthMeasured(epoch=epoch):
+            return {"health": (*(h for h in s.health if h.epoch < epoch), event)}
     return {}
 
 
@@ -196,6 +215,8 @@ _FORGET_MODEL: dict[str, object] = {
     "stop_after_epoch": False,
     "evaluation": None,
     "predictions": None,
+    "layers": (),
+    "health": (),
 }
 """What a model's replacement (a reset, an opened run or model) makes stale."""
 

@@ -107,6 +107,21 @@ class Classify(Command, frozen=True):
     count: int = 1
 
 
+class Explain(Command, frozen=True):
+    """What the model looks at: test digit `index`, or `pixels` (28 x 28 float32, a drawing)."""
+
+    index: int | None = None
+    pixels: bytes | None = None
+    class_index: int | None = None
+    """The class to explain; None for the predicted one."""
+    method: str = "smoothgrad"
+    """"smoothgrad" or "gradient"."""
+
+
+class GetClusters(Command, frozen=True):
+    """The test set's penultimate features projected to two dimensions."""
+
+
 class Shutdown(Command, frozen=True):
     """Stop training (within a group of batches) and end the engine once no viewer is left."""
 
@@ -126,6 +141,8 @@ ClientMessage: TypeAlias = (
     | GetPredictions
     | GetTestImages
     | Classify
+    | Explain
+    | GetClusters
     | Shutdown
 )
 
@@ -188,7 +205,27 @@ class Arrays(msgspec.Struct, frozen=True, tag=True):
     version: int = 0
 
 
-ReplyValue: TypeAlias = Target | PauseState | Saved | Arrays
+class Tile(msgspec.Struct, frozen=True):
+    """One feature map: `pixels` is (height, width) float32 in [0, 1]."""
+
+    layer: str
+    channel: int
+    mean: float
+    height: int
+    width: int
+    pixels: bytes
+
+
+class Explanation(msgspec.Struct, frozen=True, tag=True):
+    probabilities: bytes
+    """(10,) float32."""
+    class_index: int
+    saliency: bytes
+    """(28, 28) float32 in [0, 1]."""
+    tiles: tuple[Tile, ...]
+
+
+ReplyValue: TypeAlias = Target | PauseState | Saved | Arrays | Explanation
 
 
 class Reply(Message, frozen=True):

@@ -383,6 +383,10 @@ class EngineServer:
                 return await self._in_helper(self._test_images)
             case p.Classify(pixels=pixels, count=count):
                 return await self._in_helper(lambda: self._classify(pixels, count))
+            case p.Explain(index=index, pixels=drawing, class_index=wanted, method=method):
+                return await self._in_helper(lambda: self._explain(index, drawing, wanted, method))
+            case p.GetClusters():
+                return await self._in_helper(self._clusters)
             case p.Shutdown():
                 self.shutdown_requested = True
                 c.shutdown()
@@ -425,6 +429,46 @@ class EngineServer:
             raise ControllerError("a drawing must hold finite pixel values")
         probabilities = self.controller.classify(np.clip(images, 0.0, 1.0))
         return p.Arrays(np.asarray(probabilities, np.float32).tobytes(), b"", count)
+
+    def _explain(
+        self, index: int | None, pixels: bytes | None, wanted: int | None, method: str
+    ) -> p.Explanation:
+        data = self.controller.data
+        if pixels is not None:
+            if len(pixels) != 28 * 28 * 4:
+                raise ControllerError(f"a drawing is 28 x 28 float32; got {len(pixels)} bytes")
+            image = np.clip(np.frombuffer(pixels, np.float32).reshape(28, 28, 1), 0.0, 1.0)
+        elif index is not None and data is not None and 0 <= index < len(data.x_test):
+            image = data.x_test[index]
+        else:
+            raise ControllerError("Explain needs a test index in range, or a drawing.")
+        if method not in ("smoothgrad", "gradient"):
+            raise ControllerError(f"{method!r} is not a saliency method (smoothgrad, gradient).")
+        found = self.controller.explain(image, wanted, method=method)
+        tiles = tuple(
+            p.Tile(
+                maps.layer,
+                int(channel),
+                float(mean),
+                int(picture.shape[0]),
+                int(picture.shape[1]),
+                np.ascontiguousarray(picture, np.float32).tobytes(),
+            )
+            for maps in found.maps
+            for channel, mean, picture in zip(maps.channels, maps.means, maps.maps, strict=True)
+        )
+        return p.Explanation(
+            np.asarray(found.probabilities, np.float32).tobytes(),
+            found.class_index,
+            np.ascontiguousarray(found.saliency, np.float32).tobytes(),
+            tiles,
+        )
+
+    def _clusters(self) -> p.Arrays:
+        points = np.ascontiguousarray(self.controller.clusters(), np.float32)
+        data = self.controller.data
+        labels = data.y_test if data is not None else np.zeros(len(points), np.uint8)
+        return p.Arrays(points.tobytes(), np.asarray(labels, np.uint8).tobytes(), len(points))
 
 
 def _peer(writer: asyncio.StreamWriter) -> int | bool | None:

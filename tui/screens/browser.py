@@ -15,6 +15,7 @@ from textual.validation import Number
 from textual.widgets import Input, Label, Static
 
 from tui.core.predictions import PredictionFilter, Predictions, PredictionSort, confidence, select
+from tui.screens.inspect import ExplainFn
 from tui.widgets.digit import DigitDetail, DigitGrid
 from tui.widgets.footer import FittingFooter
 
@@ -86,6 +87,7 @@ class PredictionBrowser(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close"),
+        Binding("w", "inspect", "Why?"),
         Binding("m", "toggle_misclassified", "Misclassified"),
         Binding("0", "digit(0)", "True class", key_display="0-9"),
         *(Binding(str(k), f"digit({k})", f"True class {k}", show=False) for k in range(1, 10)),
@@ -109,6 +111,9 @@ class PredictionBrowser(Screen[None]):
         *,
         filter: PredictionFilter | None = None,
         sort: PredictionSort = PredictionSort.INDEX,
+        within: np.ndarray | None = None,
+        within_label: str = "",
+        explain: ExplainFn | None = None,
     ) -> None:
         """
         Args:
@@ -116,6 +121,10 @@ class PredictionBrowser(Screen[None]):
             images: the test images those predictions are for, (n, 28, 28[, 1]).
             filter: which digits to show first; all of them by default.
             sort: the order to show them in.
+            within: test indices to browse among (digits picked on the cluster plot); None:
+                the whole test set.
+            within_label: what `within` is, for the header.
+            explain: asks the model what it looked at (`w`); None when nobody can answer.
         """
         super().__init__()
         if (
@@ -129,6 +138,9 @@ class PredictionBrowser(Screen[None]):
             )
         self.predictions = predictions if images is not None else None
         self.images = images
+        self.within = within
+        self.within_label = within_label
+        self.explain = explain
         self.set_reactive(PredictionBrowser.prediction_filter, filter or PredictionFilter())
         self.set_reactive(PredictionBrowser.prediction_sort, sort)
         if self.predictions is not None:
@@ -168,6 +180,8 @@ class PredictionBrowser(Screen[None]):
             return
         grid = self.grid
         order = select(self.predictions, self.prediction_filter, self.prediction_sort)
+        if self.within is not None:
+            order = order[np.isin(order, self.within)]
         grid.set_order(order, keep=grid.selected_index if keep_selection else None)
         self._update_header()
 
@@ -178,6 +192,7 @@ class PredictionBrowser(Screen[None]):
         shown = len(self.grid.order)
         count = f"{shown:,} digits" if shown == total else f"{shown:,} of {total:,}"
         parts = [
+            *([self.within_label] if self.within_label else []),
             f"filter: {self.prediction_filter.describe()}",
             self.prediction_sort.label,
             count,
@@ -212,6 +227,20 @@ class PredictionBrowser(Screen[None]):
             )
 
     # --- actions ---------------------------------------------------------------------------------
+    def action_inspect(self) -> None:
+        """What the model looked at in the selected digit."""
+        from tui.screens.inspect import InspectScreen
+
+        index = self.grid.selected_index if self.predictions is not None else None
+        if index is None or self.images is None or self.predictions is None:
+            self.notify("No digit is selected.", severity="warning")
+            return
+        if self.explain is None:
+            self.notify("No model to ask; train one (t) or open one.", severity="warning")
+            return
+        label = int(self.predictions.labels[index])
+        self.app.push_screen(InspectScreen(self.explain, self.images[index], index, label))
+
     def action_close(self) -> None:
         if self.awaiting_predicted:
             self.awaiting_predicted = False

@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 from tui.core.preprocess import preprocess_drawing
 from tui.core.render import render_digit
 from tui.screens.browser import NO_MODEL
+from tui.screens.inspect import ExplainFn
 from tui.widgets.canvas import Canvas
 from tui.widgets.digit import ProbabilityBars
 from tui.widgets.footer import FittingFooter
@@ -59,16 +60,23 @@ class DrawScreen(Screen[None]):
     }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("w", "inspect", "Why?"),
+    ]
 
-    def __init__(self, predict_fn: PredictFn | None) -> None:
+    def __init__(self, predict_fn: PredictFn | None, *, explain: ExplainFn | None = None) -> None:
         """
         Args:
             predict_fn: the model, as a function from images to probabilities; None before
                 there is one (the canvas still works, nothing is predicted).
+            explain: asks the model what it looked at in the drawing (`w`).
         """
         super().__init__()
         self.predict_fn = predict_fn
+        self.explain = explain
+        self.last_image: np.ndarray | None = None
+        """The drawing as the model last saw it, (28, 28, 1)."""
         self._lock = threading.Lock()
         self._pending: tuple[int, np.ndarray] | None = None
         """The newest drawing not yet predicted, with its generation; older ones are dropped,
@@ -174,6 +182,7 @@ class DrawScreen(Screen[None]):
         if event.generation != self._generation:
             return  # the canvas was cleared while the model looked at the old drawing
         self.last_probabilities = event.probabilities
+        self.last_image = event.image
         self.query_one(ProbabilityBars).probabilities = tuple(float(p) for p in event.probabilities)
         self.query_one("#draw-seen", Static).update(
             Content("What the model sees:\n")
@@ -188,6 +197,15 @@ class DrawScreen(Screen[None]):
             self.query_one("#draw-verdict", Static).update(
                 Content.styled(f"Prediction failed: {type(error).__name__}: {error}", "$error")
             )
+
+    def action_inspect(self) -> None:
+        """What the model looked at in the drawing."""
+        from tui.screens.inspect import InspectScreen
+
+        if self.explain is None or self.last_image is None:
+            self.notify("Draw a digit first (with a model to ask).", severity="warning")
+            return
+        self.app.push_screen(InspectScreen(self.explain, self.last_image, None, None))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -18,21 +18,24 @@ KEYS: tuple[tuple[str, str], ...] = (
         "train; after a run ends, continue (to the epochs field if it is higher, "
         "else for another run of the same length)",
     ),
-    ("s", "stop now (within 8 batches; the epoch in progress is not counted)"),
+    ("s", "stop now (within 8 batches; the epoch in progress is rolled back)"),
     ("e", "stop after the epoch in progress"),
     ("p", "pause / resume"),
     ("+ / -", "raise / lower the epoch target (never below the epoch in progress)"),
     (
         "v",
-        "prediction browser: arrows/PgUp/PgDn move, m misclassified, 0-9 a true class, "
-        "p then 0-9 a predicted class, a all, o order, g go to an index",
+        "prediction browser: arrows/PgUp/PgDn move, w what the model looked at, "
+        "m misclassified, 0-9 a true class, p then 0-9 a predicted class, a all, o order, "
+        "g go to an index",
     ),
     ("c", "confusion matrix: arrows move, Enter browses the digits of a cell"),
     (
         "d",
         "draw a digit: mouse or arrows (shift draws), space paints, x erases, c clears, "
-        "[ ] brush size",
+        "[ ] brush size, w what the model looked at",
     ),
+    ("m", "the model's layers: shapes, parameters, and each layer's health epoch by epoch"),
+    ("k", "how the test digits cluster (PCA of the last hidden layer); Enter browses a spot"),
     ("l", "curves: accuracy / loss"),
     ("h", "show / hide the hyperparameter panel"),
     ("i", "show / hide the devices (what trains, GPU memory, CPU threads)"),
@@ -41,7 +44,11 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("S", "save the model as models/<name>.keras"),
     ("Esc", "leave a field, back to the keys; closes a screen"),
     ("?", "this help"),
-    ("q, Ctrl+C", "quit (stops training cleanly first)"),
+    (
+        "q, Ctrl+C",
+        "quit; while training, choose: leave it training in the background "
+        "(mnist-tui attach comes back), or stop it",
+    ),
 )
 
 

@@ -23,7 +23,7 @@ import msgspec
 
 from tui.core.config import Hyperparams, dump_toml, load_toml
 from tui.core.datainfo import DataInfo
-from tui.core.events import EpochEnded, Evaluated
+from tui.core.events import EpochEnded, Evaluated, LayerHealthMeasured
 from tui.core.runs.files import write_atomic, write_json
 
 RUNS_ENV = "MNIST_TUI_RUNS"
@@ -39,6 +39,8 @@ BEST_MODEL = "best.keras"
 PREDICTIONS = "predictions.npz"
 EVALUATION = "evaluation.json"
 TENSORBOARD = "tensorboard"
+LAYERS_JSONL = "layers.jsonl"
+"""Every learning layer's figures, one JSON line per epoch (see `tui.core.health`)."""
 ENGINE_JSON = "engine.json"
 """Where a live engine that trains this run can be reached (see `tui.engine`)."""
 ENGINE_LOG = "engine.log"
@@ -270,6 +272,26 @@ class RunDirectory:
             },
         )
         return target
+
+    def append_health(self, measured: LayerHealthMeasured) -> None:
+        """Add one epoch's layer figures to layers.jsonl (a line, appended and flushed)."""
+        with open(self.path / LAYERS_JSONL, "ab") as out:
+            out.write(msgspec.json.encode(measured) + b"\n")
+
+    def load_health(self, epochs: int) -> tuple[LayerHealthMeasured, ...]:
+        """The layer figures of the first `epochs` epochs (later ones belong to no saved model);
+        an unreadable line is skipped: these figures are for looking at, not for resuming."""
+        try:
+            lines = (self.path / LAYERS_JSONL).read_bytes().splitlines()
+        except OSError:
+            return ()
+        kept: dict[int, LayerHealthMeasured] = {}
+        for line in lines:
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                measured = msgspec.json.decode(line, type=LayerHealthMeasured)
+                if measured.epoch <= epochs:
+                    kept[measured.epoch] = measured
+        return tuple(kept[epoch] for epoch in sorted(kept))
 
     def load_history(self) -> list[EpochEnded]:
         """The epochs in metrics.csv as `EpochEnded` events (see `read_history`)."""

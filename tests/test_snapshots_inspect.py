@@ -1,0 +1,125 @@
+"""Snapshots of the views inside the model (what it looks at, its layers, the clusters), at two
+sizes, from a scripted engine that answers with fixed figures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from scripted_engine import ScriptedEngine
+from test_snapshots_app import FINISHED, HPARAMS, state
+from textual.pilot import Pilot
+
+from tui.app import MnistApp, create_app
+from tui.core.data import load_sample
+from tui.core.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
+from tui.engine import protocol as p
+
+SIZES = [(80, 24), (120, 40)]
+SAMPLE = load_sample()
+IMAGES = np.rint(SAMPLE.x_test[:500, ..., 0] * 255).astype(np.uint8)
+LABELS = SAMPLE.y_test[:500]
+RNG = np.random.default_rng(7)
+PREDICTED = np.where(RNG.random(500) < 0.06, (LABELS + 1) % 10, LABELS).astype(np.uint8)
+PROBABILITIES = np.full((500, 10), 0.01, np.float32)
+PROBABILITIES[np.arange(500), PREDICTED] = 0.91
+CENTRES = RNG.normal(scale=6.0, size=(10, 2))
+POINTS = (CENTRES[LABELS] + RNG.normal(size=(500, 2))).astype(np.float32)
+
+LAYERS = (
+    LayerInfo("conv1", "Conv2D", (None, 26, 26, 32), 320, True),
+    LayerInfo("pool1", "MaxPooling2D", (None, 13, 13, 32), 0, True),
+    LayerInfo("conv2", "Conv2D", (None, 11, 11, 64), 18496, True),
+    LayerInfo("pool2", "MaxPooling2D", (None, 5, 5, 64), 0, True),
+    LayerInfo("flatten", "Flatten", (None, 1600), 0, True),
+    LayerInfo("hidden", "Dense", (None, 128), 204928, True),
+    LayerInfo("output", "Dense", (None, 10), 1290, True),
+)
+
+
+def health(epoch: int) -> LayerHealthMeasured:
+    decay = 0.5**epoch
+    figures = (
+        LayerFigures("conv1", 3.1 + 0.1 * epoch, None if epoch == 1 else 0.2 * decay, 0.0, True),
+        LayerFigures("conv2", 8.4 + 0.3 * epoch, None if epoch == 1 else 0.3 * decay, 0.02, True),
+        LayerFigures("hidden", 11.0 + epoch, None if epoch == 1 else 0.4 * decay, 0.55, True),
+        LayerFigures("output", 2.5, None if epoch == 1 else 0.1 * decay, None, True),
+    )
+    problems = ("hidden: 55% of its ReLU units output zero for every probe image (dead units).",)
+    return LayerHealthMeasured(epoch, figures, problems)
+
+
+INSIDE = [*FINISHED, ModelDescribed(LAYERS), *(health(n) for n in range(1, 6))]
+
+
+def answer(command: p.Command) -> p.Reply:
+    if isinstance(command, p.GetPredictions):
+        value: Any = p.Arrays(PROBABILITIES.tobytes(), LABELS.tobytes(), 500, 1)
+    elif isinstance(command, p.GetTestImages):
+        value = p.Arrays(IMAGES.tobytes(), LABELS.tobytes(), 500)
+    elif isinstance(command, p.GetClusters):
+        value = p.Arrays(POINTS.tobytes(), LABELS.tobytes(), 500)
+    elif isinstance(command, p.Explain):
+        ys, xs = np.mgrid[0:28, 0:28]
+        heat = np.exp(-((ys - 12) ** 2 + (xs - 15) ** 2) / 40.0).astype(np.float32)
+        tiles = tuple(
+            p.Tile(layer, channel, 0.8 - 0.1 * i, side, side, tile.tobytes())
+            for layer, side in (("conv1", 26), ("conv2", 11))
+            for i, channel in enumerate((3, 17, 5, 9))
+            for tile in [RNG.random((side, side)).astype(np.float32)]
+        )
+        value = p.Explanation(PROBABILITIES[0].tobytes(), 4, heat.tobytes(), tiles)
+    else:
+        return p.Reply(command.id, error="scripted")
+    return p.Reply(command.id, value=value)
+
+
+@pytest.fixture
+def app() -> Iterator[MnistApp]:
+    engine = ScriptedEngine(state(INSIDE), answer).__enter__()
+    yield create_app(engine.options, engine.connector())
+    engine.__exit__(None, None, None)
+
+
+async def ready(pilot: Pilot[None]) -> None:
+    app: Any = pilot.app
+    while app.client is None or app.predictions is None or app.test_images is None:
+        await pilot.pause(0.01)
+    await pilot.pause()
+
+
+def keys(*pressed: str) -> Any:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await ready(pilot)
+        await pilot.press(*pressed)
+        for _ in range(50):
+            screen: Any = pilot.app.screen
+            if getattr(screen, "seen", True) is not None:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_what_the_model_looks_at(snap_compare: Any, app: MnistApp, size: Any) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=keys("v", "w"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_the_layers(snap_compare: Any, app: MnistApp, size: Any) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=keys("m"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_the_clusters(snap_compare: Any, app: MnistApp, size: Any) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=keys("k", "right", "up"))
+
+
+def test_the_scripted_model_is_the_default_preset() -> None:
+    """The fixed layers are the ones the default preset builds, so the snapshot tells no tale."""
+    assert sum(layer.params for layer in LAYERS) == 225_034
+    assert HPARAMS.conv_filters == (32, 64)

@@ -1,0 +1,164 @@
+"""How the digits cluster: the test set's penultimate-layer features on their two principal
+axes, one mark per digit (its class's own numeral, so it reads without colour), mistakes
+marked; a cursor picks a spot and Enter browses the digits there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from tui.widgets.footer import FittingFooter
+
+CLASS_COLORS = (
+    "red", "orange", "yellow", "green", "cyan", "blue+", "magenta+", "white", "gray", "green+",
+)  # fmt: skip
+"""One per class; the marks are the classes' numerals too, so they read without colour."""
+STEPS = 40
+"""Cursor steps across each axis."""
+MISTAKE = "✗"
+CURSOR = "◆"
+
+
+class ClusterPlot(PlotextPlot):  # type: ignore[misc]
+    """The scatter, drawn through one `replot()`."""
+
+    cursor: reactive[tuple[float, float]] = reactive((0.0, 0.0))
+
+    def __init__(self, points: np.ndarray, labels: np.ndarray, predicted: np.ndarray) -> None:
+        super().__init__(id="clusters-plot")
+        self.points, self.labels, self.predicted = points, labels, predicted
+        low, high = points.min(axis=0), points.max(axis=0)
+        self.low, self.high = low, np.where(high > low, high, low + 1.0)
+        self.step = (self.high - self.low) / STEPS
+        self.set_reactive(
+            ClusterPlot.cursor, (float(points[:, 0].mean()), float(points[:, 1].mean()))
+        )
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.replot()
+
+    def watch_cursor(self) -> None:
+        self.replot()
+
+    def on_resize(self) -> None:
+        self.replot()
+
+    def move(self, dx: int, dy: int) -> None:
+        x, y = self.cursor
+        x = float(np.clip(x + dx * self.step[0], self.low[0], self.high[0]))
+        y = float(np.clip(y + dy * self.step[1], self.low[1], self.high[1]))
+        self.cursor = (x, y)
+
+    def under_cursor(self) -> np.ndarray:
+        """Test indices within a step of the cursor; else the 20 nearest."""
+        offset = np.abs(self.points - np.asarray(self.cursor)) / self.step
+        inside = np.flatnonzero((offset <= 1.0).all(axis=1))
+        if len(inside):
+            return inside
+        return np.argsort((offset**2).sum(axis=1))[:20]
+
+    def replot(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        wrong = self.labels != self.predicted
+        for digit in range(10):
+            chosen = (self.labels == digit) & ~wrong
+            if chosen.any():
+                xs, ys = self.points[chosen].T
+                plt.scatter(xs.tolist(), ys.tolist(), marker=str(digit), color=CLASS_COLORS[digit])
+        if wrong.any():
+            xs, ys = self.points[wrong].T
+            plt.scatter(xs.tolist(), ys.tolist(), marker=MISTAKE, color="red+")
+        plt.scatter([self.cursor[0]], [self.cursor[1]], marker=CURSOR, color="white+")
+        plt.xticks([])
+        plt.yticks([])
+        plt.xlim(float(self.low[0]), float(self.high[0]))
+        plt.ylim(float(self.low[1]), float(self.high[1]))
+        self.refresh()
+
+
+class ClustersScreen(Screen[None]):
+    """Arrows move the cursor (shift: faster), Enter browses the digits under it."""
+
+    DEFAULT_CSS = """
+    ClustersScreen {
+        & #clusters-header { height: auto; padding: 0 1; background: $panel; }
+        & #clusters-plot { height: 1fr; }
+        & #clusters-under { height: auto; padding: 0 1; }
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("enter", "browse", "Browse these"),
+        Binding("left", "move(-1, 0)", show=False),
+        Binding("right", "move(1, 0)", show=False),
+        Binding("up", "move(0, 1)", show=False),
+        Binding("down", "move(0, -1)", show=False),
+        Binding("shift+left", "move(-5, 0)", show=False),
+        Binding("shift+right", "move(5, 0)", show=False),
+        Binding("shift+up", "move(0, 5)", show=False),
+        Binding("shift+down", "move(0, -5)", show=False),
+    ]
+
+    def __init__(
+        self,
+        points: np.ndarray,
+        labels: np.ndarray,
+        predicted: np.ndarray,
+        browse: Callable[[np.ndarray, str], None],
+    ) -> None:
+        """
+        Args:
+            points: (n, 2) projected features, in test-set order.
+            labels: (n,) true classes; `predicted`: (n,) the model's.
+            browse: opens the browser on some test indices, with a label for its header.
+        """
+        super().__init__()
+        self.plot = ClusterPlot(points, labels, predicted)
+        self.browse_fn = browse
+
+    def compose(self) -> ComposeResult:
+        wrong = int((self.plot.labels != self.plot.predicted).sum())
+        yield Static(
+            f"How the test digits cluster: their features before the last layer on the two "
+            f"principal axes (PCA)  ·  each digit drawn as its class  ·  {MISTAKE}: the "
+            f"{wrong:,} the model gets wrong  ·  {CURSOR}: the cursor",
+            id="clusters-header",
+        )
+        yield self.plot
+        yield Static(id="clusters-under")
+        yield FittingFooter()
+
+    def on_mount(self) -> None:
+        self._describe()
+
+    def action_move(self, dx: int, dy: int) -> None:
+        self.plot.move(dx, dy)
+        self._describe()
+
+    def _describe(self) -> None:
+        under = self.plot.under_cursor()
+        labels = self.plot.labels[under]
+        counts = np.bincount(labels, minlength=10)
+        top = ", ".join(f"{d}: {counts[d]}" for d in np.argsort(-counts)[:3] if counts[d])
+        wrong = int((labels != self.plot.predicted[under]).sum())
+        self.query_one("#clusters-under", Static).update(
+            f"Under the cursor: {len(under)} digits ({top}); {wrong} wrong. Enter browses them."
+        )
+
+    def action_browse(self) -> None:
+        under = self.plot.under_cursor()
+        self.browse_fn(under, f"{len(under)} digits near the cursor")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
