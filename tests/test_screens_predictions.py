@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Static
 
 from tui.core.config import Hyperparams
 from tui.core.controller import TrainingController
-from tui.core.data import MnistData
+from tui.core.data import MnistData, load_sample
 from tui.core.events import StopReason
 from tui.core.predictions import PredictionFilter, Predictions, PredictionSort
 from tui.core.preprocess import preprocess_drawing
@@ -418,6 +418,18 @@ async def test_a_drawn_digit_is_recognised_by_a_trained_model(
 
 
 # --- snapshots ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_small() -> MnistData:
+    """Snapshots draw the bundled sample's digits, which every checkout has (not mnist_small,
+    which is the full set's when it is beside the project)."""
+    return load_sample().subset(train=2000, test=500)
+
+
+@pytest.fixture(scope="module")
+def sample_predictions(sample_small: MnistData) -> Predictions:
+    return fake_predictions(sample_small.y_test)
+
+
 SIZES = [
     pytest.param((120, 40), id="120x40"),
     pytest.param((80, 24), id="80x24"),
@@ -428,24 +440,24 @@ SIZES = [
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_browser(
     snap_compare: Callable[..., bool],
-    mnist_small: MnistData,
-    predictions: Predictions,
+    sample_small: MnistData,
+    sample_predictions: Predictions,
     size: tuple[int, int],
 ) -> None:
-    app = browser_app(mnist_small, predictions)
+    app = browser_app(sample_small, sample_predictions)
     assert snap_compare(app, press=["right", "down"], terminal_size=size)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_detail_of_a_mistake(
     snap_compare: Callable[..., bool],
-    mnist_small: MnistData,
-    predictions: Predictions,
+    sample_small: MnistData,
+    sample_predictions: Predictions,
     size: tuple[int, int],
 ) -> None:
     app = browser_app(
-        mnist_small,
-        predictions,
+        sample_small,
+        sample_predictions,
         filter=PredictionFilter(misclassified=True),
         sort=PredictionSort.LOSS,
     )
@@ -455,25 +467,25 @@ def test_snapshot_detail_of_a_mistake(
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_confusion(
     snap_compare: Callable[..., bool],
-    mnist_small: MnistData,
-    predictions: Predictions,
+    sample_small: MnistData,
+    sample_predictions: Predictions,
     size: tuple[int, int],
 ) -> None:
-    app = ScreenHost(lambda: ConfusionScreen(predictions, mnist_small.x_test))
+    app = ScreenHost(lambda: ConfusionScreen(sample_predictions, sample_small.x_test))
     assert snap_compare(app, terminal_size=size)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_canvas(
-    snap_compare: Callable[..., bool], mnist_small: MnistData, size: tuple[int, int]
+    snap_compare: Callable[..., bool], sample_small: MnistData, size: tuple[int, int]
 ) -> None:
-    seven = mnist_small.x_test[0, :, :, 0]
+    digit = sample_small.x_test[0, :, :, 0]
 
     async def draw(pilot: Pilot[None]) -> None:
         canvas = pilot.app.screen.query_one(Canvas)
         canvas.brush = 1
         # The public painting API, one pixel at a time, as the keyboard would.
-        for row, column in zip(*np.nonzero(seven > 0.5), strict=True):
+        for row, column in zip(*np.nonzero(digit > 0.5), strict=True):
             canvas.paint(int(row), int(column))
         canvas.cursor = (27, 0)
         await pilot.app.workers.wait_for_complete()
@@ -496,15 +508,15 @@ async def test_draw_screen_without_a_model_still_draws() -> None:
 @pytest.mark.parametrize("screen", ["confusion", "browser"])
 def test_snapshot_without_colour_shows_the_cursor(
     snap_compare: Callable[..., bool],
-    mnist_small: MnistData,
-    predictions: Predictions,
+    sample_small: MnistData,
+    sample_predictions: Predictions,
     monkeypatch: pytest.MonkeyPatch,
     screen: str,
 ) -> None:
     """Under NO_COLOR the cursor must show by something other than colour."""
     monkeypatch.setenv("NO_COLOR", "1")
     if screen == "confusion":
-        app = ScreenHost(lambda: ConfusionScreen(predictions, mnist_small.x_test))
+        app = ScreenHost(lambda: ConfusionScreen(sample_predictions, sample_small.x_test))
     else:
-        app = browser_app(mnist_small, predictions)
+        app = browser_app(sample_small, sample_predictions)
     assert snap_compare(app, press=["right", "down"], terminal_size=(80, 24))

@@ -1,0 +1,83 @@
+"""Time to accuracy, whole processes side by side: the original script against a preset.
+
+Run from the project root (it prints a table; nothing is asserted here):
+
+    .venv/bin/python tests/benchmarks/bench_time_to_accuracy.py --preset fast --rounds 3
+
+Each round runs the original script (`original_script.py`: plain Keras, the `seed` model,
+5 epochs of batch 32, no mnist-tui code) and then `mnist-tui train --preset P` on the same full
+MNIST, each as a whole process (start-up, data, training, evaluation and saving included), and
+reads the test accuracy each prints. The figure that travels between machines is the ratio of
+the two times within a round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCURACY = re.compile(r"Test accuracy: (\d+\.\d+)%")
+
+
+def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, test accuracy) of one whole process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XDG_CACHE_HOME=str(cwd / "cache"))
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=env, check=True)
+    seconds = time.perf_counter() - start
+    found = ACCURACY.findall(done.stdout)
+    if not found:
+        raise RuntimeError(f"no accuracy in the output of {argv}:\n{done.stdout}\n{done.stderr}")
+    return seconds, float(found[-1]) / 100
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist.npz"))
+    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, help="another seed for the preset")
+    args = parser.parse_args(argv)
+    script = [sys.executable, str(Path(__file__).with_name("original_script.py")), args.data]
+    preset = [sys.executable, "-m", "tui", "train", "--preset", args.preset, "--data", args.data]
+    if args.seed is not None:
+        preset += ["--seed", str(args.seed)]
+    rows: list[tuple[float, float, float, float]] = []
+    for number in range(args.rounds):
+        folder = Path(tempfile.mkdtemp(prefix="mnist-tui-tta-"))
+        original = timed(script, folder)
+        ours = timed([*preset, "--runs-dir", "runs", "--out", "model.keras"], folder)
+        rows.append((*original, *ours))
+        print(
+            f"round {number + 1}: script {original[0]:.1f} s {original[1]:.2%} · "
+            f"{args.preset} {ours[0]:.1f} s {ours[1]:.2%} · ratio {ours[0] / original[0]:.3f}",
+            flush=True,
+        )
+    ratios = [ours / script for script, _, ours, _ in rows]
+    print()
+    print(f"{'':20} {'wall s (median)':>16} {'test accuracy':>22}")
+    print(
+        f"{'original script':20} {statistics.median(r[0] for r in rows):>16.1f} "
+        f"{', '.join(f'{r[1]:.2%}' for r in rows):>22}"
+    )
+    print(
+        f"{'preset ' + args.preset:20} {statistics.median(r[2] for r in rows):>16.1f} "
+        f"{', '.join(f'{r[3]:.2%}' for r in rows):>22}"
+    )
+    print(
+        f"time ratio preset/script: median {statistics.median(ratios):.3f} "
+        f"(range {min(ratios):.3f}-{max(ratios):.3f}) over {len(rows)} rounds"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
