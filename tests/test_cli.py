@@ -507,10 +507,14 @@ def _rest(process: subprocess.Popen[str], seen: list[str], lines: queue.Queue[st
     return Run(code, "".join(seen), process.stderr.read())
 
 
+def _three_epochs(out: Path) -> list[str]:
+    """A small three-epoch run on the sample, long enough to be interrupted in epoch 2."""
+    return ["train", "--data", str(SAMPLE), "--epochs", "3", "--conv-filters", "8",
+            "--dense-units", "16", "--batch-size", "32", "--out", str(out)]  # fmt: skip
+
+
 def test_ctrl_c_early_in_epoch_2_names_it_saves_epoch_1_and_exits_130(tmp_path: Path) -> None:
-    args = ["train", "--data", str(SAMPLE), "--epochs", "3", "--conv-filters", "8",
-            "--dense-units", "16", "--batch-size", "32",
-            "--out", str(tmp_path / "stopped.keras")]  # fmt: skip
+    args = _three_epochs(tmp_path / "stopped.keras")
     process, seen, lines = _train_until(tmp_path, "epoch 2/3 step", *args)
     process.send_signal(signal.SIGINT)
     run = _rest(process, seen, lines)
@@ -523,9 +527,7 @@ def test_ctrl_c_early_in_epoch_2_names_it_saves_epoch_1_and_exits_130(tmp_path: 
 
 
 def test_ctrl_c_twice_quits_without_saving(tmp_path: Path) -> None:
-    args = ["train", "--data", str(SAMPLE), "--epochs", "3", "--conv-filters", "8",
-            "--dense-units", "16", "--batch-size", "32",
-            "--out", str(tmp_path / "never.keras")]  # fmt: skip
+    args = _three_epochs(tmp_path / "never.keras")
     process, seen, lines = _train_until(tmp_path, "epoch 2/3 step", *args)
     process.send_signal(signal.SIGINT)
     # The second press once the first has been taken (two at once are one signal to Python).
