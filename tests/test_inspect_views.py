@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app_helpers import app_on_engine, train, until
+from textual.app import App
+from textual.widgets import Static
 from tiny import TINY
 
 from tui.core.controller import TrainingController
@@ -18,7 +20,7 @@ from tui.core.events import LayerHealthMeasured, ModelDescribed, Notice, Trainin
 from tui.core.requests import Setup
 from tui.core.runs.layout import LAYERS_JSONL
 from tui.screens.browser import PredictionBrowser
-from tui.screens.clusters import ClustersScreen
+from tui.screens.clusters import STEPS, ClustersScreen
 from tui.screens.inspect import InspectScreen
 from tui.screens.model import ModelScreen, sparkline
 
@@ -142,8 +144,43 @@ async def test_the_views_open_from_their_keys(mnist_small: MnistData) -> None:
         # k: the clusters; Enter browses the digits under the cursor.
         await pilot.press("k")
         await until(pilot, lambda: isinstance(app.screen, ClustersScreen))
+        # It opens at once (saying the digits are being projected) and draws them when they come.
+        under = app.screen.query_one("#clusters-under", Static)
+        await until(pilot, lambda: "Enter browses them" in str(under.render()))
         await pilot.press("enter")
         browser = app.screen
         assert isinstance(browser, PredictionBrowser) and browser.within is not None
         assert "near the cursor" in str(browser.query_one("#browser-header").render())
         assert set(browser.grid.order) <= set(browser.within)
+
+
+class _Clusters(App[None]):
+    def __init__(self, screen: ClustersScreen) -> None:
+        super().__init__()
+        self.clusters = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.clusters)
+
+
+async def test_the_line_under_the_cluster_cursor_counts_every_digit_there() -> None:
+    # Five digits of four classes on one spot (the cursor starts at the points' mean, which
+    # the far pair puts elsewhere); two far away.
+    points = np.array([[0.0, 0.0]] * 5 + [[10.0, 10.0], [10.0, 9.0]])
+    labels = np.array([6, 6, 0, 3, 5, 1, 1])
+    predicted = np.array([6, 0, 0, 3, 5, 1, 1])
+    browsed: list[tuple[np.ndarray, str]] = []
+    screen = ClustersScreen(labels, predicted, lambda i, label: browsed.append((i, label)), points)
+    async with _Clusters(screen).run_test(size=(80, 24)) as pilot:
+
+        def under() -> str:
+            return str(screen.query_one("#clusters-under", Static).render())
+
+        assert under().startswith("None under the cursor; the nearest: 7 digits"), under()
+        for _ in range(STEPS):
+            await pilot.press("shift+left", "shift+down")
+        assert under().startswith(
+            "Under the cursor: 5 digits (6: 2, 0: 1, 3: 1, 1 of other digits); 1 wrong."
+        ), under()
+        await pilot.press("enter")
+        assert sorted(browsed[-1][0]) == [0, 1, 2, 3, 4]

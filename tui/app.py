@@ -592,20 +592,21 @@ class MnistApp(App[None]):
         if predictions is None or images is None:
             self.notify("No predictions yet: train a model (t) or open one.", severity="warning")
             return
-        self.notify(f"Projecting {len(predictions.labels):,} digits (a second or so)…")
+        screen = ClustersScreen(predictions.labels, predictions.predicted, self._browse_within)
+        self.push_screen(screen)
         reply = await self.command(p.GetClusters)
+        if not screen.is_attached:
+            return  # closed while waiting
         if reply is None or not isinstance(reply.value, p.Arrays):
+            screen.show_failure("The engine could not project the digits (see the notice).")
             return
         import numpy as np
 
         points = np.frombuffer(reply.value.first, np.float32).reshape(reply.value.count, 2)
         if len(points) != len(predictions.labels):
-            self.notify("The engine's test set changed meanwhile; try again.", severity="warning")
+            screen.show_failure("The engine's test set changed meanwhile: esc, then k again.")
             return
-        screen = ClustersScreen(
-            points, predictions.labels, predictions.predicted, self._browse_within
-        )
-        self.push_screen(screen)
+        screen.show(points)
 
     def action_confusion(self) -> None:
         from tui.screens.confusion import ConfusionScreen

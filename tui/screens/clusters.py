@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Static
@@ -60,11 +61,15 @@ class ClusterPlot(PlotextPlot):  # type: ignore[misc]
 
     def under_cursor(self) -> np.ndarray:
         """Test indices within a step of the cursor; else the 20 nearest."""
+        return self.near_cursor()[0]
+
+    def near_cursor(self) -> tuple[np.ndarray, bool]:
+        """`under_cursor`, and whether they are under it (False: the nearest, none being there)."""
         offset = np.abs(self.points - np.asarray(self.cursor)) / self.step
         inside = np.flatnonzero((offset <= 1.0).all(axis=1))
         if len(inside):
-            return inside
-        return np.argsort((offset**2).sum(axis=1))[:20]
+            return inside, True
+        return np.argsort((offset**2).sum(axis=1))[:20], False
 
     def replot(self) -> None:
         plt = self.plt
@@ -112,51 +117,80 @@ class ClustersScreen(Screen[None]):
 
     def __init__(
         self,
-        points: np.ndarray,
         labels: np.ndarray,
         predicted: np.ndarray,
         browse: Callable[[np.ndarray, str], None],
+        points: np.ndarray | None = None,
     ) -> None:
         """
         Args:
-            points: (n, 2) projected features, in test-set order.
-            labels: (n,) true classes; `predicted`: (n,) the model's.
+            labels: (n,) true classes; `predicted`: (n,) the model's, in test-set order.
             browse: opens the browser on some test indices, with a label for its header.
+            points: (n, 2) projected features; None until `show(points)` brings them (the
+                screen says meanwhile that they are being projected).
         """
         super().__init__()
-        self.plot = ClusterPlot(points, labels, predicted)
+        self.labels, self.predicted = labels, predicted
         self.browse_fn = browse
+        self.plot: ClusterPlot | None = None
+        self.pending = points
 
     def compose(self) -> ComposeResult:
-        wrong = int((self.plot.labels != self.plot.predicted).sum())
+        wrong = int((self.labels != self.predicted).sum())
         yield Static(
             f"How the test digits cluster: their features before the last layer on the two "
             f"principal axes (PCA)  ·  each digit drawn as its class  ·  {MISTAKE}: the "
             f"{wrong:,} the model gets wrong  ·  {CURSOR}: the cursor",
             id="clusters-header",
         )
-        yield self.plot
-        yield Static(id="clusters-under")
+        yield Static(
+            f"Projecting {len(self.labels):,} digits (a second or so)…", id="clusters-under"
+        )
         yield FittingFooter()
 
     def on_mount(self) -> None:
+        if self.pending is not None:
+            self.show(self.pending)
+
+    def show(self, points: np.ndarray) -> None:
+        """Draw the projected points (one per label, in the same order)."""
+        self.plot = ClusterPlot(points, self.labels, self.predicted)
+        self.mount(self.plot, before="#clusters-under")
         self._describe()
+        self.refresh_bindings()
+
+    def show_failure(self, reason: str) -> None:
+        """Say why there is nothing to draw."""
+        self.query_one("#clusters-under", Static).update(Content.styled(reason, "$error"))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.plot is not None or action not in ("move", "browse")
 
     def action_move(self, dx: int, dy: int) -> None:
-        self.plot.move(dx, dy)
-        self._describe()
+        if self.plot is not None:
+            self.plot.move(dx, dy)
+            self._describe()
 
     def _describe(self) -> None:
-        under = self.plot.under_cursor()
+        if self.plot is None:
+            return
+        under, inside = self.plot.near_cursor()
         labels = self.plot.labels[under]
         counts = np.bincount(labels, minlength=10)
-        top = ", ".join(f"{d}: {counts[d]}" for d in np.argsort(-counts)[:3] if counts[d])
+        most = [int(d) for d in np.argsort(-counts, kind="stable")[:3] if counts[d]]
+        parts = [f"{d}: {counts[d]}" for d in most]
+        if others := len(under) - sum(int(counts[d]) for d in most):
+            parts.append(f"{others} of other digits")
         wrong = int((labels != self.plot.predicted[under]).sum())
+        where = "Under the cursor" if inside else "None under the cursor; the nearest"
+        count = f"{len(under)} {'digit' if len(under) == 1 else 'digits'}"
         self.query_one("#clusters-under", Static).update(
-            f"Under the cursor: {len(under)} digits ({top}); {wrong} wrong. Enter browses them."
+            f"{where}: {count} ({', '.join(parts)}); {wrong} wrong. Enter browses them."
         )
 
     def action_browse(self) -> None:
+        if self.plot is None:
+            return
         under = self.plot.under_cursor()
         self.browse_fn(under, f"{len(under)} digits near the cursor")
 

@@ -46,8 +46,9 @@ def _with_trend(figure: str, trend: str) -> Text:
     return Text.assemble(figure, (f" {trend}" if trend.strip() else "", "cyan"))
 
 
-def _figure(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _figure(value: float | None, digits: int) -> str:
+    """`digits` significant digits, trailing zeros kept so that a column reads evenly (0.20)."""
+    return "-" if value is None else format(value, f"#.{digits}g").rstrip(".")
 
 
 class ModelScreen(Screen[None]):
@@ -126,11 +127,11 @@ class ModelScreen(Screen[None]):
                 shape,
                 Text(f"{layer.params:,}", justify="right"),
                 _with_trend(
-                    _figure(figures.weight_norm if figures else None, ".3g"),
+                    _figure(figures.weight_norm if figures else None, 3),
                     sparkline([f.weight_norm if f else None for f in past]),
                 ),
                 _with_trend(
-                    _figure(figures.update_ratio if figures else None, ".2g"),
+                    _figure(figures.update_ratio if figures else None, 2),
                     sparkline([f.update_ratio if f else None for f in past], log=True),
                 ),
                 _with_trend(
