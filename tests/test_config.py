@@ -367,3 +367,42 @@ def test_every_preset_is_valid_and_described() -> None:
         assert entry.name == name
         assert entry.description
         assert isinstance(entry.hparams, Hyperparams)
+
+
+# --- the first stride ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"first_stride": 2, "kernel_size": 5},
+        {"first_stride": 2, "kernel_size": 5, "padding": "same", "conv_filters": (32, 64, 128)},
+        {"first_stride": 2, "padding": "valid", "batch_norm": True, "dense_units": 0},
+    ],
+    ids=["default", "stride2-valid-k5", "stride2-same-3blocks", "stride2-bn-no-dense"],
+)
+def test_a_strided_network_is_what_the_memory_estimate_and_summary_say(
+    changes: dict[str, Any],
+) -> None:
+    from tui.core.budget import estimate
+    from tui.core.model import build_model
+
+    hp = Hyperparams(**changes)
+    model = build_model(hp, compile_model=False)
+    assert estimate(hp).params == model.count_params()
+    first = model.get_layer("conv1")
+    side = 14 if hp.padding == "same" and hp.first_stride == 2 else None
+    if side is not None:
+        assert first.output.shape[1:3] == (side, side)
+    assert tuple(first.strides) == (hp.first_stride, hp.first_stride)
+    last_pool = [layer for layer in model.layers if layer.name.startswith("pool")][-1]
+    assert last_pool.output.shape[1] == hp.feature_map_size()
+    assert hp.architecture_summary().startswith(
+        "Conv32/2-Pool" if hp.first_stride == 2 else "Conv32-Pool"
+    )
+
+
+def test_a_stride_that_leaves_nothing_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"after a first stride of 2 .* or a first stride of 1"):
+        Hyperparams(first_stride=2, kernel_size=7, conv_filters=(32, 64, 64))
+    with pytest.raises(ValueError, match=r"first_stride = 3 is out of range"):
+        Hyperparams(first_stride=3)

@@ -7,6 +7,7 @@ reset, open), and asserts on the events, the snapshot and the run directory.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import threading
@@ -270,6 +271,16 @@ def test_the_cosine_schedule_decays_per_batch_over_the_target(make: Callable[...
     controller.run_round()
     first, second = viewer.of(EpochEnded)
     assert 0.99e-4 <= (second.learning_rate or 0) < (first.learning_rate or 0) < 1e-2
+
+
+def test_the_one_cycle_schedule_rises_then_falls_per_batch(make: Callable[..., Any]) -> None:
+    controller = make(ONE.with_changes(epochs=6, lr_schedule="onecycle", learning_rate=1e-2))
+    viewer = Viewer(controller)
+    controller.run_round()
+    rates = [e.learning_rate or 0 for e in viewer.of(EpochEnded)]
+    assert len(rates) == 6
+    assert rates[0] < rates[1] and all(a > b for a, b in itertools.pairwise(rates[1:]))
+    assert 0.99e-4 <= rates[-1] < 0.2e-2 and max(rates) <= 1e-2
 
 
 def test_a_diverged_round_rolls_back_and_can_train_again(

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui.core.config import IMAGE_SIZE, Hyperparams
+from tui.core.config import IMAGE_SIZE, Hyperparams, conv_output_side
 
 FLOAT_BYTES = 4
 OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 1}
@@ -54,9 +54,8 @@ def estimate(hparams: Hyperparams) -> MemoryEstimate:
     params = 0
     activations = IMAGE_SIZE * IMAGE_SIZE * (3 if hparams.augment else 1)
     k = hparams.kernel_size
-    for filters in hparams.conv_filters:
-        if hparams.padding == "valid":
-            side -= k - 1
+    for block, filters in enumerate(hparams.conv_filters):
+        side = conv_output_side(side, k, hparams.padding, hparams.stride_of(block))
         params += k * k * channels * filters + (4 * filters if hparams.batch_norm else filters)
         per_map = side * side * filters
         activations += per_map * (3 if hparams.batch_norm else 1)

@@ -38,6 +38,7 @@ def build_model(
             layers.Conv2D(
                 filters,
                 hparams.kernel_size,
+                strides=hparams.stride_of(index - 1),
                 padding=hparams.padding,
                 use_bias=not hparams.batch_norm,
                 activation=None if hparams.batch_norm else "relu",
