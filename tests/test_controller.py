@@ -265,6 +265,29 @@ def test_the_learning_rate_changes_once_and_is_recorded(make: Callable[..., Any]
         controller.set_learning_rate(1e-4)
 
 
+def test_a_new_model_trains_at_the_learning_rate_it_is_given(make: Callable[..., Any]) -> None:
+    """Not at the one the controller started with (a panel changed before `t`)."""
+    controller = make(ONE.with_changes(learning_rate=1e-3))
+    viewer = Viewer(controller)
+    controller.run_round(ONE.with_changes(learning_rate=4e-3))
+    assert math.isclose(viewer.of(EpochEnded)[-1].learning_rate or 0, 4e-3, rel_tol=1e-6)
+
+
+def test_a_reopened_run_goes_on_at_its_own_learning_rate(make: Callable[..., Any]) -> None:
+    """Its schedule included: a resumed one-cycle run continues its curve, not another's."""
+    recorded = ONE.with_changes(epochs=2, lr_schedule="onecycle", learning_rate=5e-3)
+    first = make(recorded)
+    first.run_round()
+    run = first.snapshot.run
+    first.close()
+    second = make(ONE.with_changes(learning_rate=1e-3))
+    viewer = Viewer(second)
+    second.claim_open_run(run).run()
+    second.run_round(recorded.with_changes(epochs=3))
+    # The last epoch of three ends the cosine part at its floor, a hundredth of the base rate.
+    assert math.isclose(viewer.of(EpochEnded)[-1].learning_rate or 0, 5e-5, rel_tol=1e-2)
+
+
 def test_the_cosine_schedule_decays_per_batch_over_the_target(make: Callable[..., Any]) -> None:
     controller = make(ONE.with_changes(epochs=2, lr_schedule="cosine", learning_rate=1e-2))
     viewer = Viewer(controller)

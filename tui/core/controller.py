@@ -267,7 +267,9 @@ class TrainingController:
             if plan.fresh and snapshot.model is not None:
                 self._forget_model()
             self.controls.arm(self.session.epochs_done if self.session else 0, plan.target)
-            if plan.hparams.learning_rate != snapshot.learning_rate and not plan.fresh:
+            # Against the rate in force, not the snapshot's: a new model or a reopened run
+            # has not trained at the one the controls still hold.
+            if plan.hparams.learning_rate != self.controls.learning_rate:
                 self.controls.set_learning_rate(plan.hparams.learning_rate)
                 self.controls.take_learning_rate_change()  # applied at the round's start
             self._quitting = False
