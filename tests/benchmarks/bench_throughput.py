@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "mnist.npz"
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "numpy arrays (the session today)": {},
+    "numpy arrays, 1 batch per call": {},
     "tf.data, cache + prefetch": {"pipeline": "tf.data"},
     "jit_compile=True (XLA)": {"jit": True},
     "steps_per_execution=8": {"steps_per_execution": 8},
@@ -45,8 +45,9 @@ def run_variant(options: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         tf.config.threading.set_inter_op_parallelism_threads(options["inter"])
 
     sys.path.insert(0, str(ROOT))
-    from tui.core.callback import SessionCallback, TrainingControls
+    from tui.core.callback import ControlCallback, EpochClock, ProgressCallback, RoundState
     from tui.core.config import preset
+    from tui.core.controls import TrainingControls
     from tui.core.data import load_mnist
     from tui.core.events import BatchProgress, TrainingEvent
     from tui.core.model import build_model, build_optimizer
@@ -68,15 +69,18 @@ def run_variant(options: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         if isinstance(event, BatchProgress):
             progress.append(event.step)
 
-    controls = TrainingControls(args.epochs)
-    callback = SessionCallback(
-        controls,
-        sink,
-        batch_size=hparams.batch_size,
-        train_samples=len(x),
-        learning_rate=hparams.learning_rate,
-        progress_interval=0.2,
-    )
+    # The session's own callbacks: the controls read before each group, progress after it.
+    controls = TrainingControls(args.epochs, hparams.learning_rate)
+    steps = -(-len(x) // hparams.batch_size)
+    state, clock = RoundState(0, steps), EpochClock()
+    own = [
+        ControlCallback(
+            controls, sink, state, clock, train_samples=len(x), lr_schedule=hparams.lr_schedule
+        ),
+        ProgressCallback(
+            sink, state, clock, batch_size=hparams.batch_size, train_samples=len(x), interval=0.2
+        ),
+    ]
     seconds: list[float] = []
 
     import keras
@@ -103,7 +107,7 @@ def run_variant(options: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         *inputs,
         epochs=args.epochs,
         verbose=0,
-        callbacks=[callback, EpochTimer()],
+        callbacks=[*own, EpochTimer()],
         **fit_args,
     )
     return {

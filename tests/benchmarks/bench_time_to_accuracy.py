@@ -39,12 +39,38 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
     return seconds, float(found[-1]) / 100
 
 
+def summarise(rows: list[tuple[float, float, float, float]], preset: str) -> None:
+    """The table: median wall times, every accuracy, and the ratio of the times per round."""
+    ratios = [ours / script for script, _, ours, _ in rows]
+    print()
+    print(f"{'':20} {'wall s (median)':>16} {'test accuracy':>22}")
+    print(
+        f"{'original script':20} {statistics.median(r[0] for r in rows):>16.1f} "
+        f"{', '.join(f'{r[1]:.2%}' for r in rows):>22}"
+    )
+    print(
+        f"{'preset ' + preset:20} {statistics.median(r[2] for r in rows):>16.1f} "
+        f"{', '.join(f'{r[3]:.2%}' for r in rows):>22}"
+    )
+    print(
+        f"time ratio preset/script: median {statistics.median(ratios):.3f} "
+        f"(range {min(ratios):.3f}-{max(ratios):.3f}) over {len(rows)} rounds"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist.npz"))
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, help="another seed for the preset")
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[],
+        metavar="N,...",
+        help="after the rounds, train the preset once with each of these seeds",
+    )
     args = parser.parse_args(argv)
     script = [sys.executable, str(Path(__file__).with_name("original_script.py")), args.data]
     preset = [sys.executable, "-m", "tui", "train", "--preset", args.preset, "--data", args.data]
@@ -61,21 +87,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.preset} {ours[0]:.1f} s {ours[1]:.2%} · ratio {ours[0] / original[0]:.3f}",
             flush=True,
         )
-    ratios = [ours / script for script, _, ours, _ in rows]
-    print()
-    print(f"{'':20} {'wall s (median)':>16} {'test accuracy':>22}")
-    print(
-        f"{'original script':20} {statistics.median(r[0] for r in rows):>16.1f} "
-        f"{', '.join(f'{r[1]:.2%}' for r in rows):>22}"
-    )
-    print(
-        f"{'preset ' + args.preset:20} {statistics.median(r[2] for r in rows):>16.1f} "
-        f"{', '.join(f'{r[3]:.2%}' for r in rows):>22}"
-    )
-    print(
-        f"time ratio preset/script: median {statistics.median(ratios):.3f} "
-        f"(range {min(ratios):.3f}-{max(ratios):.3f}) over {len(rows)} rounds"
-    )
+    if rows:
+        summarise(rows, args.preset)
+    if args.seeds:
+        print()
+        for seed in args.seeds:
+            folder = Path(tempfile.mkdtemp(prefix="mnist-tui-tta-"))
+            run = [*preset, "--seed", str(seed), "--runs-dir", "runs", "--out", "model.keras"]
+            seconds, accuracy = timed(run, folder)
+            print(f"{args.preset} seed {seed}: {accuracy:.2%} in {seconds:.1f} s", flush=True)
     return 0
 
 
