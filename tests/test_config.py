@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tui.cli import build_parser, resolve_hparams
 from tui.core import config
 from tui.core.config import (
     CHOICES,
@@ -404,5 +406,23 @@ def test_a_strided_network_is_what_the_memory_estimate_and_summary_say(
 def test_a_stride_that_leaves_nothing_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match=r"after a first stride of 2 .* or a first stride of 1"):
         Hyperparams(first_stride=2, kernel_size=7, conv_filters=(32, 64, 64))
+    # With same padding only the pools shrink the image: a smaller kernel would not help.
+    with pytest.raises(ValueError, match=r"nothing; use fewer blocks or a first stride of 1\.$"):
+        Hyperparams(first_stride=2, padding="same", conv_filters=(8, 8, 8, 8))
     with pytest.raises(ValueError, match=r"first_stride = 3 is out of range"):
         Hyperparams(first_stride=3)
+
+
+def readme_preset_commands() -> dict[str, list[str]]:
+    """The README's `mnist-tui train ... # = --preset NAME` lines, continuations joined."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    joined = re.sub(r"\\\n\s*", " ", text)
+    found = re.findall(r"^mnist-tui (train .*?)\s+# = --preset ([\w-]+)$", joined, re.MULTILINE)
+    return {name: shlex.split(command) for command, name in found}
+
+
+def test_the_tuned_presets_are_what_the_readme_spells_out() -> None:
+    commands = readme_preset_commands()
+    assert sorted(commands) == ["best", "fast"]
+    for name, argv in commands.items():
+        assert resolve_hparams(build_parser().parse_args(argv)) == preset(name), name

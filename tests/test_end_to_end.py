@@ -1,4 +1,5 @@
-"""End to end on full MNIST through the real CLI: the `fast` preset reaches its accuracy."""
+"""End to end on full MNIST through the real CLI: the `fast` preset reaches 99.0%, the promise
+its tuning was for (issue 14)."""
 
 from __future__ import annotations
 
@@ -24,5 +25,5 @@ def test_fast_preset_reaches_its_accuracy_on_full_mnist(shared_data: Path, tmp_p
     assert done.returncode == 0, done.stdout + done.stderr
     assert "60,000 train / 10,000 test" in done.stdout
     accuracy = float(re.findall(r"Test accuracy: (\d+\.\d\d)%", done.stdout)[-1])
-    assert accuracy >= 98.8, done.stdout
+    assert accuracy >= 99.0, done.stdout
     assert (tmp_path / "fast.keras").is_file()

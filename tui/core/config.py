@@ -69,7 +69,8 @@ class Hyperparams:
     kernel_size: int = 3
     """Square kernel of every Conv2D."""
     first_stride: int = 1
-    """Stride of the first Conv2D; 2 works on a 14x14 grid from there on, a quarter of the cost."""
+    """Stride of the first Conv2D; 2 halves the image's side (14x14 with same padding) from
+    there on, a quarter of the cost."""
     padding: str = "valid"
     """Conv2D padding: valid (shrinks the image) or same."""
     dense_units: int = 128
@@ -146,11 +147,17 @@ class Hyperparams:
                 raise _range_error("conv_filters", n, "each block from 1 to 512 filters")
         if self.feature_map_size() < 1:
             strided = self.first_stride > 1
+            # Only what would help: with same padding the kernel does not shrink the image.
+            remedies = ["fewer blocks"]
+            if self.padding == "valid":
+                remedies += ["a smaller kernel", "same padding"]
+            if strided:
+                remedies.append("a first stride of 1")
             raise ValueError(
                 f"conv_filters: {len(self.conv_filters)} blocks with kernel {self.kernel_size} "
                 f"and {self.padding} padding{' after a first stride of 2' if strided else ''} "
-                "shrink the 28x28 image to nothing; use fewer blocks, a smaller kernel or same "
-                f"padding{' or a first stride of 1' if strided else ''}."
+                f"shrink the 28x28 image to nothing; use {', '.join(remedies[:-1])} or "
+                f"{remedies[-1]}."
             )
 
     def feature_map_size(self) -> int:
@@ -273,23 +280,26 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "fast",
-            "99% test accuracy on full MNIST in two epochs on a CPU: batch norm, cosine LR.",
+            "99% on full MNIST soonest on a CPU: a stride-2 first conv, batch 256, one-cycle LR, "
+            "2 epochs.",
             Hyperparams(
                 epochs=2,
-                batch_size=32,
-                learning_rate=2e-3,
+                batch_size=256,
+                learning_rate=6e-3,
                 conv_filters=(32, 64, 128),
+                kernel_size=5,
+                first_stride=2,
                 padding="same",
                 batch_norm=True,
                 dense_units=128,
                 dropout=0.0,
-                lr_schedule="cosine",
-                validation_split=0.05,
+                lr_schedule="onecycle",
+                validation_split=0.0,
             ),
         ),
         Preset(
             "best",
-            "99.5% on full MNIST: augmentation, batch norm, dropout, cosine LR over 18 epochs.",
+            "99.6% on full MNIST: augmentation, batch norm, dropout, cosine LR over 18 epochs.",
             Hyperparams(
                 epochs=18,
                 batch_size=64,

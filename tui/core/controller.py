@@ -626,6 +626,9 @@ class TrainingController:
         self.session = session
         self._round_length = resumed.hparams.epochs
         self.controls.arm(resumed.epochs_done, max(resumed.hparams.epochs, resumed.epochs_done))
+        # The controls follow what the snapshot will say from here on (RunOpened below).
+        self.controls.set_learning_rate(resumed.hparams.learning_rate)
+        self.controls.take_learning_rate_change()
         run = resumed.run_dir
         self.publish(
             RunOpened(
