@@ -5,9 +5,10 @@ Run from the project root (it prints two tables; nothing is asserted here):
 
     .venv/bin/python tests/benchmarks/bench_cost.py
 
-Each cell is one `mnist-tui train` process of two epochs; the figure is the second epoch's time
-as the command's own table prints it (the first also traces the graph). Batch sizes run with
-the preset's other settings, its learning rate included.
+Each cell is the median over `--rounds` `mnist-tui train` processes of two epochs (the cells take
+turns round by round, so a noisy spell slows all of them); the figure is the second epoch's
+time as the command's own table prints it (the first also traces the graph). Batch sizes run
+with the preset's other settings, its learning rate included.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,19 +46,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--sizes", default="6000,15000,30000,60000")
     parser.add_argument("--batches", default="32,64,128,256,512")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
 
-    print(f"{args.preset}: epoch time against the training-set size (batch as the preset)")
-    print(f"{'train images':>14} {'epoch s':>9} {'samples/s':>10}")
-    for size in (int(n) for n in args.sizes.split(",")):
-        seconds, rate = second_epoch(args.data, args.preset, "--train-size", str(size))
-        print(f"{size:>14,} {seconds:>9.1f} {rate:>10,}", flush=True)
-    print()
-    print(f"{args.preset}: epoch time against the batch size (60,000 images)")
-    print(f"{'batch':>14} {'epoch s':>9} {'samples/s':>10}")
-    for batch in (int(n) for n in args.batches.split(",")):
-        seconds, rate = second_epoch(args.data, args.preset, "--batch-size", str(batch))
-        print(f"{batch:>14} {seconds:>9.1f} {rate:>10,}", flush=True)
+    cells = [("train images", f"{n:,}", ["--train-size", n]) for n in args.sizes.split(",")]
+    cells += [("batch", n, ["--batch-size", n]) for n in args.batches.split(",")]
+    seconds: dict[str, list[float]] = {label: [] for _, label, _ in cells}
+    for number in range(args.rounds):
+        for _, label, flags in cells:
+            seconds[label].append(second_epoch(args.data, args.preset, *flags)[0])
+        print(f"round {number + 1} of {args.rounds} done", flush=True)
+    for axis, heading in (("train images", "batch as the preset"), ("batch", "60,000 images")):
+        print()
+        print(f"{args.preset}: epoch time against the {axis} ({heading}), median of {args.rounds}")
+        print(f"{axis:>14} {'epoch s':>9} {'range':>11} {'images/s':>10}")
+        for kind, label, flags in cells:
+            if kind != axis:
+                continue
+            times = seconds[label]
+            images = int(flags[1]) if kind == "train images" else 60_000
+            middle = statistics.median(times)
+            spread = f"{min(times):.1f}-{max(times):.1f}"
+            print(f"{label:>14} {middle:>9.1f} {spread:>11} {images / middle:>10,.0f}")
     return 0
 
 

@@ -168,9 +168,12 @@ async def event_latencies(data_path: str, preset_name: str, train_size: int) -> 
     return [drawn[k] - published[k] for k in drawn.keys() & published.keys()]
 
 
-async def model_screen_cost(flags: list[str], epochs: int) -> tuple[list[float], list[float]]:
+async def model_screen_cost(
+    flags: list[str], epochs: int, rounds: int
+) -> tuple[list[float], list[float]]:
     """samples/s of epochs trained with the dashboard showing, then with the model screen
-    (`m`, redrawn after every epoch) showing: the app in this process, a real engine."""
+    (`m`, redrawn after every epoch) showing, `rounds` times in turn: the app in this process,
+    a real engine, one model that goes on training."""
     from tui.app import create_app
     from tui.cli import app_options, build_parser
 
@@ -179,7 +182,7 @@ async def model_screen_cost(flags: list[str], epochs: int) -> tuple[list[float],
         while app.client is None or app.phase not in IDLE:
             await asyncio.sleep(0.05)
         rates: list[list[float]] = []
-        for screen_keys in ((), ("m",)):
+        for screen_keys in ((), ("m",)) * rounds:
             await pilot.press(*screen_keys)
             before = app.snapshot.stopped
             done = app.snapshot.epochs_done
@@ -190,7 +193,9 @@ async def model_screen_cost(flags: list[str], epochs: int) -> tuple[list[float],
             rates.append([e.samples_per_sec or 0.0 for e in epochs_run])
             if screen_keys:
                 await pilot.press("escape")
-    return rates[0], rates[1]
+    closed = [rate for segment in rates[0::2] for rate in segment]
+    opened = [rate for segment in rates[1::2] for rate in segment]
+    return closed, opened
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -214,13 +219,17 @@ def main(argv: list[str] | None = None) -> int:
              "--train-size", str(args.train_size), "--validation-split", "0"]  # fmt: skip
 
     rates: dict[str, list[float]] = {"headless trainer": [], "engine + app viewer": []}
+    ratios: list[float] = []
     for number in range(args.rounds):
+        medians = []
         for name, run in (("headless trainer", headless), ("engine + app viewer", with_viewer)):
             folder = Path(tempfile.mkdtemp(prefix="mnist-tui-bench-"))
             epochs = run(args, flags, folder)[1:]
             rates[name] += epochs
-            print(f"round {number + 1}: {name}: {statistics.median(epochs):,.0f} samples/s")
-    closed, opened = asyncio.run(model_screen_cost(flags, args.epochs))
+            medians.append(statistics.median(epochs))
+            print(f"round {number + 1}: {name}: {medians[-1]:,.0f} samples/s", flush=True)
+        ratios.append(medians[1] / medians[0])
+    closed, opened = asyncio.run(model_screen_cost(flags, args.epochs, args.rounds))
     long_run = [*flags, "--epochs", "50"]  # the last --epochs wins: long enough for the keys
     keys = asyncio.run(key_latencies(long_run, args.presses))
     events = asyncio.run(event_latencies(args.data, args.preset, args.train_size))
@@ -233,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in rates.items():
         median = statistics.median(values)
         print(f"{name:24} {median:>20,.0f} {median / base:>12.3f}")
+    print(
+        f"viewer/headless within a round: median {statistics.median(ratios):.3f} "
+        f"(range {min(ratios):.3f}-{max(ratios):.3f})"
+    )
     if closed and opened:
         shut, shown = statistics.median(closed), statistics.median(opened)
         print(

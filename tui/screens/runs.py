@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +61,16 @@ def test_cell(summary: RunSummary, mixed: bool) -> Text:
         size = f"{count // 1000}k" if count >= 1000 and count % 1000 == 0 else f"{count:,}"
         text.append(f" of {size}", "dim")
     return text
+
+
+def _history(path: Path) -> list[EpochEnded]:
+    """A run's epochs; none when its metrics cannot be read (it keeps its note in the list)."""
+    from tui.core.runs import layout
+
+    try:
+        return layout.RunDirectory.open(path).load_history()
+    except layout.RunError:
+        return []
 
 
 def format_duration(seconds: float) -> str:
@@ -149,8 +158,6 @@ class RunsScreen(Screen[Path | None]):
         root: Path
         summaries: tuple[RunSummary, ...]
         """Newest first, as `list_runs` returned them."""
-        histories: dict[Path, list[EpochEnded]]
-        """The epochs of every run whose metrics could be read, for comparisons."""
 
     summaries: reactive[tuple[RunSummary, ...]] = reactive(tuple, init=False)
     """The listed runs, in table order."""
@@ -169,7 +176,6 @@ class RunsScreen(Screen[Path | None]):
         self.root = root
         self.resolved_root: Path | None = None
         """The folder actually read, once the worker has resolved `root`."""
-        self.histories: dict[Path, list[EpochEnded]] = {}
         self.error: str | None = None
         """Why the folder could not be listed at all, if it could not."""
 
@@ -195,20 +201,15 @@ class RunsScreen(Screen[Path | None]):
     def _load(self) -> None:
         from tui.core.runs import catalog, layout
 
+        # The epochs themselves are read only for the runs compared (`c`): a thousand runs'
+        # metrics would double the time to a full list.
         root = layout.runs_root(self.root)
-        summaries = tuple(catalog.list_runs(root))
-        histories: dict[Path, list[EpochEnded]] = {}
-        for summary in summaries:
-            # A run whose metrics cannot be read keeps its note in the list; it cannot be compared.
-            with contextlib.suppress(layout.RunError):
-                histories[summary.path] = layout.RunDirectory.open(summary.path).load_history()
-        self.post_message(self.RunsListed(root, summaries, histories))
+        self.post_message(self.RunsListed(root, tuple(catalog.list_runs(root))))
 
     @on(RunsListed)
     def _listed(self, message: RunsListed) -> None:
         self.resolved_root = message.root
         self.error = None
-        self.histories = message.histories
         present = {s.path for s in message.summaries}
         self.marked = frozenset(p for p in self.marked if p in present)
         self.loading = False
@@ -316,7 +317,7 @@ class RunsScreen(Screen[Path | None]):
         if len(chosen) < 2:
             self.notify("Mark two or more runs with space, then press c.", severity="warning")
             return
-        curves = [RunCurve.from_history(s.name, self.histories.get(s.path, [])) for s in chosen]
+        curves = [RunCurve.from_history(s.name, _history(s.path)) for s in chosen]
         drawable = [c for c in curves if c.epochs]
         left_out = [c.name for c in curves if not c.epochs]
         if len(drawable) < 2:
