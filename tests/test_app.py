@@ -61,6 +61,21 @@ async def test_training_streams_epochs_curves_and_predictions(mnist_small: Mnist
         assert app.snapshot == engine.controller.snapshot, "the viewer shows the engine's state"
 
 
+@pytest.mark.parametrize(("split", "named"), [(0.1, True), (0.0, False)])
+async def test_the_curves_legend_names_validation_only_when_there_is_one(
+    mnist_small: MnistData, split: float, named: bool
+) -> None:
+    async with app_on_engine(TINY.with_changes(validation_split=split), mnist_small) as (
+        app,
+        pilot,
+        _,
+    ):
+        await until(pilot, lambda: app.phase is Phase.READY)
+        legend = str(app.curves.border_subtitle)
+        assert "train" in legend
+        assert ("validation" in legend) is named
+
+
 async def test_pause_raise_target_and_live_learning_rate(mnist_small: MnistData) -> None:
     async with app_on_engine(TINY.with_changes(epochs=1), mnist_small) as (app, pilot, engine):
         # t and p in one go, as the keys' actions: the engine has claimed the round but not begun

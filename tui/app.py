@@ -331,6 +331,7 @@ class MnistApp(App[None]):
         self.status.snapshot = s
         self.progress.show_state(s)
         self.curves.target = s.target
+        self.curves.validation = s.hparams.validation_split > 0
         self.devices.report = s.devices
         if s.phase in FITTING:
             self.panel.set_value("epochs", s.target)

@@ -43,6 +43,8 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
     """Plot loss instead of accuracy."""
     target: reactive[int] = reactive(1)
     """Epoch target: the x axis spans it, so the run's progress reads at a glance."""
+    validation: reactive[bool] = reactive(True)
+    """The settings hold out a validation set: the legend names its points."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -96,6 +98,9 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
     def watch_target(self) -> None:
         self.replot()
 
+    def watch_validation(self) -> None:
+        self.replot()
+
     def on_resize(self) -> None:
         self.replot()
 
@@ -112,10 +117,6 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
         plt.clear_figure()
         loss = self.show_loss
         self.border_title = "Loss (l: accuracy)" if loss else "Accuracy (l: loss)"
-        # The legend lives in the border: plotext's own sits top left, right over high accuracy.
-        self.border_subtitle = (
-            f"[{TRAIN_COLOR}]⠤⠤ train[/]  [{VAL_COLOR}]{VAL_MARKER} validation[/]"
-        )
         if self.size.height >= 14:
             # A short plot keeps its rows for data rather than an axis caption.
             plt.xlabel("epoch")
@@ -129,6 +130,11 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
             value = e.val_loss if loss else e.val_accuracy
             if value is not None and math.isfinite(value):
                 val.append((float(e.epoch), value))
+        # The legend lives in the border: plotext's own sits top left, right over high accuracy.
+        legend = f"[{TRAIN_COLOR}]⠤⠤ train[/]"
+        if self.validation or val:
+            legend += f"  [{VAL_COLOR}]{VAL_MARKER} validation[/]"
+        self.border_subtitle = legend
         points = [
             (x, y)
             for x, y in zip(train_x, train_y, strict=True)
