@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
 
-    cells = [("train images", f"{n:,}", ["--train-size", n]) for n in args.sizes.split(",")]
+    cells = [("train images", f"{int(n):,}", ["--train-size", n]) for n in args.sizes.split(",")]
     cells += [("batch", n, ["--batch-size", n]) for n in args.batches.split(",")]
     seconds: dict[str, list[float]] = {label: [] for _, label, _ in cells}
     for number in range(args.rounds):
