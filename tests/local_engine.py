@@ -81,7 +81,7 @@ class LocalEngine:
 
     def __enter__(self) -> LocalEngine:
         self._thread.start()
-        self._bound.wait(30)
+        assert self._bound.wait(30), "the engine never bound its socket"
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -91,7 +91,7 @@ class ScriptedEngine:
 
     def __enter__(self) -> ScriptedEngine:
         self._thread.start()
-        self._bound.wait(10)
+        assert self._bound.wait(10), "the scripted engine never bound its socket"
         return self
 
     def __exit__(self, *exc: object) -> None:

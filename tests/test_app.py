@@ -109,6 +109,23 @@ async def test_pause_raise_target_and_live_learning_rate(mnist_small: MnistData)
         assert lr.value == "0.005"
 
 
+async def test_a_field_being_edited_is_not_overwritten_by_the_engine(
+    mnist_small: MnistData,
+) -> None:
+    async with app_on_engine(TINY.with_changes(epochs=1), mnist_small) as (app, pilot, engine):
+        await app.action_train()
+        await app.action_pause()
+        await until(pilot, lambda: app.phase is Phase.PAUSED)
+        lr = app.panel.query_one("#hp-learning_rate", Input)
+        lr.focus()
+        lr.value = "0.00"  # half typed, not yet confirmed
+        engine.controller.change_target(1)  # another viewer's +: an event that refreshes the panel
+        await until(pilot, lambda: app.panel.query_one("#hp-epochs", Input).value == "2")
+        assert lr.value == "0.00"
+        engine.controller.stop_now()
+        await until(pilot, lambda: round_over(app))
+
+
 async def test_stop_now_ends_within_the_epoch_and_rolls_it_back(mnist_small: MnistData) -> None:
     async with app_on_engine(TINY.with_changes(epochs=50), mnist_small) as (app, pilot, engine):
         await pilot.press("t")

@@ -51,6 +51,8 @@ class Terminal:
         if pid == 0:  # the child: become the app
             os.chdir(cwd)
             os.environ["TERM"] = "xterm-256color"
+            # The child's own cache, so that nothing the app writes outlives the test.
+            os.environ["XDG_CACHE_HOME"] = str(cwd / "cache")
             os.execv(argv[0], argv)
         self.pid, self.fd = pid, fd
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
@@ -95,7 +97,6 @@ class Terminal:
 
 def app(tmp_path: Path, *args: str) -> Terminal:
     env_args = [sys.executable, "-m", "tui", *args]
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     return Terminal(env_args, tmp_path)
 
 

@@ -232,7 +232,9 @@ def test_pause_holds_training_and_stop_ends_a_pause(make: Callable[..., Any]) ->
     assert paused.wait(60)
     assert controller.snapshot.phase is Phase.PAUSED
     seen = len(viewer.of(BatchProgress))
-    assert not worker.join(0.3) and len(viewer.of(BatchProgress)) == seen, "no batch while paused"
+    worker.join(0.3)
+    assert worker.is_alive(), "the round is held while paused"
+    assert len(viewer.of(BatchProgress)) == seen, "no batch while paused"
     controller.stop_now()
     worker.join(60)
     assert result == [StopReason.USER]

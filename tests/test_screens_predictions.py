@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -296,6 +297,26 @@ async def test_canvas_keyboard_drawing() -> None:
         await pilot.press("c")
         await pilot.pause()
         assert not canvas.pixels.any() and screen.last_probabilities is None
+
+
+async def test_why_after_clearing_asks_for_a_drawing_instead_of_explaining_the_old_one() -> None:
+    asked: list[tuple[object, ...]] = []
+
+    def explain(*request: object) -> Any:
+        asked.append(request)
+        raise AssertionError("nothing is drawn: the model must not be asked")
+
+    app = ScreenHost(lambda: DrawScreen(banded_predict, explain=explain))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("space")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(screen, DrawScreen) and screen.last_probabilities is not None
+        await pilot.press("c", "w")
+        await pilot.pause()
+        assert app.screen is screen and not asked
 
 
 async def test_clearing_drops_a_prediction_already_running() -> None:

@@ -182,7 +182,7 @@ def test_every_action_in_every_phase(phase: Phase, model: bool) -> None:
         assert reason is not None and reason.reason.endswith("."), (action, reason)
 
 
-def test_busy_phases_keep_an_engine_alive_and_idle_ones_do_not() -> None:
+def test_idle_and_busy_cover_every_phase_but_broken_once() -> None:
     assert IDLE.isdisjoint(BUSY)
     assert set(Phase) == IDLE | BUSY | {Phase.BROKEN}
 

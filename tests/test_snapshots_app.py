@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+from app_helpers import until
 from scripted_engine import ScriptedEngine
 from textual.pilot import Pilot
 
@@ -124,8 +125,7 @@ def engines() -> Iterator[Callable[[list[TrainingEvent]], MnistApp]]:
 
 async def connected(pilot: Pilot[None]) -> None:
     app: Any = pilot.app
-    while app.client is None:
-        await pilot.pause(0.01)
+    await until(pilot, lambda: app.client is not None)
     await pilot.pause()
     app.curves.replot()
     await pilot.pause()

@@ -8,11 +8,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from app_helpers import until
 from scripted_engine import ScriptedEngine
 from test_snapshots_app import FINISHED, HPARAMS, state
 from textual.pilot import Pilot
 
 from tui.app import MnistApp, create_app
+from tui.core.budget import estimate
+from tui.core.config import preset
 from tui.core.data import load_sample
 from tui.core.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
 from tui.engine import protocol as p
@@ -86,8 +89,9 @@ def app() -> Iterator[MnistApp]:
 
 async def ready(pilot: Pilot[None]) -> None:
     app: Any = pilot.app
-    while app.client is None or app.predictions is None or app.test_images is None:
-        await pilot.pause(0.01)
+    await until(
+        pilot, lambda: app.client and app.predictions is not None and app.test_images is not None
+    )
     await pilot.pause()
 
 
@@ -132,5 +136,5 @@ def test_snapshot_the_clusters(snap_compare: Any, app: MnistApp, size: Any) -> N
 
 def test_the_scripted_model_is_the_default_preset() -> None:
     """The fixed layers are the ones the default preset builds, so the snapshot tells no tale."""
-    assert sum(layer.params for layer in LAYERS) == 225_034
-    assert HPARAMS.conv_filters == (32, 64)
+    assert preset("default") == HPARAMS
+    assert sum(layer.params for layer in LAYERS) == estimate(HPARAMS).params

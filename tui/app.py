@@ -176,7 +176,6 @@ class MnistApp(App[None]):
         self.farewell = ""
         """Printed after the app leaves the terminal (how to come back to a detached run)."""
         self._images_for = ""
-        self._panel_seeded = False
 
     # --- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -334,8 +333,8 @@ class MnistApp(App[None]):
         self.curves.validation = s.hparams.validation_split > 0
         self.devices.report = s.devices
         if s.phase in FITTING:
-            self.panel.set_value("epochs", s.target)
-            self.panel.set_value("learning_rate", s.learning_rate)
+            self.panel.show_live("epochs", s.target)
+            self.panel.show_live("learning_rate", s.learning_rate)
         self.panel.mode = (
             "training" if s.phase in FITTING else "model" if s.model is not None else "free"
         )

@@ -47,12 +47,6 @@ class TrainingControls:
             self._target = min(MAX_EPOCHS, max(floor, int(requested)))
             return self._target
 
-    def change_epoch_target(self, delta: int) -> int:
-        """Raise or lower the target by `delta` epochs; returns the new target."""
-        with self._lock:
-            current = self._target
-        return self.set_epoch_target(current + delta)
-
     # --- stopping and pausing -----------------------------------------------------------------
     def stop_now(self) -> None:
         """Leave `fit` before the next group of batches; also releases a pause."""

@@ -369,7 +369,6 @@ class LayerHealthProbe:
             keras.layers.LayerNormalization,
             keras.layers.GroupNormalization,
         )
-        self._model = model
         self._probe = _as_batch(probe_images, "probe_images")
         if len(self._probe) == 0:
             raise ValueError("probe_images is empty; dead units need at least one image.")

@@ -142,6 +142,7 @@ class DrawScreen(Screen[None]):
                 self._generation += 1
                 self._pending = None
             self.last_probabilities = None
+            self.last_image = None
             self.query_one(ProbabilityBars).probabilities = None
             self.query_one("#draw-seen", Static).update("")
             self._show_verdict()

@@ -301,6 +301,12 @@ class HyperparamsPanel(VerticalScroll):
         elif isinstance(widget, Checkbox | Select):
             widget.value = value
 
+    def show_live(self, name: str, value: Any) -> None:
+        """`set_value`, unless the field is being edited: what a person is typing is theirs
+        until they confirm it (Enter) or leave the field."""
+        if not self.query_one(f"#hp-{name}").has_focus:
+            self.set_value(name, value)
+
     def load(self, hparams: Hyperparams) -> None:
         """Show every field of `hparams`, then check them all once.
 
