@@ -540,3 +540,38 @@ def test_ctrl_c_twice_quits_without_saving(tmp_path: Path) -> None:
     assert run.code == 130
     assert "quitting without saving" in run.err
     assert not (tmp_path / "never.keras").exists()
+
+
+def test_detach_refuses_the_flags_only_a_foreground_training_can_honour() -> None:
+    args = build_parser().parse_args(["train", "--detach", "--out", "m.keras", "--overwrite"])
+    with pytest.raises(UsageError, match=r"--out, --overwrite cannot be used with --detach"):
+        train_request(args)
+
+
+def _finished_in_background(run: Path, epochs: int, timeout: float = 180) -> list[str]:
+    """The run's recorded epochs, once its engine has trained `epochs` and gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = run / "metrics.csv"
+        rows = metrics.read_text().splitlines()[1:] if metrics.is_file() else []
+        if len(rows) >= epochs and not (run / "engine.json").exists():
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"{run} did not reach {epochs} epochs in {timeout} s")
+
+
+@pytest.mark.slow
+def test_detach_trains_in_the_background_and_a_detached_resume_goes_on(tmp_path: Path) -> None:
+    runs = str(tmp_path / "runs")
+    first = cli(tmp_path, "train", "--detach", "--data", str(SAMPLE), "--runs-dir", runs, *TINY)
+    assert first.code == 0, first.out + first.err
+    found = re.search(r"Training in the background \(engine pid \d+\): (\S+)", first.out)
+    assert found is not None, first.out
+    run = Path(found[1])
+    assert f"mnist-tui attach {run.name}" in first.out
+    assert len(_finished_in_background(run, 1)) == 1
+    # A resumed run is opened, not recorded anew: the command still says where it trains.
+    again = cli(tmp_path, "train", "--detach", "--resume", str(run), "--epochs", "2", timeout=120)
+    assert again.code == 0, again.out + again.err
+    assert str(run) in again.out
+    assert len(_finished_in_background(run, 2)) == 2

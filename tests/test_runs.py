@@ -714,3 +714,30 @@ def test_cli_trains_into_a_run_and_resumes_it(tmp_path: Path, shared_data: Path)
     assert summary.test_accuracy is not None and summary.test_samples == 10_000
     probabilities, _ = RunDirectory.open(run_path).load_predictions()
     assert probabilities.shape == (10_000, 10)
+
+
+def test_a_lock_whose_record_cannot_be_written_is_still_held_and_released(tmp_path: Path) -> None:
+    """A full disk (here: a file-size limit of 0 bytes) while the lock writes who holds it."""
+    code = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from tui.core.runs.lock import RunLock, RunBusy\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "run = Path(sys.argv[1])\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))\n"
+        "lock = RunLock(run, 'first').acquire()\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)\n"
+        "try:\n"
+        "    RunLock(run, 'second').acquire()\n"
+        "    print('not held')\n"
+        "except RunBusy:\n"
+        "    print('held')\n"
+        "lock.release()\n"
+        "RunLock(run, 'third').acquire().release()\n"
+        "print('released')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["held", "released"]

@@ -382,6 +382,14 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
                 f"{', '.join(flags)} cannot change a run being resumed; only --epochs can "
                 "(start a new run to train with other hyperparameters)."
             )
+    detach = getattr(args, "detach", False)
+    kept = [flag for flag in ("out", "overwrite", "save_config") if hasattr(args, flag)]
+    if detach and kept:
+        named = ", ".join(f"--{name.replace('_', '-')}" for name in kept)
+        raise UsageError(
+            f"{named} cannot be used with --detach: a background training keeps its model in "
+            "the run directory (last.keras, best.keras); S in `mnist-tui attach` saves a copy."
+        )
     setup = setup_from(args)
     return TrainRequest(
         setup,
@@ -390,7 +398,7 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
         out=getattr(args, "out", None),
         overwrite=getattr(args, "overwrite", False),
         save_config=getattr(args, "save_config", None),
-        detach=getattr(args, "detach", False),
+        detach=detach,
     )
 
 

@@ -331,16 +331,19 @@ def _train(
         hparams = snapshot.hparams
         if request.resume_epochs is not None:
             hparams = hparams.with_changes(epochs=request.resume_epochs)
-        target = max(hparams.epochs, snapshot.epochs_done + 1)
-        console.print(
-            f"Resuming {Path(snapshot.run).name} after epoch {snapshot.epochs_done} "
-            f"(target {target}, learning rate {snapshot.learning_rate:g})",
-            highlight=False,
-        )
     try:
         job = controller.claim_round(hparams)
     except ControllerError as err:
         raise UsageError(str(err)) from None
+    if request.resume is not None:
+        # After the claim: the controller decides the target (a finished run goes on for
+        # another round of its length).
+        snapshot = controller.snapshot
+        console.print(
+            f"Resuming {Path(snapshot.run).name} after epoch {snapshot.epochs_done} "
+            f"(target {snapshot.target}, learning rate {snapshot.learning_rate:g})",
+            highlight=False,
+        )
     reason = StopReason.ERROR
     with reporter, _ctrl_c_stops(controller, console):
 

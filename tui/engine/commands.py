@@ -142,9 +142,10 @@ def run_detached(request: TrainRequest, console: Console | None = None) -> int:
         return EXIT_FAILED
     try:
         outcome = asyncio.run(_wait_for_run(engine.socket))
-    except EngineUnavailable as err:
+    except (EngineUnavailable, TimeoutError) as err:
+        reason = str(err) or f"the engine did not start training within {DETACH_TIMEOUT:.0f} s"
         tail = engine.log_tail()
-        say_error(f"{err}" + (f"; the engine's log ends: {tail}" if tail else ""))
+        say_error(reason + (f"; the engine's log ends: {tail}" if tail else ""))
         return EXIT_FAILED
     if isinstance(outcome, str):
         say_error(outcome)
@@ -173,8 +174,13 @@ async def _wait_for_run(socket_path: str) -> str | Path:
             found.set_result(event.reason if isinstance(event, LoadFailed) else event.text)
         elif isinstance(event, PhaseChanged) and event.phase in (Phase.BROKEN, Phase.FAILED):
             found.set_result(snapshot.problem or "the engine could not start training")
-        elif isinstance(event, PhaseChanged) and event.phase is Phase.TRAINING and not snapshot.run:
-            found.set_result("it trains, but records no run directory (see its log)")
+        elif isinstance(event, PhaseChanged) and event.phase is Phase.TRAINING:
+            # A resumed run is opened (RunOpened), not recorded anew: it is known by now.
+            found.set_result(
+                Path(snapshot.run)
+                if snapshot.run
+                else "it trains, but records no run directory (see its log)"
+            )
 
     reader = asyncio.ensure_future(client.run(on_event))
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 
+from tui.core.runs.files import write_atomic
 from tui.engine.protocol import EngineInfo
 
 SOCKET_PATH_LIMIT = 100
@@ -92,10 +93,8 @@ def write_record(info: EngineInfo, *also: Path) -> None:
     """Write the engine's record (and a copy at each of `also`, e.g. the run's engine.json)."""
     data = msgspec.json.format(msgspec.json.encode(info)) + b"\n"
     for target in (record_path(info.id), *also):
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         with contextlib.suppress(OSError):
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            write_atomic(target, data)
 
 
 def remove_record(info: EngineInfo, *also: Path) -> None:

@@ -40,6 +40,10 @@ class RunLock:
         self.stale: dict[str, Any] | None = None
         """What the lock file said when it was taken over from a dead process."""
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
     def acquire(self) -> RunLock:
         """Take the lock, or raise `RunBusy` naming the live holder."""
         if self._fd is not None:
@@ -66,8 +70,11 @@ class RunLock:
         if previous and previous.get("pid") != os.getpid():
             self.stale = previous
         record = {"pid": os.getpid(), "holder": self.holder, "since": now_stamp()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        # The record only names the holder in a refusal: a full disk must not leave the lock
+        # taken by a descriptor nobody holds.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
         self._fd = fd
         return self
 
