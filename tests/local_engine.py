@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,19 @@ class LocalEngine:
             await task
 
         self._loop.run_until_complete(serve())
+
+    def on_loop(self, work: Callable[[], None]) -> None:
+        """Run `work` on the engine's event-loop thread and wait for it to finish."""
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        assert done.wait(30), "the engine's loop never ran the work"
 
     def __enter__(self) -> LocalEngine:
         self._thread.start()

@@ -10,24 +10,29 @@ import asyncio
 import contextlib
 import csv
 import json
+import math
 import os
 import re
 import signal
 import socket
 import stat
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from local_engine import LocalEngine
+from scripted_engine import ScriptedEngine
 from tiny import TINY
 
-from tui.core.events import BatchProgress, EpochEnded, TrainingEvent
+from tui.core.data import MnistData
+from tui.core.events import BatchProgress, EpochEnded, TargetChanged, TrainingEvent
 from tui.core.phase import Phase
 from tui.core.requests import Setup
-from tui.core.snapshot import Snapshot, advance
+from tui.core.snapshot import Snapshot, advance, initial_snapshot
 from tui.engine import protocol as p
 from tui.engine import registry
 from tui.engine.client import EngineClient, EngineUnavailable, with_engine
@@ -344,3 +349,54 @@ def test_a_runs_directory_with_a_long_path_works(tmp_path: Path) -> None:
     assert watched.now.run.startswith(str(deep))
     assert engine.process.wait(120) == 0
     assert len(list((deep / "runs").iterdir())) == 1
+
+
+def test_viewers_get_events_in_the_order_the_controller_published_them(
+    mnist_small: MnistData,
+) -> None:
+    """An event published on the loop's own thread (a command) must not overtake one a
+    training thread published just before it and that still waits for the loop."""
+    with LocalEngine(TINY, mnist_small) as engine:
+        controller = engine.controller
+
+        def on_the_loop() -> None:
+            earlier = threading.Thread(target=lambda: controller.publish(TargetChanged(5, 5)))
+            earlier.start()
+            earlier.join()  # queued for the loop, which is busy right here
+            controller.publish(TargetChanged(9, 9))
+
+        engine.on_loop(on_the_loop)
+
+        async def welcome() -> p.Welcome:
+            client = await EngineClient.connect(engine.socket, "late")
+            await client.close()
+            return client.welcome
+
+        seen = run(welcome())
+        assert controller.snapshot.target == 9
+        assert seen.snapshot.target == 9, "the viewer's state went out of step"
+
+
+def test_an_answer_the_viewer_cannot_read_fails_its_request_instead_of_hanging() -> None:
+    """A NaN in an answer reaches the viewer as null, which a float field refuses."""
+    tile = p.Tile("conv1", 0, math.nan, 1, 1, b"\0\0\0\0")
+    broken = p.Explanation(b"\0" * 40, 0, b"\0" * 4 * 28 * 28, (tile,))
+
+    async def ask(socket_path: str) -> str:
+        client = await EngineClient.connect(socket_path, "test")
+        reader = asyncio.ensure_future(client.run(lambda e: None))
+        try:
+            await asyncio.wait_for(client.request(p.Explain, index=0), 30)
+        except EngineUnavailable as err:
+            return str(err)
+        finally:
+            await client.close()
+            reader.cancel()
+        return "answered"
+
+    scripted = ScriptedEngine(
+        initial_snapshot(TINY, "tiny"), responder=lambda command: p.Reply(command.id, value=broken)
+    )
+    with scripted:
+        reason = run(ask(scripted.socket))
+    assert "answer was not understood" in reason

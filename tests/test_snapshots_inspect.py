@@ -3,6 +3,8 @@ sizes, from a scripted engine that answers with fixed figures."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from tui.core.config import preset
 from tui.core.data import load_sample
 from tui.core.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
 from tui.engine import protocol as p
+from tui.screens.clusters import ClustersScreen
 
 SIZES = [(80, 24), (120, 40)]
 SAMPLE = load_sample()
@@ -138,3 +141,26 @@ def test_the_scripted_model_is_the_default_preset() -> None:
     """The fixed layers are the ones the default preset builds, so the snapshot tells no tale."""
     assert preset("default") == HPARAMS
     assert sum(layer.params for layer in LAYERS) == estimate(HPARAMS).params
+
+
+async def test_esc_closes_the_clusters_screen_while_the_engine_is_still_projecting() -> None:
+    release = threading.Event()
+
+    def slow(command: p.Command) -> p.Reply:
+        if isinstance(command, p.GetClusters):
+            assert release.wait(30)
+        return answer(command)
+
+    with ScriptedEngine(state(INSIDE), slow) as engine:
+        app = create_app(engine.options, engine.connector())
+        async with app.run_test(size=(120, 40)) as pilot:
+            try:
+                await ready(pilot)
+                await asyncio.wait_for(pilot.press("k"), 10)
+                await until(pilot, lambda: isinstance(app.screen, ClustersScreen), 10)
+                await asyncio.wait_for(pilot.press("escape"), 10)
+                await until(pilot, lambda: not isinstance(app.screen, ClustersScreen), 10)
+            finally:
+                release.set()
+            await pilot.pause()
+            assert not isinstance(app.screen, ClustersScreen), "the late answer reopened nothing"

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tui.core.predictions import Predictions
+    from tui.screens.clusters import ClustersScreen
     from tui.screens.inspect import Seen
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
@@ -552,10 +553,9 @@ class MnistApp(App[None]):
         from tui.screens.inspect import Seen, Tile
 
         pixels = None if image is None else np.ascontiguousarray(image, np.float32).tobytes()
-        request = self._client_or_raise().request(
-            p.Explain, index=index, pixels=pixels, class_index=class_index, method=method
+        reply = self._ask_from_thread(
+            p.Explain, 60, index=index, pixels=pixels, class_index=class_index, method=method
         )
-        reply = asyncio.run_coroutine_threadsafe(request, self._loop_or_raise()).result(60)
         found = reply.value
         if reply.error or not isinstance(found, p.Explanation):
             raise EngineUnavailable(reply.error or "no explanation came back")
@@ -585,7 +585,7 @@ class MnistApp(App[None]):
 
         self.push_screen(ModelScreen(self.snapshot))
 
-    async def action_clusters(self) -> None:
+    def action_clusters(self) -> None:
         from tui.screens.clusters import ClustersScreen
 
         predictions, images = self._screen_arrays()
@@ -594,6 +594,11 @@ class MnistApp(App[None]):
             return
         screen = ClustersScreen(predictions.labels, predictions.predicted, self._browse_within)
         self.push_screen(screen)
+        self._project(screen, len(predictions.labels))
+
+    @work(exclusive=True, group="clusters")
+    async def _project(self, screen: ClustersScreen, digits: int) -> None:
+        """Ask the engine for the projection in a worker: keys (esc) keep working meanwhile."""
         reply = await self.command(p.GetClusters)
         if not screen.is_attached:
             return  # closed while waiting
@@ -603,7 +608,7 @@ class MnistApp(App[None]):
         import numpy as np
 
         points = np.frombuffer(reply.value.first, np.float32).reshape(reply.value.count, 2)
-        if len(points) != len(predictions.labels):
+        if len(points) != digits:
             screen.show_failure("The engine's test set changed meanwhile: esc, then k again.")
             return
         screen.show(points)
@@ -626,21 +631,25 @@ class MnistApp(App[None]):
         """The engine's model on drawn digits; called from the draw screen's thread."""
         import numpy as np
 
-        client = self.client
-        if client is None:
-            raise EngineUnavailable("the engine is gone")
         pixels = np.ascontiguousarray(images, np.float32).tobytes()
-        request = client.request(p.Classify, pixels=pixels, count=len(images))
-        reply = asyncio.run_coroutine_threadsafe(request, self._loop_or_raise()).result(30)
+        reply = self._ask_from_thread(p.Classify, 30, pixels=pixels, count=len(images))
         if reply.error or not isinstance(reply.value, p.Arrays):
             raise EngineUnavailable(reply.error or "no probabilities came back")
         return np.frombuffer(reply.value.first, np.float32).reshape(len(images), 10)
 
-    def _loop_or_raise(self) -> asyncio.AbstractEventLoop:
-        loop = self._loop
-        if loop is None:
-            raise EngineUnavailable("the app is not running")
-        return loop
+    def _ask_from_thread(self, kind: type[p.Command], seconds: float, **fields: Any) -> p.Reply:
+        """A request to the engine from a screen's worker thread, answered within `seconds`."""
+
+        async def ask() -> p.Reply:
+            try:
+                return await asyncio.wait_for(
+                    self._client_or_raise().request(kind, **fields), seconds
+                )
+            except TimeoutError:
+                raise EngineUnavailable(f"no answer from the engine in {seconds:.0f} s") from None
+
+        reply: p.Reply = self.call_from_thread(ask)  # type: ignore[arg-type]  # (mypy: Never)
+        return reply
 
     def action_runs(self) -> None:
         from tui.screens.runs import RunsScreen

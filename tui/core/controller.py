@@ -608,9 +608,7 @@ class TrainingController:
             if not same and lock is not None:
                 lock.release()
             raise
-        if not same:
-            self._release_run()
-        self._forget_model(publish=False, keep_run=same)
+        self._forget_model(publish=False, keep_run=same)  # releases the old run unless `same`
         self.run, self._run_lock = resumed.run_dir, lock
         session = TrainingSession(
             resumed.hparams,
@@ -694,8 +692,7 @@ class TrainingController:
             predictions, notes = adapter.predict(self.data.x_test, self.data.y_test)
         except ModelMismatch as err:
             raise ControllerError(f"{path}: {err}") from None
-        self._forget_model(publish=False)
-        self._release_run()
+        self._forget_model(publish=False)  # and the run with it
         self._opened = adapter
         self.publish(ModelOpened(str(path), int(model.count_params()), notes))
         from tui.core.health import describe_layers

@@ -283,7 +283,7 @@ def top_feature_maps(model: Any, image: np.ndarray, *, per_layer: int = 4) -> li
                 layer=conv.name,
                 channels=tuple(int(c) for c in order),
                 maps=scaled,
-                means=tuple(float(means[c]) for c in order),
+                means=tuple(float(np.nan_to_num(means[c])) for c in order),
             )
         )
     return result

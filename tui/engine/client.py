@@ -99,8 +99,15 @@ class EngineClient:
                     break
                 try:
                     message = p.decode_server(line)
-                except p.ProtocolError:
-                    continue  # a message this version does not know; the rest still reads
+                except p.ProtocolError as err:
+                    # A message this version does not know; the rest still reads. If it was the
+                    # answer to a request, that request fails now instead of waiting forever.
+                    future = self._pending.pop(p.command_id(line), None)
+                    if future is not None and not future.done():
+                        future.set_exception(
+                            EngineUnavailable(f"the engine's answer was not understood ({err})")
+                        )
+                    continue
                 if isinstance(message, p.Reply):
                     future = self._pending.pop(message.id, None)
                     if future is not None and not future.done():

@@ -13,6 +13,7 @@ answered or dropped and logged; training goes on.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -94,6 +95,8 @@ class EngineServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._snapshot: Snapshot | None = None
+        self._outbox: collections.deque[TrainingEvent] = collections.deque()
+        """Controller events not yet sent, in the order they were published."""
         self._unsubscribe: Callable[[], None] | None = None
         self._numbers = 0
         self._socket_inode: int | None = None
@@ -196,17 +199,24 @@ class EngineServer:
     def _from_controller(self, event: TrainingEvent) -> None:
         """The controller's listener: any thread, under the controller's lock; never blocks.
 
-        On the loop's own thread (a command being carried out) the event goes out at once, so
-        that what a command changed reaches its viewer before the command's reply does.
+        Events wait in one queue in the order the controller published them. On the loop's own
+        thread (a command being carried out) the queue is sent at once, so that what a command
+        changed reaches its viewer before the command's reply does, and after anything a
+        training thread published before it.
         """
         loop = self._loop
         if loop is None or loop.is_closed():
             return
+        self._outbox.append(event)
         if threading.get_ident() == self._loop_thread:
-            self._broadcast(event)
+            self._send_outbox()
             return
         with contextlib.suppress(RuntimeError):  # the loop closed in between
-            loop.call_soon_threadsafe(self._broadcast, event)
+            loop.call_soon_threadsafe(self._send_outbox)
+
+    def _send_outbox(self) -> None:
+        while self._outbox:
+            self._broadcast(self._outbox.popleft())
 
     def _broadcast(self, event: TrainingEvent) -> None:
         assert self._snapshot is not None

@@ -285,6 +285,11 @@ class PredictionBrowser(Screen[None]):
     def _go_to(self, index: int | None) -> None:
         if index is None or self.predictions is None:
             return
+        if self.within is not None and index not in self.within:
+            # Showing all would still only show these digits: say so instead.
+            what = self.within_label or "the digits shown here"
+            self.notify(f"#{index} is not among {what}; esc, then g in the full browser.")
+            return
         if not self.grid.go_to_index(index):
             # The digit is outside the filter: show everything rather than refuse.
             self.notify(f"#{index} is not in “{self.prediction_filter.describe()}”; showing all.")
