@@ -203,8 +203,11 @@ class DrawScreen(Screen[None]):
         """What the model looked at in the drawing."""
         from tui.screens.inspect import InspectScreen
 
-        if self.explain is None or self.last_image is None:
-            self.notify("Draw a digit first (with a model to ask).", severity="warning")
+        if self.explain is None:
+            self.notify("No model to ask yet: train one (t) or open one.", severity="warning")
+            return
+        if self.last_image is None:
+            self.notify("Draw a digit first.", severity="warning")
             return
         self.app.push_screen(InspectScreen(self.explain, self.last_image, None, None))
 
