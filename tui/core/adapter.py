@@ -65,9 +65,10 @@ class ModelAdapter:
         self, images: np.ndarray, labels: np.ndarray, batch_size: int = 1024
     ) -> tuple[Predictions, tuple[str, ...]]:
         """Probabilities for every image, and how the outputs were read (as notes)."""
-        outputs = np.asarray(
-            self.model.predict(self.feed(images), batch_size=batch_size, verbose=0), np.float32
-        )
+        from tui.core.pipeline import batches
+
+        fed = batches(self.feed(images), batch_size=batch_size)
+        outputs = np.asarray(self.model.predict(fed, verbose=0), np.float32)
         probabilities, note = read_scores(outputs)
         return Predictions(probabilities, labels), (*self.notes, *((note,) if note else ()))
 

@@ -27,6 +27,7 @@ from tui.core.data import MnistData
 from tui.core.distribute import steps_per_execution, training_device
 from tui.core.events import ModelDescribed, StopReason, TrainingStarted
 from tui.core.model import build_model, set_steps_per_execution
+from tui.core.pipeline import batches, training_batches
 from tui.core.predictions import Predictions
 from tui.core.runtime import import_keras
 from tui.errors import error_line
@@ -199,13 +200,14 @@ class TrainingSession:
         x, y, x_val, y_val = arrays
         try:
             model.fit(
-                x,
-                y,
-                batch_size=self.hparams.batch_size,
+                # A fresh order for a round that starts later: the seed moves with the epochs.
+                training_batches(
+                    x, y, self.hparams.batch_size, self.hparams.seed + self.epochs_done
+                ),
                 epochs=MAX_EPOCHS,
                 initial_epoch=self.epochs_done,
-                validation_data=(x_val, y_val) if len(x_val) else None,
-                shuffle=True,
+                validation_data=batches(x_val, y_val, EVAL_BATCH) if len(x_val) else None,
+                shuffle=False,  # the batches come shuffled; Keras would warn
                 verbose=0,
                 callbacks=callback_list,
             )
