@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from tui.cli import entry
 
-from tui.cli import main
-
-sys.exit(main())
+entry()

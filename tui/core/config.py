@@ -285,8 +285,8 @@ PRESETS: dict[str, Preset] = {
             Hyperparams(
                 epochs=2,
                 batch_size=256,
-                learning_rate=6e-3,
-                conv_filters=(32, 64, 128),
+                learning_rate=8e-3,
+                conv_filters=(24, 48, 96),
                 kernel_size=5,
                 first_stride=2,
                 padding="same",
