@@ -413,6 +413,49 @@ def test_a_stride_that_leaves_nothing_is_refused_naming_it() -> None:
         Hyperparams(first_stride=3)
 
 
+# --- blocks of several convolutions --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("changes", "summary"),
+    [
+        (
+            {"convs_per_block": 2, "padding": "same", "batch_norm": True},
+            "Conv32x2-Pool-Conv64x2-Pool",
+        ),
+        ({"convs_per_block": 2, "padding": "valid"}, "Conv32x2-Pool-Conv64x2-Pool"),
+        (
+            {"convs_per_block": 3, "first_stride": 2, "padding": "same", "conv_filters": (16,)},
+            "Conv16/2-Conv16-Conv16-Pool",
+        ),
+    ],
+    ids=["pairs-same-bn", "pairs-valid", "triple-stride2"],
+)
+def test_a_block_of_several_convs_is_what_the_estimate_and_summary_say(
+    changes: dict[str, Any], summary: str
+) -> None:
+    from tui.core.budget import estimate
+    from tui.core.model import build_model
+
+    hp = Hyperparams(**changes)
+    model = build_model(hp, compile_model=False)
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert len(convs) == hp.convs_per_block * len(hp.conv_filters)
+    # Only a block's first convolution strides; the rest keep its side.
+    strides = [c.strides[0] for c in convs[: hp.convs_per_block]]
+    assert strides == [hp.first_stride] + [1] * (hp.convs_per_block - 1)
+    assert estimate(hp).params == model.count_params()
+    last_pool = [layer for layer in model.layers if layer.name.startswith("pool")][-1]
+    assert last_pool.output.shape[1] == hp.feature_map_size()
+    assert hp.architecture_summary().startswith(summary + "-Flatten")
+
+
+def test_convs_that_leave_nothing_are_refused_naming_the_remedy() -> None:
+    # Two valid 5x5 convs per block take 8 pixels off before each pool: 28 -> 20 -> 10 -> 2 -> 1.
+    with pytest.raises(ValueError, match=r"3 blocks of 2 convs .* fewer convs per block"):
+        Hyperparams(convs_per_block=2, kernel_size=5, conv_filters=(8, 8, 8))
+    with pytest.raises(ValueError, match=r"convs_per_block = 4 is out of range"):
+        Hyperparams(convs_per_block=4)
+
+
 def readme_preset_commands() -> dict[str, list[str]]:
     """The README's `mnist-tui train ... # = --preset NAME` lines, continuations joined."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()

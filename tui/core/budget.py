@@ -47,21 +47,23 @@ class MemoryEstimate:
 def estimate(hparams: Hyperparams) -> MemoryEstimate:
     """The memory a training step of this network at this batch size needs, roughly.
 
-    Counts the layers `model.build_model` makes: per conv block a Conv2D (plus batch norm and
-    its ReLU), a 2x2 max pool; then Flatten, an optional Dense hidden layer, Dense(10).
+    Counts the layers `model.build_model` makes: per conv block its Conv2D layers (each with
+    batch norm and its ReLU when asked), a 2x2 max pool; then Flatten, an optional Dense hidden
+    layer, Dense(10).
     """
     side, channels = IMAGE_SIZE, 1
     params = 0
     activations = IMAGE_SIZE * IMAGE_SIZE * (3 if hparams.augment else 1)
     k = hparams.kernel_size
     for block, filters in enumerate(hparams.conv_filters):
-        side = conv_output_side(side, k, hparams.padding, hparams.stride_of(block))
-        params += k * k * channels * filters + (4 * filters if hparams.batch_norm else filters)
-        per_map = side * side * filters
-        activations += per_map * (3 if hparams.batch_norm else 1)
+        for conv in range(hparams.convs_per_block):
+            stride = hparams.stride_of(block) if conv == 0 else 1
+            side = conv_output_side(side, k, hparams.padding, stride)
+            params += k * k * channels * filters + (4 * filters if hparams.batch_norm else filters)
+            activations += side * side * filters * (3 if hparams.batch_norm else 1)
+            channels = filters
         side //= 2
         activations += side * side * filters
-        channels = filters
     flat = side * side * channels
     units = hparams.dense_units
     if units:

@@ -20,6 +20,7 @@ LR_SCHEDULES = ("constant", "cosine", "onecycle")
 ARCHITECTURE_FIELDS = frozenset(
     {
         "conv_filters",
+        "convs_per_block",
         "kernel_size",
         "first_stride",
         "padding",
@@ -66,6 +67,9 @@ class Hyperparams:
     """Momentum for sgd; ignored by the other optimizers."""
     conv_filters: tuple[int, ...] = (32, 64)
     """Filters of each Conv2D + MaxPooling2D block, 1 to 4 blocks."""
+    convs_per_block: int = 1
+    """Conv2D layers in each block before its pooling: 2 or 3 stack small kernels VGG-style,
+    each block seeing further for about twice or three times its cost."""
     kernel_size: int = 3
     """Square kernel of every Conv2D."""
     first_stride: int = 1
@@ -149,12 +153,16 @@ class Hyperparams:
             strided = self.first_stride > 1
             # Only what would help: with same padding the kernel does not shrink the image.
             remedies = ["fewer blocks"]
+            if self.convs_per_block > 1:
+                remedies.append("fewer convs per block")
             if self.padding == "valid":
                 remedies += ["a smaller kernel", "same padding"]
             if strided:
                 remedies.append("a first stride of 1")
             raise ValueError(
-                f"conv_filters: {len(self.conv_filters)} blocks with kernel {self.kernel_size} "
+                f"conv_filters: {len(self.conv_filters)} blocks"
+                f"{f' of {self.convs_per_block} convs' if self.convs_per_block > 1 else ''} "
+                f"with kernel {self.kernel_size} "
                 f"and {self.padding} padding{' after a first stride of 2' if strided else ''} "
                 f"shrink the 28x28 image to nothing; use {', '.join(remedies[:-1])} or "
                 f"{remedies[-1]}."
@@ -164,14 +172,16 @@ class Hyperparams:
         """Side of the feature map after the last conv block (0 if the image vanishes)."""
         side = IMAGE_SIZE
         for index, _ in enumerate(self.conv_filters):
-            side = conv_output_side(side, self.kernel_size, self.padding, self.stride_of(index))
+            for conv in range(self.convs_per_block):
+                stride = self.stride_of(index) if conv == 0 else 1
+                side = conv_output_side(side, self.kernel_size, self.padding, stride)
             if side < 2:
                 return 0
             side //= 2
         return side
 
     def stride_of(self, block: int) -> int:
-        """The stride of the Conv2D of `block` (counted from 0)."""
+        """The stride of the first Conv2D of `block` (counted from 0); the others have 1."""
         return self.first_stride if block == 0 else 1
 
     def with_changes(self, **changes: Any) -> Hyperparams:
@@ -196,11 +206,17 @@ class Hyperparams:
         return replace(base or cls(), **dict(values))
 
     def architecture_summary(self) -> str:
-        """One line such as `Conv32-Pool-Conv64-Pool-Flatten-Dense128-Dense10(softmax)`."""
-        parts = [
-            f"Conv{n}{f'/{self.stride_of(i)}' if self.stride_of(i) > 1 else ''}-Pool"
-            for i, n in enumerate(self.conv_filters)
-        ]
+        """One line such as `Conv32-Pool-Conv64-Pool-Flatten-Dense128-Dense10(softmax)`; a block
+        of two convolutions reads `Conv32x2-Pool`, or `Conv32/2-Conv32-Pool` when the first has
+        stride 2."""
+        parts = []
+        for i, n in enumerate(self.conv_filters):
+            repeat = self.convs_per_block
+            if self.stride_of(i) > 1:
+                convs = [f"Conv{n}/{self.stride_of(i)}"] + [f"Conv{n}"] * (repeat - 1)
+            else:
+                convs = [f"Conv{n}x{repeat}" if repeat > 1 else f"Conv{n}"]
+            parts.append("-".join([*convs, "Pool"]))
         parts.append("Flatten")
         if self.dense_units:
             parts.append(f"Dense{self.dense_units}")
@@ -211,6 +227,7 @@ class Hyperparams:
 INT_BOUNDS: dict[str, tuple[int, int]] = {
     "epochs": (1, 1000),
     "batch_size": (1, 8192),
+    "convs_per_block": (1, 3),
     "kernel_size": (1, 7),
     "first_stride": (1, 2),
     "dense_units": (0, 4096),

@@ -19,9 +19,10 @@ def build_model(
 ) -> Any:
     """A `keras.Model` for 28x28x1 MNIST images, compiled unless told otherwise.
 
-    The layout is the classic one: Conv2D/MaxPooling2D blocks, Flatten, an optional hidden Dense
-    layer, then Dense(10). Softmax output unless the hyperparameters ask for sigmoid (the
-    original script did, and the `seed` preset keeps it to compare against).
+    The layout is the classic one: blocks of `convs_per_block` Conv2D layers and a MaxPooling2D,
+    Flatten, an optional hidden Dense layer, then Dense(10). Softmax output unless the
+    hyperparameters ask for sigmoid (the original script did, and the `seed` preset keeps it to
+    compare against).
     """
     keras = import_keras()
     layers = keras.layers
@@ -34,22 +35,24 @@ def build_model(
             layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=hparams.seed),
         ]
     for index, filters in enumerate(hparams.conv_filters, start=1):
-        stack.append(
-            layers.Conv2D(
-                filters,
-                hparams.kernel_size,
-                strides=hparams.stride_of(index - 1),
-                padding=hparams.padding,
-                use_bias=not hparams.batch_norm,
-                activation=None if hparams.batch_norm else "relu",
-                name=f"conv{index}",
+        # A block's convolutions are conv2, conv2b, conv2c: the first keeps the one-conv name.
+        for conv, suffix in enumerate(("", "b", "c")[: hparams.convs_per_block]):
+            stack.append(
+                layers.Conv2D(
+                    filters,
+                    hparams.kernel_size,
+                    strides=hparams.stride_of(index - 1) if conv == 0 else 1,
+                    padding=hparams.padding,
+                    use_bias=not hparams.batch_norm,
+                    activation=None if hparams.batch_norm else "relu",
+                    name=f"conv{index}{suffix}",
+                )
             )
-        )
-        if hparams.batch_norm:
-            # Keras's default momentum (0.99) needs thousands of steps before the moving statistics
-            # forget their initial variance of 1; short runs on small subsets then predict at
-            # chance in inference mode. 0.9 settles within ~50 steps.
-            stack += [layers.BatchNormalization(momentum=0.9), layers.Activation("relu")]
+            if hparams.batch_norm:
+                # Keras's default momentum (0.99) needs thousands of steps before the moving
+                # statistics forget their initial variance of 1; short runs on small subsets
+                # then predict at chance in inference mode. 0.9 settles within ~50 steps.
+                stack += [layers.BatchNormalization(momentum=0.9), layers.Activation("relu")]
         stack.append(layers.MaxPooling2D(2, name=f"pool{index}"))
     stack.append(layers.Flatten())
     if hparams.dense_units:
