@@ -174,7 +174,7 @@ def test_a_viewer_of_another_protocol_version_gets_one_line(training: SpawnedEng
         answer = s.makefile("rb").readline()
     refused = p.decode_server(answer)
     assert isinstance(refused, p.Refused)
-    assert "protocol 1" in refused.reason and "99" in refused.reason
+    assert f"protocol {p.PROTOCOL_VERSION}" in refused.reason and "99" in refused.reason
 
 
 # --- bad input never stops training -------------------------------------------------------------

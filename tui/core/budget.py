@@ -124,7 +124,7 @@ def check(hparams: Hyperparams, available: int | None, where: str = "RAM") -> Ve
             refuse=True,
             reason=f"these settings do not fit: {needed.describe()}, and {_size(available)} of "
             f"{where} is available; use a smaller batch_size, fewer or narrower conv_filters, "
-            "or fewer dense_units.",
+            "fewer convs_per_block or fewer dense_units.",
         )
     if share > WARN_SHARE:
         return Verdict(

@@ -68,8 +68,9 @@ class Hyperparams:
     conv_filters: tuple[int, ...] = (32, 64)
     """Filters of each Conv2D + MaxPooling2D block, 1 to 4 blocks."""
     convs_per_block: int = 1
-    """Conv2D layers in each block before its pooling: 2 or 3 stack small kernels VGG-style,
-    each block seeing further for about twice or three times its cost."""
+    """Conv2D layers in each block before its pooling: 2 or 3 stack small kernels VGG-style, each
+    block seeing further; the later ones read the block's own width, so pairs of 24-48-96 cost
+    about 4 times the multiply-adds of single convs."""
     kernel_size: int = 3
     """Square kernel of every Conv2D."""
     first_stride: int = 1

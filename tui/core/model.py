@@ -36,7 +36,8 @@ def build_model(
         ]
     for index, filters in enumerate(hparams.conv_filters, start=1):
         # A block's convolutions are conv2, conv2b, conv2c: the first keeps the one-conv name.
-        for conv, suffix in enumerate(("", "b", "c")[: hparams.convs_per_block]):
+        for conv in range(hparams.convs_per_block):
+            suffix = chr(ord("a") + conv) if conv else ""
             stack.append(
                 layers.Conv2D(
                     filters,

@@ -57,8 +57,8 @@ TOOLTIPS: dict[str, str] = {
     "optimizer": "adam, adamw, sgd (with momentum) or rmsprop.",
     "momentum": "Momentum for sgd; ignored by the other optimizers.",
     "conv_filters": "Filters of each Conv2D + MaxPooling2D block, e.g. 32,64 (1 to 4 blocks).",
-    "convs_per_block": "Conv2D layers per block before its pooling: 2 or 3 see further, at 2-3x "
-    "the cost.",
+    "convs_per_block": "Conv2D layers per block before its pooling: 2 or 3 see further, at several "
+    "times the cost.",
     "kernel_size": "Square kernel of every Conv2D.",
     "first_stride": "Stride of the first Conv2D: 2 makes everything after it a quarter the cost.",
     "padding": "valid shrinks the image at each Conv2D; same keeps its size.",
