@@ -42,6 +42,17 @@ T = TypeVar("T")
 SAMPLE = Path(__file__).resolve().parents[1] / "tui" / "sample" / "mnist_sample.npz"
 LONG = TINY.with_changes(epochs=1000, train_size=3000)
 """Hundreds of epochs: it trains for as long as the tests need it to."""
+CONNECT_ATTEMPTS: list[Callable[[str], object]] = []
+"""Called with the address of every `socket.connect` in this process, from an audit hook."""
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "socket.connect" and CONNECT_ATTEMPTS:
+        for attempt in CONNECT_ATTEMPTS:
+            attempt(str(args[1]))
+
+
+sys.addaudithook(_audit)
 
 
 def run(coroutine: Awaitable[T]) -> T:
@@ -253,6 +264,68 @@ def test_a_stuck_viewer_is_dropped_and_never_slows_training(training: SpawnedEng
         stuck.close()
     assert "dropped" in dropped or "dropping" in dropped
     assert during >= before * 0.5, (before, during)
+
+
+def test_a_viewer_waits_while_the_engines_backlog_is_full(training: SpawnedEngine) -> None:
+    """Linux answers a non-blocking connect to a full AF_UNIX backlog with EAGAIN, which asyncio
+    takes for a connection in progress (CPython gh-117208): a viewer that tried then held a socket
+    that was never connected and failed with "did not answer (Invalid argument)". It must wait for
+    room instead, as it would for a slow answer."""
+    fillers: list[socket.socket] = []
+    # Stopped, the engine accepts nothing: its backlog fills and stays full.
+    training.process.send_signal(signal.SIGSTOP)
+    try:
+        while len(fillers) < 20_000:
+            filler = socket.socket(socket.AF_UNIX)
+            filler.setblocking(False)
+            try:
+                filler.connect(training.socket)
+            except BlockingIOError:
+                filler.close()
+                break
+            fillers.append(filler)
+        else:
+            pytest.fail("the engine's backlog never filled")
+
+        async def connect_while_full() -> p.Welcome:
+            attempted = asyncio.Event()
+            CONNECT_ATTEMPTS.append(lambda address: address == training.socket and attempted.set())
+            try:
+                connect = EngineClient.connect(training.socket, "test", timeout=60)
+                connecting = asyncio.ensure_future(connect)
+                # The audit hook runs just before the viewer's connect(2) and this wakes only once
+                # the viewer has yielded, so its first try met the full backlog.
+                await attempted.wait()
+                training.process.send_signal(signal.SIGCONT)
+                client = await connecting
+            finally:
+                CONNECT_ATTEMPTS.clear()
+            await client.close()
+            return client.welcome
+
+        welcome = run(connect_while_full())
+    finally:
+        training.process.send_signal(signal.SIGCONT)
+        for filler in fillers:
+            filler.close()
+    assert welcome.snapshot.phase is Phase.TRAINING
+
+
+def test_a_backlog_that_stays_full_is_said_in_a_line(tmp_path: Path) -> None:
+    path = str(tmp_path / "busy.sock")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen(0)  # and never accepts
+        with contextlib.ExitStack() as stack:
+            while True:
+                filler = stack.enter_context(socket.socket(socket.AF_UNIX))
+                filler.setblocking(False)
+                try:
+                    filler.connect(path)
+                except BlockingIOError:
+                    break
+            with pytest.raises(EngineUnavailable, match=r"not taking viewers .*full for 0.3 s"):
+                run(EngineClient.connect(path, "test", timeout=0.3))
 
 
 # --- viewers -------------------------------------------------------------------------------------

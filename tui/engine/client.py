@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -48,13 +49,20 @@ class EngineClient:
         """Connect and greet; the engine's `Welcome` (with its snapshot) is `client.welcome`.
 
         Raises:
-            EngineUnavailable: nothing listens there, it refused us, or it spoke nonsense.
+            EngineUnavailable: nothing listens there, its queue of viewers stayed full, it
+                refused us, or it spoke nonsense.
         """
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(socket, limit=p.MAX_MESSAGE_BYTES), timeout
+            connected = await asyncio.wait_for(_connect_unix(socket), timeout)
+            reader, writer = await asyncio.open_unix_connection(
+                sock=connected, limit=p.MAX_MESSAGE_BYTES
             )
-        except (OSError, TimeoutError) as err:
+        except TimeoutError:
+            raise EngineUnavailable(
+                f"the engine at {socket} is not taking viewers (its queue stayed full for "
+                f"{timeout:g} s)"
+            ) from None
+        except OSError as err:
             raise EngineUnavailable(f"no engine answers at {socket} ({_reason(err)})") from None
         try:
             writer.write(p.encode(p.Hello(p.PROTOCOL_VERSION, client)))
@@ -157,6 +165,31 @@ async def with_engine(socket: str, client: str, work: Callable[[EngineClient], A
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+
+
+async def _connect_unix(path: str) -> socket.socket:
+    """A connected socket to `path`, waiting while the listener's backlog is full.
+
+    Linux answers a non-blocking connect to a full AF_UNIX backlog with EAGAIN and leaves the
+    socket unconnected; asyncio's `open_unix_connection` takes that for a connection in progress
+    (CPython gh-117208) and hands back a socket whose first read fails with EINVAL. So this tries
+    again, a little later each time, until the caller's timeout cancels it.
+    """
+    pause = 0.005
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(path)
+        except BlockingIOError:
+            sock.close()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
 
 def _reason(err: BaseException) -> str:
