@@ -58,5 +58,5 @@ def test_the_light_modules_leave_tensorflow_alone() -> None:
 
 def test_starting_the_app_imports_neither_numpy_nor_tensorflow() -> None:
     # Everything imported here runs before the first frame; numpy alone was a third of it.
-    loaded = _modules_after_import("tui.cli", "tui.app")
+    loaded = _modules_after_import("tui.cli", "tui.app", "tui.launch")
     assert not {"numpy", "tensorflow", "keras", "rich.progress"} & loaded

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,12 +38,12 @@ from tui.core.events import (
     TrainingStopped,
 )
 from tui.core.phase import FITTING, Action, Phase
-from tui.core.requests import AppOptions, AttachRequest, Setup
+from tui.core.requests import AppOptions
 from tui.core.snapshot import Snapshot, initial_snapshot, refusal
 from tui.core.snapshot import advance as fold
 from tui.engine import protocol as p
 from tui.engine.client import EngineClient, EngineUnavailable
-from tui.engine.connect import Connector, SocketConnector, SpawnConnector
+from tui.engine.connect import Connector, SpawnConnector
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.quit import DETACH, STOP, QuitScreen
@@ -757,69 +756,4 @@ def create_app(options: AppOptions, connector: Connector | None = None) -> Mnist
     return MnistApp(options, connector or SpawnConnector(options))
 
 
-def run_app(options: AppOptions, connector: Connector | None = None) -> int:
-    """Run the app in this terminal; returns the exit code (128 + the signal that ended it)."""
-    from tui.core.quiet import native_stderr_to, tensorflow_log_path
-
-    path = tensorflow_log_path()
-    # The app is built inside the redirection so Textual paints on the terminal stream.
-    with native_stderr_to(path):
-        app = create_app(options, connector)
-        app.log_path = str(path)
-        app.handle_signals = True
-        app.run()
-    if app.farewell:
-        print(app.farewell, file=sys.stdout, flush=True)
-    return app.return_code or 0
-
-
-def run_attached(request: AttachRequest) -> int:
-    """`mnist-tui attach [RUN]`: the app on a live engine, or on a run that is no longer live."""
-    from tui.core import config
-    from tui.engine import registry
-    from tui.errors import EXIT_FAILED, say_error
-
-    try:
-        engine = registry.find_engine(request.run)
-    except registry.RegistryError as err:
-        say_error(str(err))
-        return EXIT_FAILED
-    options = AppOptions(Setup(config.preset(config.DEFAULT_PRESET), runs_dir=request.runs_dir))
-    if engine is not None:
-        return run_app(options, SocketConnector(engine.socket))
-    if request.run is not None:
-        run = _find_run(request.run, request.runs_dir)
-        if run is not None:
-            print(f"{run.name} is not training any more; opening it from {run}.", flush=True)
-            return run_app(AppOptions(options.setup, resume=str(run)))
-    say_error(
-        "no live training to attach to"
-        + (f" for {request.run}" if request.run else "")
-        + "; `mnist-tui ps` lists live ones, `mnist-tui --resume RUN` opens a past run."
-    )
-    _print_recent_runs(request.runs_dir)
-    return EXIT_FAILED
-
-
-def _find_run(run: str, runs_dir: str | None) -> Path | None:
-    from tui.core.runs.layout import runs_root
-
-    for candidate in (Path(run), runs_root(runs_dir) / run):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def _print_recent_runs(runs_dir: str | None, count: int = 5) -> None:
-    from tui.core.runs.catalog import list_runs
-    from tui.core.runs.layout import runs_root
-
-    runs = list_runs(runs_dir)[:count]
-    if not runs:
-        return
-    print(f"Recent runs in {runs_root(runs_dir)}:")
-    for summary in runs:
-        print(f"  {summary.name}  {summary.epochs_done} epochs")
-
-
-__all__ = ["MnistApp", "create_app", "run_app", "run_attached"]
+__all__ = ["MnistApp", "create_app"]

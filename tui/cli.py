@@ -422,11 +422,11 @@ def predict_request(args: argparse.Namespace) -> PredictRequest:
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
     if command is None:
-        from tui.app import run_app  # Textual only when the app is wanted
+        from tui.launch import run_app  # Textual only when the app is wanted
 
         return run_app(app_options(args))
     if command == "attach":
-        from tui.app import run_attached
+        from tui.launch import run_attached
 
         request = AttachRequest(getattr(args, "run", None), getattr(args, "runs_dir", None))
         return run_attached(request)
