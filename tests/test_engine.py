@@ -69,6 +69,7 @@ def start(tmp: Path, hparams: Any = LONG, **spawn: Any) -> SpawnedEngine:
 def stop(engine: SpawnedEngine, timeout: float = 60) -> int:
     with contextlib.suppress(ProcessLookupError):
         engine.process.send_signal(signal.SIGTERM)
+        engine.process.send_signal(signal.SIGCONT)  # a stopped engine cannot act on SIGTERM
     return engine.process.wait(timeout)
 
 
@@ -287,27 +288,37 @@ def test_a_viewer_waits_while_the_engines_backlog_is_full(training: SpawnedEngin
         else:
             pytest.fail("the engine's backlog never filled")
 
-        async def connect_while_full() -> p.Welcome:
-            attempted = asyncio.Event()
-            CONNECT_ATTEMPTS.append(lambda address: address == training.socket and attempted.set())
+        async def connect_while_full() -> tuple[p.Welcome, int]:
+            tries: list[str] = []
+            first_try = asyncio.Event()
+
+            def on_connect(address: str) -> None:
+                if address == training.socket:
+                    tries.append(address)
+                    first_try.set()
+
+            CONNECT_ATTEMPTS.append(on_connect)
             try:
                 connect = EngineClient.connect(training.socket, "test", timeout=60)
                 connecting = asyncio.ensure_future(connect)
                 # The audit hook runs just before the viewer's connect(2) and this wakes only once
                 # the viewer has yielded, so its first try met the full backlog.
-                await attempted.wait()
+                tried = asyncio.ensure_future(first_try.wait())
+                await asyncio.wait({connecting, tried}, return_when=asyncio.FIRST_COMPLETED)
+                tried.cancel()
                 training.process.send_signal(signal.SIGCONT)
                 client = await connecting
             finally:
                 CONNECT_ATTEMPTS.clear()
             await client.close()
-            return client.welcome
+            return client.welcome, len(tries)
 
-        welcome = run(connect_while_full())
+        welcome, tries = run(connect_while_full())
     finally:
         training.process.send_signal(signal.SIGCONT)
         for filler in fillers:
             filler.close()
+    assert tries >= 2, "the first try did not meet a full backlog"
     assert welcome.snapshot.phase is Phase.TRAINING
 
 

@@ -171,7 +171,8 @@ class MnistApp(App[None]):
         self.log_path: str | None = None
         """Where this process's native stderr goes (shown in the help screen)."""
         self.handle_signals = False
-        """Detach on SIGTERM/SIGHUP; only `run_app` turns it on (tests share a process)."""
+        """Detach on SIGTERM/SIGHUP; only `tui.launch.run_app` turns it on (tests
+        share a process)."""
         self.exit_signal: int | None = None
         self.farewell = ""
         """Printed after the app leaves the terminal (how to come back to a detached run)."""
