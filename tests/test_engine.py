@@ -267,26 +267,31 @@ def test_a_stuck_viewer_is_dropped_and_never_slows_training(training: SpawnedEng
     assert during >= before * 0.5, (before, during)
 
 
+def fill_backlog(path: str, most: int = 20_000) -> list[socket.socket]:
+    """Connections to `path` until its listener's backlog is full (Linux says EAGAIN then)."""
+    fillers: list[socket.socket] = []
+    while len(fillers) < most:
+        filler = socket.socket(socket.AF_UNIX)
+        filler.setblocking(False)
+        try:
+            filler.connect(path)
+        except BlockingIOError:
+            filler.close()
+            return fillers
+        fillers.append(filler)
+    raise AssertionError(f"the backlog of {path} never filled")
+
+
 def test_a_viewer_waits_while_the_engines_backlog_is_full(training: SpawnedEngine) -> None:
     """Linux answers a non-blocking connect to a full AF_UNIX backlog with EAGAIN, which asyncio
     takes for a connection in progress (CPython gh-117208): a viewer that tried then held a socket
     that was never connected and failed with "did not answer (Invalid argument)". It must wait for
     room instead, as it would for a slow answer."""
-    fillers: list[socket.socket] = []
     # Stopped, the engine accepts nothing: its backlog fills and stays full.
     training.process.send_signal(signal.SIGSTOP)
+    fillers: list[socket.socket] = []
     try:
-        while len(fillers) < 20_000:
-            filler = socket.socket(socket.AF_UNIX)
-            filler.setblocking(False)
-            try:
-                filler.connect(training.socket)
-            except BlockingIOError:
-                filler.close()
-                break
-            fillers.append(filler)
-        else:
-            pytest.fail("the engine's backlog never filled")
+        fillers = fill_backlog(training.socket)
 
         async def connect_while_full() -> tuple[p.Welcome, int]:
             tries: list[str] = []
@@ -327,16 +332,13 @@ def test_a_backlog_that_stays_full_is_said_in_a_line(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX) as listener:
         listener.bind(path)
         listener.listen(0)  # and never accepts
-        with contextlib.ExitStack() as stack:
-            while True:
-                filler = stack.enter_context(socket.socket(socket.AF_UNIX))
-                filler.setblocking(False)
-                try:
-                    filler.connect(path)
-                except BlockingIOError:
-                    break
+        fillers = fill_backlog(path)
+        try:
             with pytest.raises(EngineUnavailable, match=r"not taking viewers .*full for 0.3 s"):
                 run(EngineClient.connect(path, "test", timeout=0.3))
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 # --- viewers -------------------------------------------------------------------------------------
