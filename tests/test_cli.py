@@ -126,6 +126,20 @@ def test_train_prints_table_and_accuracy_and_saves(trained: Trained) -> None:
     assert (trained.home / "cache" / "mnist-tui" / "tensorflow.log").is_file()
 
 
+def test_train_says_when_augmentation_goes_off_for_the_last_epochs(tmp_path: Path) -> None:
+    run = cli(tmp_path, "train", "--data", str(SAMPLE), *TINY, "--epochs", "3", "--augment",
+              "--clean-epochs", "1")  # fmt: skip
+    assert run.code == 0, run.err
+    assert_quiet(run)
+    lines = run.out.splitlines()
+    said = lines.index(
+        "Augmentation off from epoch 3: the last epochs train on the images as they are."
+    )
+    rows = [(i, line.split()[0]) for i, line in enumerate(lines) if re.match(r"\s+\d/3\s", line)]
+    assert [epoch for i, epoch in rows if i < said] == ["1/3", "2/3"]
+    assert [epoch for i, epoch in rows if i > said] == ["3/3"]
+
+
 def test_evaluate_reports_the_same_accuracy(trained: Trained) -> None:
     train_accuracy = ACCURACY.search(trained.run.out)
     assert train_accuracy is not None

@@ -26,6 +26,7 @@ from tui.core.events import (
     BatchProgress,
     EpochEnded,
     LearningRateChanged,
+    Notice,
     Paused,
     PhaseChanged,
     Resumed,
@@ -251,6 +252,57 @@ def test_the_target_never_drops_below_the_epoch_in_progress(make: Callable[..., 
     assert controller.snapshot.epochs_done == 2
     with pytest.raises(ControllerError, match="Nothing is training"):
         controller.set_target(9)
+
+
+# Weights that all but stand still (SGD at 1e-9, no dropout, no batch norm): an epoch's training
+# loss then depends only on the images it saw, the same for every epoch without augmentation.
+FROZEN_AUGMENTED = ONE.with_changes(
+    augment=True, optimizer="sgd", learning_rate=1e-9, momentum=0.0, epochs=4, clean_epochs=2
+)
+
+
+def test_the_last_clean_epochs_train_on_the_images_as_they_are(make: Callable[..., Any]) -> None:
+    controller = make(FROZEN_AUGMENTED)
+    viewer = Viewer(controller)
+    assert controller.run_round() is StopReason.FINISHED
+    first, second, third, fourth = (e.loss for e in viewer.of(EpochEnded))
+    assert first != pytest.approx(second, rel=2e-5)  # each augmented epoch varies the images
+    assert third == pytest.approx(fourth, rel=1e-6)  # the clean ones see the same images
+    assert [e.text for e in viewer.of(Notice) if "ugmentation" in e.text] == [
+        "Augmentation off from epoch 3: the last epochs train on the images as they are."
+    ]
+
+
+def test_raising_the_target_turns_augmentation_on_until_the_new_last_epochs(
+    make: Callable[..., Any],
+) -> None:
+    controller = make(FROZEN_AUGMENTED)
+    viewer = Viewer(controller)
+    viewer.once(progress_in(3), lambda: controller.set_target(6))
+    assert controller.run_round() is StopReason.FINISHED
+    losses = [e.loss for e in viewer.of(EpochEnded)]
+    assert len(losses) == 6
+    assert losses[3] != pytest.approx(losses[2], rel=2e-5)  # epoch 4 augmented again
+    assert losses[4] == pytest.approx(losses[5], rel=1e-6) == pytest.approx(losses[2], rel=1e-6)
+    assert [e.text.split(":")[0] for e in viewer.of(Notice) if "ugmentation" in e.text] == [
+        "Augmentation off from epoch 3",
+        "Augmentation on again from epoch 4.",
+        "Augmentation off from epoch 5",
+    ]
+
+
+def test_going_on_without_clean_epochs_turns_augmentation_on_again(
+    make: Callable[..., Any],
+) -> None:
+    controller = make(FROZEN_AUGMENTED)
+    controller.run_round()  # ends with augmentation off
+    viewer = Viewer(controller)
+    controller.run_round(FROZEN_AUGMENTED.with_changes(epochs=6, clean_epochs=0))
+    fifth, sixth = (e.loss for e in viewer.of(EpochEnded))
+    assert fifth != pytest.approx(sixth, rel=2e-5)
+    assert [e.text for e in viewer.of(Notice) if "ugmentation" in e.text] == [
+        "Augmentation on again from epoch 5."
+    ]
 
 
 def test_the_learning_rate_changes_once_and_is_recorded(make: Callable[..., Any]) -> None:

@@ -117,6 +117,8 @@ class TrainReporter:
                 self.errors.append(event.text)
             elif event.level == "warning":
                 print_(Text(f"! {event.text}", style="yellow"))
+            else:  # a turn in the training itself, e.g. augmentation switched off
+                print_(event.text, highlight=False)
         elif isinstance(event, RunRecording):
             print_(f"Run: {event.path}", highlight=False)
         elif isinstance(event, TrainingStarted):

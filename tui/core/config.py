@@ -88,6 +88,9 @@ class Hyperparams:
     """softmax, or sigmoid as the original script had it."""
     augment: bool = False
     """Random shifts and small rotations of training images."""
+    clean_epochs: int = 0
+    """The last N epochs of the epoch target train on the images as they are, augment switched
+    off (it narrows the gap to the test images); 0 keeps it on to the end."""
     lr_schedule: str = "constant"
     """constant; cosine decay over the epoch target; or onecycle: a warm-up over its first 20%,
     then cosine decay."""
@@ -229,6 +232,7 @@ INT_BOUNDS: dict[str, tuple[int, int]] = {
     "epochs": (1, 1000),
     "batch_size": (1, 8192),
     "convs_per_block": (1, 3),
+    "clean_epochs": (0, 1000),
     "kernel_size": (1, 7),
     "first_stride": (1, 2),
     "dense_units": (0, 4096),

@@ -24,16 +24,12 @@ def build_model(
     hyperparameters ask for sigmoid (the original script did, and the `seed` preset keeps it to
     compare against).
     """
+    from tui.core.augment import augmentation_layers  # defines a Keras layer: Keras on import
+
     keras = import_keras()
     layers = keras.layers
     keras.utils.set_random_seed(hparams.seed)
-
-    stack: list[Any] = [keras.Input(shape=(28, 28, 1), name="image")]
-    if hparams.augment:
-        stack += [
-            layers.RandomRotation(0.04, fill_mode="constant", seed=hparams.seed),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=hparams.seed),
-        ]
+    stack: list[Any] = [keras.Input(shape=(28, 28, 1), name="image"), *augmentation_layers(hparams)]
     for index, filters in enumerate(hparams.conv_filters, start=1):
         # A block's convolutions are conv2, conv2b, conv2c: the first keeps the one-conv name.
         for conv in range(hparams.convs_per_block):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.core.adapter import ModelAdapter
+from tui.core.augment import AugmentationSwitch
 from tui.core.callback import (
     MAX_EPOCHS,
     ControlCallback,
@@ -162,9 +163,17 @@ class TrainingSession:
             train_samples=len(x),
             interval=self.progress_interval,
         )
+        # Always with augmentation: a model whose last round ended clean may go on with 0.
+        switch: list[Any] = []
+        if self.hparams.augment:
+            switch.append(
+                AugmentationSwitch(
+                    lambda: self.controls.epoch_target, self.hparams.clean_epochs, sink
+                )
+            )
         # Our own CallbackList so that a stop-now exception can still shut its thread pool down.
         callback_list = keras.callbacks.CallbackList(
-            [control, progress, *callbacks, EpochReport(control, sink), *health],
+            [control, progress, *switch, *callbacks, EpochReport(control, sink), *health],
             add_history=True,
             add_progbar=False,
             verbose=0,

@@ -29,7 +29,9 @@ def describe_hparams(h: Hyperparams) -> str:
     if h.batch_norm:
         parts.append("batch norm")
     if h.augment:
-        parts.append("augmented")
+        parts.append(
+            f"augmented (not the last {h.clean_epochs} epochs)" if h.clean_epochs else "augmented"
+        )
     parts.append(f"seed {h.seed}")
     return ", ".join(parts)
 

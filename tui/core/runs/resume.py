@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tui.core.augment  # noqa: F401  (registers its layer with Keras: models that have it load)
 from tui.core.config import Hyperparams
 from tui.core.events import EpochEnded
 from tui.core.runs.catalog import archive_problem
