@@ -321,8 +321,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "best",
-            "99.68% on full MNIST: pairs of 3x3 convs with batch norm, augmentation, dropout, "
-            "cosine LR over 25 epochs.",
+            "99.63-99.73% on full MNIST over four seeds: pairs of 3x3 convs with batch norm, "
+            "dropout, cosine LR over 25 epochs, augmentation but for the last 6.",
             Hyperparams(
                 epochs=25,
                 batch_size=128,
@@ -334,6 +334,7 @@ PRESETS: dict[str, Preset] = {
                 dense_units=128,
                 dropout=0.3,
                 augment=True,
+                clean_epochs=6,
                 lr_schedule="cosine",
                 validation_split=0.05,
             ),
