@@ -140,6 +140,32 @@ def test_train_says_when_augmentation_goes_off_for_the_last_epochs(tmp_path: Pat
     assert [epoch for i, epoch in rows if i > said] == ["3/3"]
 
 
+def test_the_same_seed_trains_the_same_model_and_another_seed_does_not(tmp_path: Path) -> None:
+    """The README's promise: a seeded run repeats on the same machine, augmentation, dropout,
+    shuffling and the clean epochs included, to the last bit of every metric and prediction."""
+
+    def recorded(seed: int, folder: str) -> tuple[list[list[str]], dict[str, np.ndarray]]:
+        run = cli(tmp_path, "train", "--data", str(SAMPLE), *TINY, "--epochs", "3",
+                  "--batch-norm", "--augment", "--clean-epochs", "1", "--dropout", "0.3",
+                  "--lr-schedule", "cosine", "--seed", str(seed), "--runs-dir", folder,
+                  "--out", f"{folder}.keras")  # fmt: skip
+        assert run.code == 0, run.err
+        (run_dir,) = (tmp_path / folder).iterdir()
+        rows = [line.split(",") for line in (run_dir / "metrics.csv").read_text().splitlines()]
+        timed = rows[0].index("epoch_seconds")
+        with np.load(run_dir / "predictions.npz") as saved:
+            arrays = {name: saved[name] for name in saved.files}
+        return [row[:timed] + row[timed + 1 :] for row in rows], arrays
+
+    first, again, other = recorded(7, "first"), recorded(7, "again"), recorded(8, "other")
+    assert len(first[0]) == 4  # the header and three epochs
+    assert first[0] == again[0]
+    assert first[1].keys() == again[1].keys()
+    for name, values in first[1].items():
+        np.testing.assert_array_equal(values, again[1][name])
+    assert other[0][1:] != first[0][1:]
+
+
 def test_evaluate_reports_the_same_accuracy(trained: Trained) -> None:
     train_accuracy = ACCURACY.search(trained.run.out)
     assert train_accuracy is not None
