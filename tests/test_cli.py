@@ -176,6 +176,40 @@ def test_evaluate_reports_the_same_accuracy(trained: Trained) -> None:
     assert match is not None and match.group(1) == train_accuracy.group(1)
 
 
+def test_evaluate_tta_adds_the_accuracy_over_the_digits_and_their_shifts(
+    trained: Trained,
+) -> None:
+    run = cli(trained.home, "evaluate", "--model", str(trained.model), "--data", str(SAMPLE),
+              "--tta")  # fmt: skip
+    assert run.code == 0, run.err
+    assert_quiet(run)
+    plain = ACCURACY.search(run.out)
+    shifted = re.search(r"With test-time augmentation: (\d+\.\d\d)% \(loss \d\.\d{4};", run.out)
+    assert plain is not None and shifted is not None, run.out
+    assert run.out.index(plain.group(0)) < run.out.index(shifted.group(0))
+
+    import keras
+
+    model = keras.saving.load_model(trained.model)
+    with np.load(SAMPLE) as sample:
+        images = sample["x_test"].astype(np.float32)[..., np.newaxis] / 255.0
+        labels = sample["y_test"]
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    views = [
+        np.roll(padded, (dy, dx), axis=(1, 2))[:, 1:-1, 1:-1]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    ]
+    probabilities = np.mean([model.predict(view, verbose=0) for view in views], axis=0)
+    expected = float((probabilities.argmax(axis=1) == labels).mean())
+    assert float(shifted.group(1)) == pytest.approx(100 * expected, abs=0.01)
+
+
+def test_tta_with_detach_is_refused_before_anything_starts() -> None:
+    with pytest.raises(UsageError, match=r"--tta cannot be used with --detach.*evaluate"):
+        train_request(build_parser().parse_args(["train", "--detach", "--tta"]))
+
+
 def test_predict_captions_digits_with_marks(trained: Trained) -> None:
     args = ["predict", "--model", str(trained.model), "--data", str(SAMPLE)]
     run = cli(trained.home, *args, "--index", "3", "--count", "4", "--no-color")

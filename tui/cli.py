@@ -192,6 +192,16 @@ def _add_data_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tta_flag(parser: argparse.ArgumentParser) -> None:
+    _flag(
+        parser,
+        "--tta",
+        action="store_true",
+        help="also the test accuracy with test-time augmentation: each digit's probabilities "
+        "averaged with those of its 8 one-pixel shifts (9 predictions a digit)",
+    )
+
+
 def _add_runs_dir_flag(parser: argparse.ArgumentParser) -> None:
     _flag(
         parser,
@@ -254,11 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train in a background engine and return at once; `mnist-tui attach` follows it",
     )
+    _add_tta_flag(train)
     _add_hyperparam_flags(train)
 
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
     evaluate.add_argument("--model", required=True, metavar="PATH")
     _add_data_flag(evaluate)
+    _add_tta_flag(evaluate)
 
     predict = commands.add_parser("predict", help="show test digits with the model's guesses")
     predict.add_argument("--model", required=True, metavar="PATH")
@@ -384,6 +396,11 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
                 "(start a new run to train with other hyperparameters)."
             )
     detach = getattr(args, "detach", False)
+    if detach and hasattr(args, "tta"):
+        raise UsageError(
+            "--tta cannot be used with --detach: a background training prints no result; "
+            f"afterwards, `{PROG} evaluate --model RUN_DIR/last.keras --tta` does."
+        )
     kept = [flag for flag in ("out", "overwrite", "save_config") if hasattr(args, flag)]
     if detach and kept:
         named = ", ".join(f"--{name.replace('_', '-')}" for name in kept)
@@ -400,6 +417,7 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
         overwrite=getattr(args, "overwrite", False),
         save_config=getattr(args, "save_config", None),
         detach=detach,
+        tta=getattr(args, "tta", False),
     )
 
 
@@ -449,7 +467,9 @@ def _headless(command: str, args: argparse.Namespace) -> int:
     if command == "train":
         request = train_request(args)
     elif command == "evaluate":
-        request = EvaluateRequest(args.model, getattr(args, "data", None))
+        request = EvaluateRequest(
+            args.model, getattr(args, "data", None), getattr(args, "tta", False)
+        )
     else:
         request = predict_request(args)
     from rich.console import Console

@@ -25,18 +25,38 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCURACY = re.compile(r"Test accuracy: (\d+\.\d+)%")
+TTA = re.compile(r"With test-time augmentation: (\d+\.\d+)%.*: (\d+\.\d+) s\)")
+
+
+def _run(argv: list[str], cwd: Path) -> tuple[float, str]:
+    """(wall seconds, standard output) of one whole process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XDG_CACHE_HOME=str(cwd / "cache"))
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=env, check=True)
+    return time.perf_counter() - start, done.stdout
 
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
     """(wall seconds, test accuracy) of one whole process."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XDG_CACHE_HOME=str(cwd / "cache"))
-    start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=env, check=True)
-    seconds = time.perf_counter() - start
-    found = ACCURACY.findall(done.stdout)
+    seconds, out = _run(argv, cwd)
+    found = ACCURACY.findall(out)
     if not found:
-        raise RuntimeError(f"no accuracy in the output of {argv}:\n{done.stdout}\n{done.stderr}")
+        raise RuntimeError(f"no accuracy in the output of {argv}:\n{out}")
     return seconds, float(found[-1]) / 100
+
+
+def with_tta(model: Path, data: str, cwd: Path) -> str:
+    """What test-time augmentation makes of a saved model, and what it costs, in words."""
+    argv = [sys.executable, "-m", "tui", "evaluate", "--model", str(model), "--data", data]
+    plain_seconds, _ = _run(argv, cwd)
+    seconds, out = _run([*argv, "--tta"], cwd)
+    found = TTA.search(out)
+    if found is None:
+        raise RuntimeError(f"no test-time augmentation in the output of {argv}:\n{out}")
+    return (
+        f"with --tta {float(found.group(1)):.2f}%, +{float(found.group(2)):.1f} s "
+        f"(evaluate: {plain_seconds:.1f} s without, {seconds:.1f} s with)"
+    )
 
 
 def summarise(rows: list[tuple[float, float, float, float]], preset: str) -> None:
@@ -71,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N,...",
         help="after the rounds, train the preset once with each of these seeds",
     )
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="also evaluate each model the preset trained with test-time augmentation",
+    )
     args = parser.parse_args(argv)
     script = [sys.executable, str(Path(__file__).with_name("original_script.py")), args.data]
     preset = [sys.executable, "-m", "tui", "train", "--preset", args.preset, "--data", args.data]
@@ -82,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         original = timed(script, folder)
         ours = timed([*preset, "--runs-dir", "runs", "--out", "model.keras"], folder)
         rows.append((*original, *ours))
+        tta = f" · {with_tta(folder / 'model.keras', args.data, folder)}" if args.tta else ""
         print(
             f"round {number + 1}: script {original[0]:.1f} s {original[1]:.2%} · "
-            f"{args.preset} {ours[0]:.1f} s {ours[1]:.2%} · ratio {ours[0] / original[0]:.3f}",
+            f"{args.preset} {ours[0]:.1f} s {ours[1]:.2%} · ratio {ours[0] / original[0]:.3f}"
+            f"{tta}",
             flush=True,
         )
     if rows:
@@ -95,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             folder = Path(tempfile.mkdtemp(prefix="mnist-tui-tta-"))
             run = [*preset, "--seed", str(seed), "--runs-dir", "runs", "--out", "model.keras"]
             seconds, accuracy = timed(run, folder)
-            print(f"{args.preset} seed {seed}: {accuracy:.2%} in {seconds:.1f} s", flush=True)
+            tta = f" · {with_tta(folder / 'model.keras', args.data, folder)}" if args.tta else ""
+            print(f"{args.preset} seed {seed}: {accuracy:.2%} in {seconds:.1f} s{tta}", flush=True)
     return 0
 
 

@@ -773,13 +773,32 @@ class TrainingController:
         pixels: np.ndarray = np.rint(self.data.x_test[..., 0] * 255.0).astype(np.uint8)
         return pixels
 
-    def classify(self, images: np.ndarray) -> np.ndarray:
-        """(n, 10) probabilities for (n, 28, 28, 1) float images (a drawing); any thread."""
+    def _adapter(self) -> ModelAdapter:
         from tui.core.adapter import ModelAdapter
 
         self._require(Action.CLASSIFY)
-        adapter = self._opened or ModelAdapter.for_model(self.model)
-        return adapter.classify(images)
+        return self._opened or ModelAdapter.for_model(self.model)
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """(n, 10) probabilities for (n, 28, 28, 1) float images (a drawing); any thread."""
+        return self._adapter().classify(images)
+
+    def predict_shifted(self) -> Predictions:
+        """The test set's probabilities averaged over each digit and its one-pixel shifts
+        (`tui.core.tta`): what test-time augmentation makes of the current model. Any thread;
+        the model is read, never changed, and the published predictions stay the plain ones."""
+        from tui.core.session import EVAL_BATCH
+        from tui.core.tta import predict_shifted
+
+        adapter, data = self._adapter(), self.data
+        if data is None:
+            raise ControllerError("MNIST is not loaded yet.")
+        labels = data.y_test
+        return predict_shifted(
+            lambda images: adapter.predict(images, labels, EVAL_BATCH)[0].probabilities,
+            data.x_test,
+            labels,
+        )
 
     def explain(
         self,

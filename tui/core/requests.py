@@ -59,6 +59,8 @@ class TrainRequest:
     save_config: str | None = None
     detach: bool = False
     """Train in a background engine and return at once (`--detach`)."""
+    tta: bool = False
+    """After the test accuracy, also the accuracy with test-time augmentation (`--tta`)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class EvaluateRequest:
 
     model: str
     data_path: str | None = None
+    tta: bool = False
+    """Also the accuracy with test-time augmentation (`--tta`)."""
 
 
 @dataclass(frozen=True)
