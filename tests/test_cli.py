@@ -205,6 +205,16 @@ def test_evaluate_tta_adds_the_accuracy_over_the_digits_and_their_shifts(
     assert float(shifted.group(1)) == pytest.approx(100 * expected, abs=0.01)
 
 
+def test_train_tta_says_it_after_the_test_accuracy_and_before_saving(tmp_path: Path) -> None:
+    run = cli(tmp_path, "train", "--data", str(SAMPLE), *TINY, "--tta", "--out", "m.keras")
+    assert run.code == 0, run.err
+    assert_quiet(run)
+    lines = run.out.splitlines()
+    plain = next(i for i, line in enumerate(lines) if ACCURACY.match(line))
+    assert re.match(r"With test-time augmentation: \d+\.\d\d% \(loss ", lines[plain + 1])
+    assert lines[plain + 2] == "Model saved to m.keras"
+
+
 def test_tta_with_detach_is_refused_before_anything_starts() -> None:
     with pytest.raises(UsageError, match=r"--tta cannot be used with --detach.*evaluate"):
         train_request(build_parser().parse_args(["train", "--detach", "--tta"]))
