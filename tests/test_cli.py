@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from views import nine_views
 
 from tui.cli import build_parser, resolve_hparams, train_request
 from tui.core.config import Hyperparams, dump_toml, preset
@@ -194,25 +195,21 @@ def test_evaluate_tta_adds_the_accuracy_over_the_digits_and_their_shifts(
     with np.load(SAMPLE) as sample:
         images = sample["x_test"].astype(np.float32)[..., np.newaxis] / 255.0
         labels = sample["y_test"]
-    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    views = [
-        np.roll(padded, (dy, dx), axis=(1, 2))[:, 1:-1, 1:-1]
-        for dy in (-1, 0, 1)
-        for dx in (-1, 0, 1)
-    ]
+    views = nine_views(images)
     probabilities = np.mean([model.predict(view, verbose=0) for view in views], axis=0)
     expected = float((probabilities.argmax(axis=1) == labels).mean())
     assert float(shifted.group(1)) == pytest.approx(100 * expected, abs=0.01)
 
 
-def test_train_tta_says_it_after_the_test_accuracy_and_before_saving(tmp_path: Path) -> None:
+def test_train_tta_says_it_once_the_model_is_saved(tmp_path: Path) -> None:
     run = cli(tmp_path, "train", "--data", str(SAMPLE), *TINY, "--tta", "--out", "m.keras")
     assert run.code == 0, run.err
     assert_quiet(run)
     lines = run.out.splitlines()
     plain = next(i for i, line in enumerate(lines) if ACCURACY.match(line))
-    assert re.match(r"With test-time augmentation: \d+\.\d\d% \(loss ", lines[plain + 1])
-    assert lines[plain + 2] == "Model saved to m.keras"
+    # Saved first: a Ctrl+C or a kill during the nine passes must not cost the model.
+    assert lines[plain + 1] == "Model saved to m.keras"
+    assert re.match(r"With test-time augmentation: \d+\.\d\d% \(loss ", lines[plain + 2])
 
 
 def test_tta_with_detach_is_refused_before_anything_starts() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
+from views import nine_views
 
 from tui.core.data import MnistData
 from tui.core.tta import SHIFTS, predict_shifted, shift_images
@@ -47,17 +48,20 @@ def _by_rows(images: np.ndarray) -> np.ndarray:
 def test_the_answer_is_the_mean_over_the_digit_and_its_shifts(mnist_small: MnistData) -> None:
     images, labels = mnist_small.x_test[:200], mnist_small.y_test[:200]
     averaged = predict_shifted(_by_rows, images, labels)
-    # The same nine views, moved here with np.roll over a black margin instead.
-    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    views = [
-        np.roll(padded, (dy, dx), axis=(1, 2))[:, 1:-1, 1:-1]
-        for dy in (-1, 0, 1)
-        for dx in (-1, 0, 1)
-    ]
-    expected = np.mean([_by_rows(view) for view in views], axis=0)
+    expected = np.mean([_by_rows(view) for view in nine_views(images)], axis=0)
     np.testing.assert_allclose(averaged.probabilities, expected, rtol=1e-5)
     np.testing.assert_array_equal(averaged.labels, labels)
     assert not np.allclose(averaged.probabilities, _by_rows(images))
+    # Given the plain answer already, it is used, not asked again.
+    asked: list[int] = []
+
+    def counting(batch: np.ndarray) -> np.ndarray:
+        asked.append(len(batch))
+        return _by_rows(batch)
+
+    again = predict_shifted(counting, images, labels, base=_by_rows(images))
+    np.testing.assert_allclose(again.probabilities, expected, rtol=1e-5)
+    assert len(asked) == len(SHIFTS)
 
 
 def test_a_model_that_ignores_position_answers_as_without(mnist_small: MnistData) -> None:

@@ -198,7 +198,7 @@ def _add_tta_flag(parser: argparse.ArgumentParser) -> None:
         "--tta",
         action="store_true",
         help="also the test accuracy with test-time augmentation: each digit's probabilities "
-        "averaged with those of its 8 one-pixel shifts (9 predictions a digit)",
+        "averaged with those of its 8 one-pixel shifts (8 more predictions a digit)",
     )
 
 

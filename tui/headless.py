@@ -198,19 +198,27 @@ def _accuracy_line(loss: float, accuracy: float, samples: int) -> str:
     return f"Test accuracy: {accuracy:.2%} (loss {loss:.4f}, {samples:,} images)"
 
 
-def _print_tta(controller: TrainingController, console: Console) -> None:
-    """The test accuracy with test-time augmentation, and what it cost."""
+def _print_tta(controller: TrainingController, console: Console) -> int:
+    """The test accuracy with test-time augmentation and what it took; the exit code."""
     from tui.core.tta import SHIFTS
 
     started = time.perf_counter()
-    shifted = controller.predict_shifted()
+    try:
+        shifted = controller.predict_shifted()
+    except ControllerError as err:
+        say_error(str(err))
+        return EXIT_FAILED
+    except KeyboardInterrupt:  # the model, if any, is saved by now
+        say_error("interrupted during test-time augmentation.")
+        return EXIT_INTERRUPTED
     seconds = time.perf_counter() - started
     console.print(
         f"With test-time augmentation: {shifted.accuracy:.2%} (loss {shifted.loss:.4f}; each "
-        f"digit averaged with its {len(SHIFTS)} one-pixel shifts, {1 + len(SHIFTS)} predictions "
-        f"a digit: {seconds:.1f} s)",
+        f"digit averaged with its {len(SHIFTS)} one-pixel shifts, {len(SHIFTS)} more "
+        f"predictions a digit: {seconds:.1f} s)",
         highlight=False,
     )
+    return EXIT_OK
 
 
 # --- train ------------------------------------------------------------------------------------
@@ -409,14 +417,14 @@ def _after_training(
             _accuracy_line(evaluation.loss, evaluation.accuracy, evaluation.samples),
             highlight=False,
         )
-        if request.tta:
-            _print_tta(controller, console)
     if chief and controller.model is not None and done:
         _save(controller, request, console)
     if reason is StopReason.USER:
         if snapshot.run:
             console.print(f"Continue with: {PROG} train --resume {snapshot.run}", highlight=False)
         return EXIT_INTERRUPTED
+    if request.tta and evaluation is not None:
+        return _print_tta(controller, console)
     return EXIT_OK
 
 
@@ -457,9 +465,7 @@ def run_evaluate(request: EvaluateRequest, console: Console) -> int:
     console.print(
         _accuracy_line(evaluation.loss, evaluation.accuracy, evaluation.samples), highlight=False
     )
-    if request.tta:
-        _print_tta(controller, console)
-    return EXIT_OK
+    return _print_tta(controller, console) if request.tta else EXIT_OK
 
 
 def select_indices(request: PredictRequest, predictions: Predictions) -> list[int]:

@@ -787,18 +787,24 @@ class TrainingController:
         """The test set's probabilities averaged over each digit and its one-pixel shifts
         (`tui.core.tta`): what test-time augmentation makes of the current model. Any thread;
         the model is read, never changed, and the published predictions stay the plain ones."""
+        from tui.core.adapter import ModelMismatch
         from tui.core.session import EVAL_BATCH
         from tui.core.tta import predict_shifted
 
-        adapter, data = self._adapter(), self.data
+        adapter, data, plain = self._adapter(), self.data, self._predictions
         if data is None:
             raise ControllerError("MNIST is not loaded yet.")
         labels = data.y_test
-        return predict_shifted(
-            lambda images: adapter.predict(images, labels, EVAL_BATCH)[0].probabilities,
-            data.x_test,
-            labels,
-        )
+        known = plain is not None and len(plain.labels) == len(labels)
+        try:
+            return predict_shifted(
+                lambda images: adapter.predict(images, labels, EVAL_BATCH)[0].probabilities,
+                data.x_test,
+                labels,
+                base=plain.probabilities if plain is not None and known else None,
+            )
+        except ModelMismatch as err:
+            raise ControllerError(f"test-time augmentation failed: {err}") from None
 
     def explain(
         self,

@@ -40,6 +40,8 @@ def predict_shifted(
     images: np.ndarray,
     labels: np.ndarray,
     shifts: Sequence[tuple[int, int]] = SHIFTS,
+    *,
+    base: np.ndarray | None = None,
 ) -> Predictions:
     """The mean of the probabilities `predict` gives for `images` and for each shifted copy.
 
@@ -48,8 +50,9 @@ def predict_shifted(
         images: the test images, (n, 28, 28, 1) floats in [0, 1].
         labels: their true labels.
         shifts: the offsets of the copies (the images as they are always count once).
+        base: what `predict` gives for `images` as they are, when that is known already.
     """
-    total = np.asarray(predict(images), np.float64)
+    total = np.asarray(predict(images) if base is None else base, np.float64)
     for dx, dy in shifts:
         total += predict(shift_images(images, dx, dy))
     return Predictions((total / (1 + len(shifts))).astype(np.float32), labels)
