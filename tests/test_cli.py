@@ -207,7 +207,7 @@ def test_train_tta_says_it_once_the_model_is_saved(tmp_path: Path) -> None:
     assert_quiet(run)
     lines = run.out.splitlines()
     plain = next(i for i, line in enumerate(lines) if ACCURACY.match(line))
-    # Saved first: a Ctrl+C or a kill during the nine passes must not cost the model.
+    # Saved first: a Ctrl+C or a kill during the eight extra passes must not cost the model.
     assert lines[plain + 1] == "Model saved to m.keras"
     assert re.match(r"With test-time augmentation: \d+\.\d\d% \(loss ", lines[plain + 2])
 

@@ -795,13 +795,16 @@ class TrainingController:
         if data is None:
             raise ControllerError("MNIST is not loaded yet.")
         labels = data.y_test
-        known = plain is not None and len(plain.labels) == len(labels)
+        # The plain pass is the published predictions, when they are of this test set.
+        base = None
+        if plain is not None and len(plain.labels) == len(labels):
+            base = plain.probabilities
         try:
             return predict_shifted(
                 lambda images: adapter.predict(images, labels, EVAL_BATCH)[0].probabilities,
                 data.x_test,
                 labels,
-                base=plain.probabilities if plain is not None and known else None,
+                base=base,
             )
         except ModelMismatch as err:
             raise ControllerError(f"test-time augmentation failed: {err}") from None
