@@ -19,7 +19,6 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
-from textual.message import Message
 from textual.notifications import SeverityLevel
 
 from tui.core.config import INT_BOUNDS
@@ -44,6 +43,7 @@ from tui.core.snapshot import advance as fold
 from tui.engine import protocol as p
 from tui.engine.client import EngineClient, EngineUnavailable
 from tui.engine.connect import Connector, SpawnConnector
+from tui.messages import ArraysFetched, EngineConnected, EngineEvent, EngineLost
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.quit import DETACH, STOP, QuitScreen
@@ -81,43 +81,6 @@ KEY_ACTIONS = {
     "save_model": Action.SAVE_MODEL,
 }
 """Keys hidden from the footer while the engine would refuse them."""
-
-
-class EngineEvent(Message):
-    """An event from the engine, on its way to the widgets."""
-
-    def __init__(self, event: TrainingEvent) -> None:
-        super().__init__()
-        self.event = event
-
-    def can_replace(self, message: Message) -> bool:
-        # Only the newest figures matter: queued older progress is dropped, not drawn late.
-        return (
-            isinstance(self.event, BatchProgress)
-            and isinstance(message, EngineEvent)
-            and isinstance(message.event, BatchProgress)
-        )
-
-
-class EngineConnected(Message):
-    def __init__(self, client: EngineClient) -> None:
-        super().__init__()
-        self.client = client
-
-
-class EngineLost(Message):
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
-
-
-class ArraysFetched(Message):
-    """Predictions or test images arrived from the engine."""
-
-    def __init__(self, what: str, value: Any) -> None:
-        super().__init__()
-        self.what = what
-        self.value = value
 
 
 class MnistApp(App[None]):
