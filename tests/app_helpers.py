@@ -11,9 +11,9 @@ from local_engine import LocalEngine
 from textual.pilot import Pilot
 
 from tui.app import MnistApp, create_app
-from tui.core.config import Hyperparams
-from tui.core.data import MnistData
-from tui.core.phase import IDLE, Phase
+from tui.core.data.mnist import MnistData
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.phase import IDLE, Phase
 
 SIZE = (120, 40)
 

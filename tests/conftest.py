@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tui.core.data import MnistData, load_npz, load_sample
+from tui.core.data.mnist import MnistData, load_npz, load_sample
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FULL_MNIST = SHARED_DATA / "mnist.npz"

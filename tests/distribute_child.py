@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from tui.core.config import Hyperparams
-from tui.core.distribute import DistributeOptions, replicas
-from tui.core.events import TrainingEvent
-from tui.core.runtime import import_keras
+from tui.core.platform.distribute import DistributeOptions, replicas
+from tui.core.platform.runtime import import_keras
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.events import TrainingEvent
 
 TINY = Hyperparams(
     epochs=2,
@@ -46,9 +46,9 @@ def main(argv: list[str]) -> dict[str, Any]:
     name, npz, train_size = argv[0], argv[1], int(argv[2])
     options = DistributeOptions(strategy=name, mixed_precision="--mixed-precision" in argv)
 
-    from tui.core.controller import TrainingController
-    from tui.core.data import load_npz
-    from tui.core.requests import Setup
+    from tui.core.data.mnist import load_npz
+    from tui.core.settings.requests import Setup
+    from tui.core.training.controller import TrainingController
 
     data = load_npz(npz).subset(train=train_size, test=500)
     controller = TrainingController(
@@ -98,7 +98,7 @@ def _steer(controller: Any) -> dict[str, Any]:
     The listener runs on the training thread between batches, so reacting inside it is exactly
     as timely as a key press would be, without any waiting.
     """
-    from tui.core.events import BatchProgress, Paused, Resumed
+    from tui.core.training.events import BatchProgress, Paused, Resumed
 
     seen: list[str] = []
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui.core.config import Hyperparams
-from tui.core.controller import TrainingController
-from tui.core.data import MnistData
-from tui.core.requests import AppOptions, Setup
+from tui.core.data.mnist import MnistData
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.requests import AppOptions, Setup
+from tui.core.training.controller import TrainingController
 from tui.engine import registry
 from tui.engine.connect import SocketConnector
 from tui.engine.main import Engine

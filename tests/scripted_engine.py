@@ -10,9 +10,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from tui.core.events import TrainingEvent
-from tui.core.requests import AppOptions, Setup
-from tui.core.snapshot import Snapshot, advance
+from tui.core.settings.requests import AppOptions, Setup
+from tui.core.training.events import TrainingEvent
+from tui.core.training.snapshot import Snapshot, advance
 from tui.engine import protocol as p
 from tui.engine import registry
 from tui.engine.connect import SocketConnector

@@ -26,9 +26,9 @@ from app_helpers import (
 from textual.widgets import Input
 from tiny import TINY
 
-from tui.core.data import MnistData
-from tui.core.events import BatchProgress, StopReason
-from tui.core.phase import Phase
+from tui.core.data.mnist import MnistData
+from tui.core.training.events import BatchProgress, StopReason
+from tui.core.training.phase import Phase
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.quit import QuitScreen
 
@@ -218,7 +218,7 @@ async def test_nan_loss_is_reported_and_the_app_recovers(mnist_small: MnistData)
 async def test_a_failure_after_training_is_shown(
     mnist_small: MnistData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tui.core.session import TrainingSession
+    from tui.core.training.session import TrainingSession
 
     def broken(self: TrainingSession, batch_size: int = 1024) -> None:
         raise MemoryError("out of memory while predicting")

@@ -19,10 +19,10 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select, Static
 
 from tui.app import MnistApp, create_app
-from tui.core.config import Hyperparams, preset
-from tui.core.events import LoadFailed, PhaseChanged
-from tui.core.phase import Phase
-from tui.core.snapshot import Snapshot, initial_snapshot
+from tui.core.settings.hyperparams import Hyperparams, preset
+from tui.core.training.events import LoadFailed, PhaseChanged
+from tui.core.training.phase import Phase
+from tui.core.training.snapshot import Snapshot, initial_snapshot
 from tui.engine import protocol as p
 from tui.screens.help import HelpScreen
 from tui.widgets.hyperparams import FIELD_NAMES, parse_field
@@ -62,8 +62,8 @@ def test_importing_the_app_leaves_tensorflow_alone() -> None:
     code = (
         "import sys, tui.app, tui.cli, tui.engine.client, tui.engine.spawn, tui.engine.connect; "
         "app = tui.app.create_app(tui.cli.app_options(tui.cli.build_parser().parse_args([]))); "
-        "heavy = [m for m in ('tensorflow', 'keras', 'tui.core.session', 'tui.core.controller',"
-        " 'tui.core.callback') if m in sys.modules]; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'tui.core.training.session',"
+        " 'tui.core.training.controller', 'tui.core.training.callback') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     result = subprocess.run(

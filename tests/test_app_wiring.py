@@ -13,13 +13,13 @@ from app_helpers import app_on_engine, idle, logged, toasts, train, until
 from textual.widgets import Input
 from tiny import TINY
 
-from tui.core.controller import TrainingController
-from tui.core.data import MnistData
-from tui.core.distribute import DistributeOptions
-from tui.core.phase import Phase
-from tui.core.requests import Setup
+from tui.core.data.mnist import MnistData
+from tui.core.platform.distribute import DistributeOptions
 from tui.core.runs import files, layout
 from tui.core.runs.resume import load_model_file
+from tui.core.settings.requests import Setup
+from tui.core.training.controller import TrainingController
+from tui.core.training.phase import Phase
 from tui.screens.browser import PredictionBrowser
 from tui.screens.confusion import ConfusionScreen
 from tui.screens.draw import DrawScreen

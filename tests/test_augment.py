@@ -11,11 +11,11 @@ import keras
 import numpy as np
 import pytest
 
-from tui.core.augment import AugmentationSwitch
-from tui.core.config import Hyperparams
-from tui.core.data import load_sample
-from tui.core.events import Notice
-from tui.core.model import build_model
+from tui.core.data.augment import AugmentationSwitch
+from tui.core.data.mnist import load_sample
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.events import Notice
+from tui.core.training.model import build_model
 
 AUGMENTED = Hyperparams(conv_filters=(4,), dense_units=0, augment=True)
 

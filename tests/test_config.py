@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tui.cli import build_parser, resolve_hparams
-from tui.core import config
-from tui.core.config import (
+from tui.core.settings import hyperparams
+from tui.core.settings.hyperparams import (
     CHOICES,
     FLOAT_BOUNDS,
     INT_BOUNDS,
@@ -337,7 +337,7 @@ def _layers(model: Any) -> list[tuple[str, Any]]:
 
 
 def test_seed_preset_builds_the_original_network() -> None:
-    from tui.core.model import build_model
+    from tui.core.training.model import build_model
 
     model = build_model(preset("seed"))
     assert _layers(model) == [
@@ -354,7 +354,7 @@ def test_seed_preset_builds_the_original_network() -> None:
 
 
 def test_keras_example_preset_parameter_count() -> None:
-    from tui.core.model import build_model
+    from tui.core.training.model import build_model
 
     model = build_model(preset("keras-example"))
     assert model.count_params() == 34_826
@@ -364,7 +364,7 @@ def test_keras_example_preset_parameter_count() -> None:
 
 
 def test_every_preset_is_valid_and_described() -> None:
-    assert config.DEFAULT_PRESET in PRESETS
+    assert hyperparams.DEFAULT_PRESET in PRESETS
     for name, entry in PRESETS.items():
         assert entry.name == name
         assert entry.description
@@ -385,8 +385,8 @@ def test_every_preset_is_valid_and_described() -> None:
 def test_a_strided_network_is_what_the_memory_estimate_and_summary_say(
     changes: dict[str, Any],
 ) -> None:
-    from tui.core.budget import estimate
-    from tui.core.model import build_model
+    from tui.core.training.budget import estimate
+    from tui.core.training.model import build_model
 
     hp = Hyperparams(**changes)
     model = build_model(hp, compile_model=False)
@@ -432,8 +432,8 @@ def test_a_stride_that_leaves_nothing_is_refused_naming_it() -> None:
 def test_a_block_of_several_convs_is_what_the_estimate_and_summary_say(
     changes: dict[str, Any], summary: str
 ) -> None:
-    from tui.core.budget import estimate
-    from tui.core.model import build_model
+    from tui.core.training.budget import estimate
+    from tui.core.training.model import build_model
 
     hp = Hyperparams(**changes)
     model = build_model(hp, compile_model=False)

@@ -19,10 +19,13 @@ import numpy as np
 import pytest
 from tiny import TINY
 
-from tui.core.config import Hyperparams, load_toml
-from tui.core.controller import ControllerError, TrainingController
-from tui.core.data import MnistData
-from tui.core.events import (
+from tui.core.data.mnist import MnistData
+from tui.core.runs.layout import HPARAMS_TOML, LAST_MODEL, RunError
+from tui.core.runs.resume import load_model_file
+from tui.core.settings.hyperparams import Hyperparams, load_toml
+from tui.core.settings.requests import Setup
+from tui.core.training.controller import ControllerError, TrainingController
+from tui.core.training.events import (
     BatchProgress,
     EpochEnded,
     LearningRateChanged,
@@ -37,11 +40,8 @@ from tui.core.events import (
     TrainingStarted,
     TrainingStopped,
 )
-from tui.core.phase import Phase
-from tui.core.requests import Setup
-from tui.core.runs.layout import HPARAMS_TOML, LAST_MODEL, RunError
-from tui.core.runs.resume import load_model_file
-from tui.core.snapshot import advance
+from tui.core.training.phase import Phase
+from tui.core.training.snapshot import advance
 
 ONE = TINY.with_changes(epochs=1, batch_size=50)
 """One epoch of 18 steps (900 images): long enough to act in, short enough to wait for."""
@@ -448,7 +448,7 @@ def test_an_opened_run_that_does_not_exist_is_one_line(
 def test_a_resumed_run_goes_back_to_its_own_data(
     make: Callable[..., Any], mnist_small: MnistData, tmp_path: Path
 ) -> None:
-    from tui.core.data import load_npz, load_sample
+    from tui.core.data.mnist import load_npz, load_sample
 
     # A run trained on a file of its own.
     own = tmp_path / "own.npz"

@@ -1,4 +1,4 @@
-"""Tests for tui.core.data: every MNIST source, the fallback order, and bad-file messages."""
+"""Tests for tui.core.data.mnist: every MNIST source, the fallback order, and bad-file messages."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tui.core import data
-from tui.core.data import (
+from tui.core.data import mnist as mnist_module
+from tui.core.data.info import DataInfo
+from tui.core.data.mnist import (
     SAMPLE_NOTICE,
     DataError,
     MnistData,
@@ -28,7 +29,6 @@ from tui.core.data import (
     load_recorded,
     load_sample,
 )
-from tui.core.datainfo import DataInfo
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -113,7 +113,7 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     """No MNIST_TUI_DATA, and an empty home and KERAS_HOME, so no real cache is seen."""
     home = tmp_path / "home"
     home.mkdir()
-    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.delenv(mnist_module.ENV_VAR, raising=False)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("KERAS_HOME", str(home / ".keras"))
     yield home
@@ -454,7 +454,7 @@ def test_explicit_path_beats_env(
 ) -> None:
     save_npz(tmp_path / "a.npz", raw_arrays(30, 10))
     save_npz(tmp_path / "b.npz", raw_arrays(40, 10))
-    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "b.npz"))
+    monkeypatch.setenv(mnist_module.ENV_VAR, str(tmp_path / "b.npz"))
     assert len(load_mnist(tmp_path / "a.npz", allow_download=False).y_train) == 30
     from_env = load_mnist(allow_download=False)
     assert len(from_env.y_train) == 40
@@ -468,7 +468,7 @@ def test_env_beats_keras_cache(
     cache.parent.mkdir(parents=True)
     save_npz(cache, raw_arrays(30, 10))
     save_npz(tmp_path / "env.npz", raw_arrays(40, 10))
-    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "env.npz"))
+    monkeypatch.setenv(mnist_module.ENV_VAR, str(tmp_path / "env.npz"))
     assert len(load_mnist(allow_download=False).y_train) == 40
 
 
@@ -476,7 +476,7 @@ def test_bad_env_path_raises_instead_of_falling_back(
     tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = tmp_path / "missing"
-    monkeypatch.setenv(data.ENV_VAR, str(missing))
+    monkeypatch.setenv(mnist_module.ENV_VAR, str(missing))
     with pytest.raises(DataError) as info:
         load_mnist(allow_download=False)
     assert_one_sentence_naming(info.value, missing)
@@ -542,7 +542,7 @@ def test_download_when_reachable(clean_env: Path, monkeypatch: pytest.MonkeyPatc
     def load_data() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
-    monkeypatch.setattr(data, "_reachable", lambda timeout: True)
+    monkeypatch.setattr(mnist_module, "_reachable", lambda timeout: True)
     monkeypatch.setitem(sys.modules, "keras", fake_keras(load_data))
     mnist = load_mnist()
     assert mnist.kind == "download"
@@ -556,7 +556,7 @@ def test_failed_download_falls_back_to_sample(
     def load_data() -> None:
         raise OSError("connection reset")
 
-    monkeypatch.setattr(data, "_reachable", lambda timeout: True)
+    monkeypatch.setattr(mnist_module, "_reachable", lambda timeout: True)
     monkeypatch.setitem(sys.modules, "keras", fake_keras(load_data))
     assert load_mnist().is_sample
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from tui.cli import build_parser, distribute_options
-from tui.core.devices import DeviceReport, GpuStatus
-from tui.core.distribute import (
+from tui.core.platform.devices import DeviceReport, GpuStatus
+from tui.core.platform.distribute import (
     DistributeError,
     DistributeOptions,
     enable_memory_growth,
@@ -27,7 +27,7 @@ from tui.core.distribute import (
     parse_devices,
     read_tf_config,
 )
-from tui.core.runtime import device_report
+from tui.core.platform.runtime import device_report
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tui" / "sample" / "mnist_sample.npz"
 """Real MNIST digits every checkout has."""

@@ -28,11 +28,11 @@ from local_engine import LocalEngine
 from scripted_engine import ScriptedEngine
 from tiny import TINY
 
-from tui.core.data import MnistData
-from tui.core.events import BatchProgress, EpochEnded, TargetChanged, TrainingEvent
-from tui.core.phase import Phase
-from tui.core.requests import Setup
-from tui.core.snapshot import Snapshot, advance, initial_snapshot
+from tui.core.data.mnist import MnistData
+from tui.core.settings.requests import Setup
+from tui.core.training.events import BatchProgress, EpochEnded, TargetChanged, TrainingEvent
+from tui.core.training.phase import Phase
+from tui.core.training.snapshot import Snapshot, advance, initial_snapshot
 from tui.engine import protocol as p
 from tui.engine import registry
 from tui.engine.client import EngineClient, EngineUnavailable, with_engine

@@ -16,13 +16,33 @@ CORE_MODULES = sorted(
 )
 HEAVY = {"tensorflow", "keras"}
 TENSORFLOW_FREE = [
-    *("tui.core.config", "tui.core.events", "tui.core.data", "tui.core.snapshot"),
-    *("tui.core.phase", "tui.core.requests", "tui.core.placement", "tui.core.devices"),
-    *("tui.core.quiet", "tui.core.budget", "tui.core.adapter", "tui.core.controls"),
+    *(
+        "tui.core.settings.hyperparams",
+        "tui.core.training.events",
+        "tui.core.data.mnist",
+        "tui.core.training.snapshot",
+    ),
+    *(
+        "tui.core.training.phase",
+        "tui.core.settings.requests",
+        "tui.core.platform.placement",
+        "tui.core.platform.devices",
+    ),
+    *(
+        "tui.core.platform.quiet",
+        "tui.core.training.budget",
+        "tui.core.training.adapter",
+        "tui.core.training.controls",
+    ),
     *("tui.core.runs.files", "tui.core.runs.layout", "tui.core.runs.catalog"),
-    *("tui.core.runs.lock", "tui.core.predictions", "tui.core.render", "tui.core.schedule"),
+    *(
+        "tui.core.runs.lock",
+        "tui.core.inspect.predictions",
+        "tui.core.render",
+        "tui.core.training.schedule",
+    ),
     # The controller loads TensorFlow in `load()`, so that an engine answers while it loads.
-    *("tui.core.controller", "tui.engine.server", "tui.engine.main"),
+    *("tui.core.training.controller", "tui.engine.server", "tui.engine.main"),
     *("tui.engine.client", "tui.engine.connect", "tui.engine.spawn", "tui.engine.commands"),
     *("tui.engine.protocol", "tui.engine.registry"),
 ]
@@ -37,7 +57,11 @@ def _modules_after_import(*modules: str) -> set[str]:
 
 
 def test_every_core_module_is_found() -> None:
-    expected = {"tui.core.config", "tui.core.session", "tui.core.controller"}
+    expected = {
+        "tui.core.settings.hyperparams",
+        "tui.core.training.session",
+        "tui.core.training.controller",
+    }
     assert expected | {"tui.core.runs.catalog", "tui.core.runs.record"} <= set(CORE_MODULES)
 
 

@@ -14,11 +14,11 @@ from textual.app import App
 from textual.widgets import Static
 from tiny import TINY
 
-from tui.core.controller import TrainingController
-from tui.core.data import MnistData
-from tui.core.events import LayerHealthMeasured, ModelDescribed, Notice, TrainingEvent
-from tui.core.requests import Setup
+from tui.core.data.mnist import MnistData
 from tui.core.runs.layout import LAYERS_JSONL
+from tui.core.settings.requests import Setup
+from tui.core.training.controller import TrainingController
+from tui.core.training.events import LayerHealthMeasured, ModelDescribed, Notice, TrainingEvent
 from tui.screens.browser import PredictionBrowser
 from tui.screens.clusters import STEPS, ClustersScreen
 from tui.screens.inspect import InspectScreen

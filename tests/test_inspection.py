@@ -1,4 +1,4 @@
-"""Tests for tui.core.inspection and render_overlay: tiny real Keras models, no mocks."""
+"""Tests for tui.core.inspect.views and render_overlay: tiny real Keras models, no mocks."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pytest
 from rich.style import Style
 from rich.text import Text
 
-from tui.core.config import Hyperparams
-from tui.core.data import MnistData, load_sample
-from tui.core.inspection import (
+from tui.core.data.mnist import MnistData, load_sample
+from tui.core.inspect.views import (
     FeatureMaps,
     LayerHealthProbe,
     health_problems,
@@ -22,9 +21,10 @@ from tui.core.inspection import (
     saliency,
     top_feature_maps,
 )
-from tui.core.model import build_model
+from tui.core.platform.runtime import import_keras
 from tui.core.render import SHADES, heat_legend, render_digit, render_overlay
-from tui.core.runtime import import_keras
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.model import build_model
 
 keras = import_keras()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tui.core.pipeline import batches, training_batches
+from tui.core.data.pipeline import batches, training_batches
 
 
 def _epoch(dataset: object) -> tuple[list[np.ndarray], list[np.ndarray]]:

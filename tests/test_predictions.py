@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui.core.predictions import (
+from tui.core.inspect.predictions import (
     PredictionFilter,
     Predictions,
     PredictionSort,
@@ -158,7 +158,7 @@ def test_predictions_know_their_guesses_accuracy_and_loss() -> None:
 
 
 def test_cli_selection_windows_the_filtered_sorted_indices() -> None:
-    from tui.core.requests import PredictRequest
+    from tui.core.settings.requests import PredictRequest
     from tui.errors import UsageError
     from tui.headless import select_indices
 

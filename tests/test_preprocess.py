@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tui.core.data import MnistData
-from tui.core.preprocess import centre_of_mass, preprocess_drawing, resize
+from tui.core.data.mnist import MnistData
+from tui.core.data.preprocess import centre_of_mass, preprocess_drawing, resize
 
 
 def bbox(image: np.ndarray) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
-from tui.core.data import MnistData
+from tui.core.data.mnist import MnistData
 from tui.core.render import SHADES, UPPER_HALF, render_digit
 
 

@@ -24,21 +24,9 @@ import numpy as np
 import pytest
 import tiny
 
-from tui.core.callback import EpochClock
-from tui.core.config import Hyperparams
-from tui.core.controller import TrainingController
-from tui.core.data import MnistData
-from tui.core.events import (
-    EpochEnded,
-    Evaluated,
-    Notice,
-    RunRecording,
-    StopReason,
-    TrainingEvent,
-    TrainingStarted,
-)
-from tui.core.predictions import Predictions
-from tui.core.requests import Setup
+from tui.core.data.mnist import MnistData
+from tui.core.inspect.predictions import Predictions
+from tui.core.platform.runtime import import_keras
 from tui.core.runs.catalog import list_runs, summarise
 from tui.core.runs.files import replacing, reserve_unique, write_atomic
 from tui.core.runs.layout import (
@@ -59,7 +47,19 @@ from tui.core.runs.layout import (
 from tui.core.runs.lock import RunBusy, RunLock, is_locked
 from tui.core.runs.record import run_callbacks
 from tui.core.runs.resume import load_model_file, resume
-from tui.core.runtime import import_keras
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.requests import Setup
+from tui.core.training.callback import EpochClock
+from tui.core.training.controller import TrainingController
+from tui.core.training.events import (
+    EpochEnded,
+    Evaluated,
+    Notice,
+    RunRecording,
+    StopReason,
+    TrainingEvent,
+    TrainingStarted,
+)
 
 keras = import_keras()
 
@@ -559,11 +559,11 @@ def test_broken_runs_are_listed_with_a_problem(run_copy: Path) -> None:
 # --- real processes killed mid-training ---------------------------------------------------------
 TRAINER = """
 import signal, sys, threading
-from tui.core.config import Hyperparams
-from tui.core.controller import TrainingController
-from tui.core.data import load_npz
-from tui.core.events import BatchProgress, Paused
-from tui.core.requests import Setup
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.controller import TrainingController
+from tui.core.data.mnist import load_npz
+from tui.core.training.events import BatchProgress, Paused
+from tui.core.settings.requests import Setup
 
 root, npz = sys.argv[1:3]
 data = load_npz(npz).subset(train=2000, test=500)

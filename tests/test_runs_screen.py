@@ -16,12 +16,8 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Static
 
-from tui.core.config import Hyperparams, dump_toml
-from tui.core.controller import TrainingController
-from tui.core.data import MnistData
-from tui.core.datainfo import DataInfo
-from tui.core.events import EpochEnded, StopReason
-from tui.core.requests import Setup
+from tui.core.data.info import DataInfo
+from tui.core.data.mnist import MnistData
 from tui.core.runs.layout import (
     EVALUATION,
     FORMAT,
@@ -32,6 +28,10 @@ from tui.core.runs.layout import (
     RunDirectory,
 )
 from tui.core.runs.resume import resume
+from tui.core.settings.hyperparams import Hyperparams, dump_toml
+from tui.core.settings.requests import Setup
+from tui.core.training.controller import TrainingController
+from tui.core.training.events import EpochEnded, StopReason
 from tui.screens.runs import MARK, WARNING, CompareScreen, RunsScreen
 from tui.screens.save_model import SaveModelScreen, name_problem
 from tui.widgets.compare import ComparePlot, RunCurve

@@ -8,7 +8,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui.core.schedule import FLOOR, WARMUP, WARMUP_START, scheduled_rate
+from tui.core.training.schedule import FLOOR, WARMUP, WARMUP_START, scheduled_rate
 
 BASE = 4e-3
 

@@ -15,9 +15,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Label
 
 from tui.app import MnistApp, create_app
-from tui.core.config import Hyperparams, preset
-from tui.core.datainfo import DataInfo
-from tui.core.events import (
+from tui.core.data.info import DataInfo
+from tui.core.settings.hyperparams import Hyperparams, preset
+from tui.core.training.events import (
     BackendLoaded,
     DataLoaded,
     PhaseChanged,
@@ -25,8 +25,8 @@ from tui.core.events import (
     TrainingEvent,
     TrainingStopped,
 )
-from tui.core.phase import Phase
-from tui.core.snapshot import Snapshot, advance, initial_snapshot
+from tui.core.training.phase import Phase
+from tui.core.training.snapshot import Snapshot, advance, initial_snapshot
 from tui.engine import protocol as p
 from tui.screens.save_model import SaveModelScreen
 from tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
@@ -196,7 +196,7 @@ async def test_the_confusion_matrix_scrolls_at_the_smallest_size() -> None:
     import numpy as np
     from textual.app import App
 
-    from tui.core.predictions import Predictions
+    from tui.core.inspect.predictions import Predictions
     from tui.screens.confusion import ConfusionScreen
 
     counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # the full test set's

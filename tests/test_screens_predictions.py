@@ -15,13 +15,13 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from tui.core.config import Hyperparams
-from tui.core.controller import TrainingController
-from tui.core.data import MnistData, load_sample
-from tui.core.events import StopReason
-from tui.core.predictions import PredictionFilter, Predictions, PredictionSort
-from tui.core.preprocess import preprocess_drawing
-from tui.core.requests import Setup
+from tui.core.data.mnist import MnistData, load_sample
+from tui.core.data.preprocess import preprocess_drawing
+from tui.core.inspect.predictions import PredictionFilter, Predictions, PredictionSort
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.requests import Setup
+from tui.core.training.controller import TrainingController
+from tui.core.training.events import StopReason
 from tui.screens.browser import NO_MODEL, PredictionBrowser
 from tui.screens.confusion import ConfusionScreen
 from tui.screens.draw import DrawScreen

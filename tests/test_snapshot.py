@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui.core.config import Hyperparams
-from tui.core.events import (
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.events import (
     BatchProgress,
     EpochEnded,
     Evaluated,
@@ -22,8 +22,8 @@ from tui.core.events import (
     TrainingStarted,
     TrainingStopped,
 )
-from tui.core.phase import BUSY, FITTING, IDLE, Action, Phase
-from tui.core.snapshot import (
+from tui.core.training.phase import BUSY, FITTING, IDLE, Action, Phase
+from tui.core.training.snapshot import (
     JOURNAL_LIMIT,
     MAX_EPOCHS,
     ModelInfo,

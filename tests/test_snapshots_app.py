@@ -12,10 +12,10 @@ from scripted_engine import ScriptedEngine
 from textual.pilot import Pilot
 
 from tui.app import MnistApp, create_app
-from tui.core.config import Hyperparams
-from tui.core.datainfo import DataInfo
-from tui.core.devices import DeviceReport
-from tui.core.events import (
+from tui.core.data.info import DataInfo
+from tui.core.platform.devices import DeviceReport
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.events import (
     BackendLoaded,
     BatchProgress,
     DataLoaded,
@@ -29,8 +29,8 @@ from tui.core.events import (
     TrainingStarted,
     TrainingStopped,
 )
-from tui.core.phase import Phase
-from tui.core.snapshot import Snapshot, advance, initial_snapshot
+from tui.core.training.phase import Phase
+from tui.core.training.snapshot import Snapshot, advance, initial_snapshot
 
 SIZES = [(60, 20), (80, 24), (120, 40)]
 HPARAMS = Hyperparams()

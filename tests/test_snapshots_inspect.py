@@ -16,10 +16,10 @@ from test_snapshots_app import FINISHED, HPARAMS, state
 from textual.pilot import Pilot
 
 from tui.app import MnistApp, create_app
-from tui.core.budget import estimate
-from tui.core.config import preset
-from tui.core.data import load_sample
-from tui.core.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
+from tui.core.data.mnist import load_sample
+from tui.core.settings.hyperparams import preset
+from tui.core.training.budget import estimate
+from tui.core.training.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
 from tui.engine import protocol as p
 from tui.screens.clusters import ClustersScreen
 

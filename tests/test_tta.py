@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from views import nine_views
 
-from tui.core.data import MnistData
-from tui.core.tta import SHIFTS, predict_shifted, shift_images
+from tui.core.data.mnist import MnistData
+from tui.core.inspect.tta import SHIFTS, predict_shifted, shift_images
 
 
 def test_the_shifts_are_the_eight_neighbours_one_pixel_away() -> None:

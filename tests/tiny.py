@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tui.core.config import Hyperparams
+from tui.core.settings.hyperparams import Hyperparams
 
 TINY = Hyperparams(
     epochs=2,

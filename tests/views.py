@@ -1,5 +1,5 @@
 """The nine views test-time augmentation averages over, made here independently of
-`tui.core.tta` (np.roll over a black margin) so that tests can check it against them."""
+`tui.core.inspect.tta` (np.roll over a black margin) so that tests can check it against them."""
 
 from __future__ import annotations
 

@@ -21,8 +21,9 @@ from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.notifications import SeverityLevel
 
-from tui.core.config import INT_BOUNDS
-from tui.core.events import (
+from tui.core.settings.hyperparams import INT_BOUNDS
+from tui.core.settings.requests import AppOptions
+from tui.core.training.events import (
     BatchProgress,
     DataLoaded,
     EpochEnded,
@@ -36,10 +37,9 @@ from tui.core.events import (
     TrainingEvent,
     TrainingStopped,
 )
-from tui.core.phase import FITTING, Action, Phase
-from tui.core.requests import AppOptions
-from tui.core.snapshot import Snapshot, initial_snapshot, refusal
-from tui.core.snapshot import advance as fold
+from tui.core.training.phase import FITTING, Action, Phase
+from tui.core.training.snapshot import Snapshot, initial_snapshot, refusal
+from tui.core.training.snapshot import advance as fold
 from tui.engine import protocol as p
 from tui.engine.client import EngineClient, EngineUnavailable
 from tui.engine.connect import Connector, SpawnConnector
@@ -59,7 +59,7 @@ from tui.widgets.training_log import TrainingLog
 if TYPE_CHECKING:
     import numpy as np
 
-    from tui.core.predictions import Predictions
+    from tui.core.inspect.predictions import Predictions
     from tui.screens.clusters import ClustersScreen
     from tui.screens.inspect import Seen
 
@@ -382,7 +382,7 @@ class MnistApp(App[None]):
     def _arrays_fetched(self, message: ArraysFetched) -> None:
         import numpy as np
 
-        from tui.core.predictions import Predictions
+        from tui.core.inspect.predictions import Predictions
 
         arrays = message.value
         if not isinstance(arrays, p.Arrays):

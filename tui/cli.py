@@ -18,10 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, NoReturn
 
-from tui.core import config
-from tui.core.config import Hyperparams
-from tui.core.placement import STRATEGIES, DistributeError, DistributeOptions, parse_devices
-from tui.core.requests import (
+from tui.core.platform.placement import (
+    STRATEGIES,
+    DistributeError,
+    DistributeOptions,
+    parse_devices,
+)
+from tui.core.settings import hyperparams
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.requests import (
     AppOptions,
     AttachRequest,
     EvaluateRequest,
@@ -127,7 +132,7 @@ def _add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
         "hyperparameters", "each overrides --config, which overrides --preset"
     )
     docs = _field_docs()
-    base = config.preset(config.DEFAULT_PRESET)
+    base = hyperparams.preset(hyperparams.DEFAULT_PRESET)
     for f in fields(Hyperparams):
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)
@@ -137,7 +142,7 @@ def _add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
         if kind == "bool":
             _flag(group, flag, dest=f.name, action=argparse.BooleanOptionalAction, help=text)
             continue
-        choices = config.CHOICES.get(f.name)
+        choices = hyperparams.CHOICES.get(f.name)
         metavar = "{" + ",".join(choices) + "}" if choices else _METAVARS.get(kind, "N,...")
         _flag(group, flag, dest=f.name, type=_converter(f.name, kind), metavar=metavar, help=text)
 
@@ -147,8 +152,8 @@ def _add_setup_flags(parser: argparse.ArgumentParser) -> None:
     _flag(
         parser,
         "--preset",
-        metavar="{" + ",".join(config.PRESETS) + "}",
-        help=f"starting hyperparameters (default: {config.DEFAULT_PRESET})",
+        metavar="{" + ",".join(hyperparams.PRESETS) + "}",
+        help=f"starting hyperparameters (default: {hyperparams.DEFAULT_PRESET})",
     )
     _flag(parser, "--config", metavar="FILE.toml", help="hyperparameters from a TOML file")
     _add_data_flag(parser)
@@ -328,10 +333,10 @@ def resolve_hparams(args: argparse.Namespace) -> Hyperparams:
     chosen = getattr(args, "preset", None)
     file = getattr(args, "config", None)
     if file is not None:
-        hparams, from_file = config.load_toml_with_preset(file, preset_name=chosen)
+        hparams, from_file = hyperparams.load_toml_with_preset(file, preset_name=chosen)
         chosen = chosen or from_file
     else:
-        hparams = config.preset(chosen or config.DEFAULT_PRESET)
+        hparams = hyperparams.preset(chosen or hyperparams.DEFAULT_PRESET)
     typed = {name: getattr(args, name) for name in HYPERPARAMS if hasattr(args, name)}
     return Hyperparams.from_dict(typed, base=hparams)
 
@@ -340,9 +345,9 @@ def preset_name(args: argparse.Namespace) -> str:
     """The preset that names runs: the flag, else the config file's, else the default."""
     chosen = getattr(args, "preset", None)
     if chosen is None and getattr(args, "config", None) is not None:
-        chosen = config.load_toml_with_preset(args.config)[1]
-    name = chosen or config.DEFAULT_PRESET
-    config.preset(name)  # an unknown name is a ValueError listing the presets
+        chosen = hyperparams.load_toml_with_preset(args.config)[1]
+    name = chosen or hyperparams.DEFAULT_PRESET
+    hyperparams.preset(name)  # an unknown name is a ValueError listing the presets
     return name
 
 
@@ -475,8 +480,8 @@ def _headless(command: str, args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from tui import headless  # numpy and rich progress: commands only
-    from tui.core.data import DataError
-    from tui.core.quiet import quiet_runtime, tensorflow_log_path
+    from tui.core.data.mnist import DataError
+    from tui.core.platform.quiet import quiet_runtime, tensorflow_log_path
     from tui.core.runs.layout import RunError
 
     runners: dict[str, Callable[[Any, Console], int]] = {

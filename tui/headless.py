@@ -1,7 +1,7 @@
 """The headless commands `train`, `evaluate` and `predict`: rich progress and tables over the
 training controller, no Textual.
 
-They take typed requests (`tui.core.requests`), never argparse, and report failures as
+They take typed requests (`tui.core.settings.requests`), never argparse, and report failures as
 `UsageError` (bad input, exit 2) or a returned exit code; `tui.cli` turns both into one line.
 """
 
@@ -25,9 +25,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from tui.core import config
-from tui.core.controller import ControllerError, TrainingController
-from tui.core.events import (
+from tui.core.inspect.predictions import PredictionFilter, Predictions, PredictionSort, select
+from tui.core.platform.placement import ClusterTask, DistributeError, read_tf_config
+from tui.core.platform.runtime import TENSORBOARD_MISSING, tensorboard_installed
+from tui.core.runs.files import check_writable
+from tui.core.settings import hyperparams
+from tui.core.settings.requests import EvaluateRequest, PredictRequest, Setup, TrainRequest
+from tui.core.training.controller import ControllerError, TrainingController
+from tui.core.training.events import (
     BatchProgress,
     DataLoaded,
     EpochEnded,
@@ -37,12 +42,7 @@ from tui.core.events import (
     TrainingEvent,
     TrainingStarted,
 )
-from tui.core.phase import Phase
-from tui.core.placement import ClusterTask, DistributeError, read_tf_config
-from tui.core.predictions import PredictionFilter, Predictions, PredictionSort, select
-from tui.core.requests import EvaluateRequest, PredictRequest, Setup, TrainRequest
-from tui.core.runs.files import check_writable
-from tui.core.runtime import TENSORBOARD_MISSING, tensorboard_installed
+from tui.core.training.phase import Phase
 from tui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say_error
 from tui.format import format_eta, format_number
 
@@ -200,7 +200,7 @@ def _accuracy_line(loss: float, accuracy: float, samples: int) -> str:
 
 def _print_tta(controller: TrainingController, console: Console) -> int:
     """The test accuracy with test-time augmentation and what it took; the exit code."""
-    from tui.core.tta import SHIFTS
+    from tui.core.inspect.tta import SHIFTS
 
     started = time.perf_counter()
     try:
@@ -318,7 +318,7 @@ def run_train(request: TrainRequest, console: Console) -> int:
         raise UsageError(f"{request.resume} is not a directory; pass a folder under runs/.")
     _check_before_training(request, chief)
     if request.save_config is not None and request.resume is None and chief:
-        config.save_toml(setup.hparams, request.save_config)
+        hyperparams.save_toml(setup.hparams, request.save_config)
         console.print(f"Hyperparameters written to {request.save_config}", highlight=False)
 
     controller = TrainingController(setup, holder=f"{PROG} train")
@@ -442,7 +442,7 @@ def _save(controller: TrainingController, request: TrainRequest, console: Consol
 def _opened(model: str, data_path: str | None, console: Console) -> TrainingController:
     """A controller holding the saved model, with its predictions on the test set."""
     controller = TrainingController(
-        Setup(config.preset(config.DEFAULT_PRESET), data_path=data_path, record=False)
+        Setup(hyperparams.preset(hyperparams.DEFAULT_PRESET), data_path=data_path, record=False)
     )
     reporter = TrainReporter(console)
     controller.subscribe(reporter)

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 from tui.app import create_app
-from tui.core.requests import AppOptions, AttachRequest, Setup
+from tui.core.settings.requests import AppOptions, AttachRequest, Setup
 from tui.engine.connect import Connector, SocketConnector
 
 
 def run_app(options: AppOptions, connector: Connector | None = None) -> int:
     """Run the app in this terminal; returns the exit code (128 + the signal that ended it)."""
-    from tui.core.quiet import native_stderr_to, tensorflow_log_path
+    from tui.core.platform.quiet import native_stderr_to, tensorflow_log_path
 
     path = tensorflow_log_path()
     # The app is built inside the redirection so Textual paints on the terminal stream.
@@ -32,7 +32,7 @@ def run_app(options: AppOptions, connector: Connector | None = None) -> int:
 
 def run_attached(request: AttachRequest) -> int:
     """`mnist-tui attach [RUN]`: the app on a live engine, or on a run that is no longer live."""
-    from tui.core import config
+    from tui.core.settings import hyperparams
     from tui.engine import registry
     from tui.errors import EXIT_FAILED, say_error
 
@@ -41,7 +41,9 @@ def run_attached(request: AttachRequest) -> int:
     except registry.RegistryError as err:
         say_error(str(err))
         return EXIT_FAILED
-    options = AppOptions(Setup(config.preset(config.DEFAULT_PRESET), runs_dir=request.runs_dir))
+    options = AppOptions(
+        Setup(hyperparams.preset(hyperparams.DEFAULT_PRESET), runs_dir=request.runs_dir)
+    )
     if engine is not None:
         return run_app(options, SocketConnector(engine.socket))
     if request.run is not None:

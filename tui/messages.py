@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from tui.core.events import BatchProgress, TrainingEvent
+from tui.core.training.events import BatchProgress, TrainingEvent
 
 if TYPE_CHECKING:
     from tui.engine.client import EngineClient

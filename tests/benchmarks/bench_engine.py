@@ -35,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tui.core.events import BatchProgress, TrainingEvent  # noqa: E402
-from tui.core.phase import FITTING, IDLE  # noqa: E402
+from tui.core.training.events import BatchProgress, TrainingEvent  # noqa: E402
+from tui.core.training.phase import FITTING, IDLE  # noqa: E402
 
 
 def epoch_rates(runs_root: Path) -> list[float]:
@@ -137,8 +137,8 @@ async def event_latencies(data_path: str, preset_name: str, train_size: int) -> 
     from local_engine import LocalEngine
 
     from tui.app import create_app
-    from tui.core.config import preset
-    from tui.core.data import load_mnist
+    from tui.core.data.mnist import load_mnist
+    from tui.core.settings.hyperparams import preset
 
     data = load_mnist(data_path).subset(train=train_size)
     hparams = preset(preset_name).with_changes(epochs=2, validation_split=0.0)

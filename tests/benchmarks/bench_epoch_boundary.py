@@ -1,5 +1,5 @@
 """How long training stands still between two epochs: NumPy arrays handed to `fit` (Keras's own
-pipeline, with tf.data's autotuner) against mnist-tui's pipeline (`tui.core.pipeline`).
+pipeline, with tf.data's autotuner) against mnist-tui's pipeline (`tui.core.data.pipeline`).
 
 Run from the project root (it prints a table; nothing is asserted here):
 
@@ -26,11 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tui.core.config import preset  # noqa: E402
-from tui.core.data import load_npz  # noqa: E402
-from tui.core.model import build_model  # noqa: E402
-from tui.core.pipeline import training_batches  # noqa: E402
-from tui.core.runtime import import_keras  # noqa: E402
+from tui.core.data.mnist import load_npz  # noqa: E402
+from tui.core.data.pipeline import training_batches  # noqa: E402
+from tui.core.platform.runtime import import_keras  # noqa: E402
+from tui.core.settings.hyperparams import preset  # noqa: E402
+from tui.core.training.model import build_model  # noqa: E402
 
 keras = import_keras()
 

@@ -27,17 +27,17 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from tui.core.config import preset  # noqa: E402
-from tui.core.data import load_mnist  # noqa: E402
-from tui.core.inspection import (  # noqa: E402
+from tui.core.data.mnist import load_mnist  # noqa: E402
+from tui.core.inspect.views import (  # noqa: E402
     LayerHealthProbe,
     pca_2d,
     penultimate_features,
     saliency,
     top_feature_maps,
 )
-from tui.core.model import build_model  # noqa: E402
 from tui.core.render import render_overlay  # noqa: E402
+from tui.core.settings.hyperparams import preset  # noqa: E402
+from tui.core.training.model import build_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "mnist.npz"
 

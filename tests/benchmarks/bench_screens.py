@@ -33,10 +33,10 @@ def rss_mib() -> float:
 
 def thousand_runs(runs: int) -> Path:
     """`runs` copies of one small real run (its records, a small model archive)."""
-    from tui.core.config import Hyperparams
-    from tui.core.controller import TrainingController
-    from tui.core.data import load_sample
-    from tui.core.requests import Setup
+    from tui.core.data.mnist import load_sample
+    from tui.core.settings.hyperparams import Hyperparams
+    from tui.core.settings.requests import Setup
+    from tui.core.training.controller import TrainingController
 
     root = Path(tempfile.mkdtemp(prefix="mnist-tui-runs-"))
     hparams = Hyperparams(epochs=3, conv_filters=(4,), dense_units=8, train_size=600)
@@ -82,8 +82,8 @@ async def browser(data_path: str) -> tuple[float, float, float]:
     """(MiB before, MiB after paging through all 10,000 digits, seconds to first paint)."""
     import numpy as np
 
-    from tui.core.data import load_mnist
-    from tui.core.predictions import Predictions
+    from tui.core.data.mnist import load_mnist
+    from tui.core.inspect.predictions import Predictions
     from tui.screens.browser import PredictionBrowser
 
     data = load_mnist(data_path)

@@ -45,12 +45,12 @@ def run_variant(options: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         tf.config.threading.set_inter_op_parallelism_threads(options["inter"])
 
     sys.path.insert(0, str(ROOT))
-    from tui.core.callback import ControlCallback, EpochClock, ProgressCallback, RoundState
-    from tui.core.config import preset
-    from tui.core.controls import TrainingControls
-    from tui.core.data import load_mnist
-    from tui.core.events import BatchProgress, TrainingEvent
-    from tui.core.model import build_model, build_optimizer
+    from tui.core.data.mnist import load_mnist
+    from tui.core.settings.hyperparams import preset
+    from tui.core.training.callback import ControlCallback, EpochClock, ProgressCallback, RoundState
+    from tui.core.training.controls import TrainingControls
+    from tui.core.training.events import BatchProgress, TrainingEvent
+    from tui.core.training.model import build_model, build_optimizer
 
     hparams = preset(args.preset).with_changes(validation_split=0.0)
     data = load_mnist(args.data)

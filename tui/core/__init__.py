@@ -1,1 +1,1 @@
-"""The training core: data, model, session, runs and rendering. No Textual here."""
+"""The training core, no Textual here: settings, data, training, runs, inspect, platform, render."""

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from tui.core.events import TrainingEvent
+from tui.core.training.events import TrainingEvent
 from tui.engine import protocol as p
 
 T = TypeVar("T")

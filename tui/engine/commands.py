@@ -12,10 +12,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tui.core.events import LoadFailed, Notice, PhaseChanged, RunRecording, TrainingEvent
-from tui.core.phase import FITTING, Phase
-from tui.core.requests import StopRequest, TrainRequest
-from tui.core.snapshot import Snapshot, advance
+from tui.core.settings.requests import StopRequest, TrainRequest
+from tui.core.training.events import LoadFailed, Notice, PhaseChanged, RunRecording, TrainingEvent
+from tui.core.training.phase import FITTING, Phase
+from tui.core.training.snapshot import Snapshot, advance
 from tui.engine import protocol as p
 from tui.engine import registry
 from tui.engine.client import EngineClient, EngineUnavailable, with_engine

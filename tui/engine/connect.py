@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from tui.core.requests import AppOptions
+from tui.core.settings.requests import AppOptions
 from tui.engine.client import EngineClient, EngineUnavailable
 from tui.engine.spawn import SpawnedEngine, SpawnError, spawn_engine, wait_for_socket
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import msgspec
 
-from tui.core.controller import ControllerError, Job, TrainingController
-from tui.core.events import RunOpened, RunRecording, TrainingEvent
-from tui.core.quiet import quiet_tensorflow
+from tui.core.platform.quiet import quiet_tensorflow
 from tui.core.runs.layout import ENGINE_JSON, ENGINE_LOG
+from tui.core.training.controller import ControllerError, Job, TrainingController
+from tui.core.training.events import RunOpened, RunRecording, TrainingEvent
 from tui.engine import registry
 from tui.engine.protocol import EngineInfo
 from tui.engine.server import EngineServer

@@ -13,9 +13,9 @@ from typing import TypeAlias
 
 import msgspec
 
-from tui.core.config import Hyperparams
-from tui.core.events import TrainingEvent
-from tui.core.snapshot import Snapshot
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.events import TrainingEvent
+from tui.core.training.snapshot import Snapshot
 
 PROTOCOL_VERSION = 3
 """Bumped whenever a message changes shape (2: Hyperparams gained convs_per_block, 3: clean_epochs);

@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tui.core.controller import ControllerError, Job, TrainingController
-from tui.core.events import BatchProgress, PhaseChanged, TrainingEvent
-from tui.core.phase import BUSY
-from tui.core.snapshot import Snapshot, advance
+from tui.core.training.controller import ControllerError, Job, TrainingController
+from tui.core.training.events import BatchProgress, PhaseChanged, TrainingEvent
+from tui.core.training.phase import BUSY
+from tui.core.training.snapshot import Snapshot, advance
 from tui.engine import protocol as p
 
 log = logging.getLogger("mnist_tui.engine")

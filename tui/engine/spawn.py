@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from tui.core.requests import Setup
+from tui.core.settings.requests import Setup
 from tui.engine import registry
 
 READY_TIMEOUT = 30.0

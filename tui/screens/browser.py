@@ -14,7 +14,13 @@ from textual.screen import ModalScreen, Screen
 from textual.validation import Number
 from textual.widgets import Input, Label, Static
 
-from tui.core.predictions import PredictionFilter, Predictions, PredictionSort, confidence, select
+from tui.core.inspect.predictions import (
+    PredictionFilter,
+    Predictions,
+    PredictionSort,
+    confidence,
+    select,
+)
 from tui.screens.inspect import ExplainFn
 from tui.widgets.digit import DigitDetail, DigitGrid
 from tui.widgets.footer import FittingFooter

@@ -16,7 +16,7 @@ from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from tui.core.predictions import (
+from tui.core.inspect.predictions import (
     NUM_CLASSES,
     PredictionFilter,
     Predictions,

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from tui.core.preprocess import preprocess_drawing
+from tui.core.data.preprocess import preprocess_drawing
 from tui.core.render import render_digit
 from tui.screens.browser import NO_MODEL
 from tui.screens.inspect import ExplainFn

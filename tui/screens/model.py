@@ -13,8 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from tui.core.events import LayerFigures
-from tui.core.snapshot import Snapshot
+from tui.core.training.events import LayerFigures
+from tui.core.training.snapshot import Snapshot
 from tui.widgets.footer import FittingFooter
 
 SPARKS = "▁▂▃▄▅▆▇█"

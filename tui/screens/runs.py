@@ -18,7 +18,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
-from tui.core.events import EpochEnded
+from tui.core.training.events import EpochEnded
 from tui.format import format_percent
 from tui.widgets.compare import ComparePlot, RunCurve
 from tui.widgets.footer import FittingFooter

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from tui.core.events import EpochEnded
+from tui.core.training.events import EpochEnded
 
 MARKERS = ("●", "■", "▲", "◆", "+", "x", "o", "*")
 """One marker per run, so the runs stay apart in the plot and legend without colour."""

@@ -7,7 +7,7 @@ import math
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from tui.core.events import BatchProgress, EpochEnded
+from tui.core.training.events import BatchProgress, EpochEnded
 
 REDRAW_INTERVAL = 0.5
 """Seconds between redraws of the running curve; a plotext redraw is the costliest paint."""

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui.core.devices import DeviceReport
+from tui.core.platform.devices import DeviceReport
 
 
 class DevicePanel(Static):

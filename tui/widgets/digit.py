@@ -16,7 +16,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.core.predictions import top_k
+from tui.core.inspect.predictions import top_k
 from tui.core.render import render_digit
 
 CARD_WIDTH = 16

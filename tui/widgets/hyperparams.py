@@ -15,7 +15,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from tui.core.config import (
+from tui.core.settings.hyperparams import (
     ARCHITECTURE_FIELDS,
     CHOICES,
     LIVE_FIELDS,

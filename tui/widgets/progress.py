@@ -6,9 +6,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar
 
-from tui.core.events import BatchProgress, StopReason
-from tui.core.phase import FITTING, Phase
-from tui.core.snapshot import Snapshot
+from tui.core.training.events import BatchProgress, StopReason
+from tui.core.training.phase import FITTING, Phase
+from tui.core.training.snapshot import Snapshot
 from tui.format import format_eta, format_percent
 
 

@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui.core.phase import Phase
-from tui.core.snapshot import Snapshot
+from tui.core.training.phase import Phase
+from tui.core.training.snapshot import Snapshot
 from tui.format import format_percent
 
 

@@ -8,8 +8,8 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import RichLog
 
-from tui.core import events
-from tui.core.config import Hyperparams
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training import events
 from tui.format import format_percent, format_rate
 
 MAX_LINES = 5000

@@ -14,9 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui.core.config import Hyperparams, load_toml
-from tui.core.datainfo import DataInfo
-from tui.core.events import EpochEnded
+from tui.core.data.info import DataInfo
 from tui.core.runs.layout import (
     EVALUATION,
     HPARAMS_TOML,
@@ -32,6 +30,8 @@ from tui.core.runs.layout import (
     runs_root,
 )
 from tui.core.runs.lock import is_locked
+from tui.core.settings.hyperparams import Hyperparams, load_toml
+from tui.core.training.events import EpochEnded
 
 
 @dataclass(frozen=True)

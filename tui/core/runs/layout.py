@@ -21,10 +21,10 @@ from typing import Any
 
 import msgspec
 
-from tui.core.config import Hyperparams, dump_toml, load_toml
-from tui.core.datainfo import DataInfo
-from tui.core.events import EpochEnded, Evaluated, LayerHealthMeasured
+from tui.core.data.info import DataInfo
 from tui.core.runs.files import write_atomic, write_json
+from tui.core.settings.hyperparams import Hyperparams, dump_toml, load_toml
+from tui.core.training.events import EpochEnded, Evaluated, LayerHealthMeasured
 
 RUNS_ENV = "MNIST_TUI_RUNS"
 """Environment variable naming the folder that holds run directories."""
@@ -40,7 +40,7 @@ PREDICTIONS = "predictions.npz"
 EVALUATION = "evaluation.json"
 TENSORBOARD = "tensorboard"
 LAYERS_JSONL = "layers.jsonl"
-"""Every learning layer's figures, one JSON line per epoch (see `tui.core.health`)."""
+"""Every learning layer's figures, one JSON line per epoch (see `tui.core.inspect.health`)."""
 ENGINE_JSON = "engine.json"
 """Where a live engine that trains this run can be reached (see `tui.engine`)."""
 ENGINE_LOG = "engine.log"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui.core.callback import EpochClock
+from tui.core.platform.runtime import TENSORBOARD_MISSING, import_keras, tensorboard_installed
 from tui.core.runs.files import replacing
 from tui.core.runs.layout import (
     BEST_MODEL,
@@ -21,7 +21,7 @@ from tui.core.runs.layout import (
     RunError,
     finite,
 )
-from tui.core.runtime import TENSORBOARD_MISSING, import_keras, tensorboard_installed
+from tui.core.training.callback import EpochClock
 
 keras = import_keras()
 

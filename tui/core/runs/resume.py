@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tui.core.augment  # noqa: F401  (registers its layer with Keras: models that have it load)
-from tui.core.config import Hyperparams
-from tui.core.events import EpochEnded
+import tui.core.data.augment  # noqa: F401  (registers its layer with Keras: models that have it load)
+from tui.core.platform.runtime import import_keras
 from tui.core.runs.catalog import archive_problem
 from tui.core.runs.layout import (
     BEST_MODEL,
@@ -20,7 +19,8 @@ from tui.core.runs.layout import (
     RunError,
     cut_metrics,
 )
-from tui.core.runtime import import_keras
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.events import EpochEnded
 from tui.errors import error_line
 
 keras = import_keras()

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tui.core.distribute import require_tensorflow
-from tui.core.runtime import import_keras
+from tui.core.platform.distribute import require_tensorflow
+from tui.core.platform.runtime import import_keras
 
 SaliencyMethod = Literal["smoothgrad", "gradient"]
 SALIENCY_METHODS: tuple[SaliencyMethod, ...] = ("smoothgrad", "gradient")

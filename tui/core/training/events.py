@@ -13,10 +13,10 @@ from typing import TypeAlias
 
 import msgspec
 
-from tui.core.config import Hyperparams
-from tui.core.datainfo import DataInfo
-from tui.core.devices import DeviceReport
-from tui.core.phase import Phase
+from tui.core.data.info import DataInfo
+from tui.core.platform.devices import DeviceReport
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.phase import Phase
 
 
 class StopReason(enum.Enum):

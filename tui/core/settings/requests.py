@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tui.core.config import Hyperparams
-from tui.core.placement import DistributeOptions
+from tui.core.platform.placement import DistributeOptions
+from tui.core.settings.hyperparams import Hyperparams
 
 DEFAULT_MODELS_DIR = "models"
 """Where `S` and `mnist-tui train` save models unless told otherwise."""

@@ -1,5 +1,5 @@
 """The layers' health, epoch by epoch: a Keras callback that measures every learning layer on a
-fixed probe batch after each epoch and tells it as an event (see `tui.core.inspection`)."""
+fixed probe batch after each epoch and tells it as an event (see `tui.core.inspect.views`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from tui.core.callback import EventSink
-from tui.core.events import LayerFigures, LayerHealthMeasured, LayerInfo
-from tui.core.inspection import LayerHealth, LayerHealthProbe, health_problems, layer_table
-from tui.core.runtime import import_keras
+from tui.core.inspect.views import LayerHealth, LayerHealthProbe, health_problems, layer_table
+from tui.core.platform.runtime import import_keras
+from tui.core.training.callback import EventSink
+from tui.core.training.events import LayerFigures, LayerHealthMeasured, LayerInfo
 
 keras = import_keras()
 

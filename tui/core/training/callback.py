@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tui.core.controls import MAX_EPOCHS, TrainingControls
-from tui.core.events import (
+from tui.core.platform.runtime import import_keras
+from tui.core.training.controls import MAX_EPOCHS, TrainingControls
+from tui.core.training.events import (
     BatchProgress,
     EpochEnded,
     Paused,
@@ -24,8 +25,7 @@ from tui.core.events import (
     StopReason,
     TrainingEvent,
 )
-from tui.core.runtime import import_keras
-from tui.core.schedule import scheduled_rate
+from tui.core.training.schedule import scheduled_rate
 
 keras = import_keras()
 

@@ -3,8 +3,8 @@
 It holds the data, the model (through a `TrainingSession`), the controls and the run directory,
 decides what a round is (a new model, the same one carrying on, the same one with new
 settings), records it, and publishes every change as an event. Its `Snapshot` is the fold of
-those events (see `tui.core.snapshot`): the epoch target, the learning rate, the stop reason,
-the history and the predictions live here and nowhere else.
+those events (see `tui.core.training.snapshot`): the epoch target, the learning rate, the stop
+reason, the history and the predictions live here and nowhere else.
 
 Blocking work (loading, a round, opening a run or a model) is split in two: `claim_*` checks
 the request and moves the phase at once, on the caller's thread, so that two viewers asking at
@@ -27,11 +27,16 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
-from tui.core import budget
-from tui.core.config import ARCHITECTURE_FIELDS, Hyperparams
-from tui.core.controls import MAX_EPOCHS, TrainingControls
-from tui.core.data import SAMPLE_NOTICE, DataError, MnistData, load_mnist, load_recorded
-from tui.core.events import (
+from tui.core.data.mnist import SAMPLE_NOTICE, DataError, MnistData, load_mnist, load_recorded
+from tui.core.inspect.predictions import Predictions
+from tui.core.runs.files import check_writable
+from tui.core.runs.layout import RunDirectory, RunError
+from tui.core.runs.lock import RunLock
+from tui.core.settings.hyperparams import ARCHITECTURE_FIELDS, Hyperparams
+from tui.core.settings.requests import Setup
+from tui.core.training import budget
+from tui.core.training.controls import MAX_EPOCHS, TrainingControls
+from tui.core.training.events import (
     BackendLoaded,
     DataLoaded,
     DevicesReported,
@@ -59,18 +64,13 @@ from tui.core.events import (
     TrainingStarted,
     TrainingStopped,
 )
-from tui.core.phase import FITTING, Action, Phase
-from tui.core.predictions import Predictions
-from tui.core.requests import Setup
-from tui.core.runs.files import check_writable
-from tui.core.runs.layout import RunDirectory, RunError
-from tui.core.runs.lock import RunLock
-from tui.core.snapshot import Snapshot, advance, initial_snapshot, refusal
+from tui.core.training.phase import FITTING, Action, Phase
+from tui.core.training.snapshot import Snapshot, advance, initial_snapshot, refusal
 from tui.errors import error_line
 
 if TYPE_CHECKING:
-    from tui.core.adapter import ModelAdapter
-    from tui.core.session import TrainingSession
+    from tui.core.training.adapter import ModelAdapter
+    from tui.core.training.session import TrainingSession
 
 T = TypeVar("T")
 Listener = Callable[[TrainingEvent], None]
@@ -102,7 +102,7 @@ class Explanation:
     saliency: np.ndarray
     """(28, 28) float32 in [0, 1]."""
     maps: list[Any]
-    """`tui.core.inspection.FeatureMaps`, one per conv layer."""
+    """`tui.core.inspect.views.FeatureMaps`, one per conv layer."""
 
 
 @dataclass(frozen=True)
@@ -215,9 +215,9 @@ class TrainingController:
 
     def _load_backend(self) -> bool:
         try:
-            import tui.core.session  # noqa: F401  (Keras and TensorFlow: seconds)
-            from tui.core.distribute import make_strategy_for, prepare, training_device
-            from tui.core.runtime import device_report
+            import tui.core.training.session  # noqa: F401  (Keras and TensorFlow: seconds)
+            from tui.core.platform.distribute import make_strategy_for, prepare, training_device
+            from tui.core.platform.runtime import device_report
 
             # Right after the import: devices are split and precision set before any model.
             prepare(self.setup.distribute)
@@ -316,9 +316,9 @@ class TrainingController:
             return StopReason.ERROR
 
     def _train_round(self, plan: RoundPlan) -> StopReason:
+        from tui.core.platform.runtime import tensorboard_installed
         from tui.core.runs.record import run_callbacks
-        from tui.core.runtime import tensorboard_installed
-        from tui.core.session import TrainingSession
+        from tui.core.training.session import TrainingSession
 
         assert self.data is not None
         old = self.session
@@ -419,7 +419,7 @@ class TrainingController:
                 self.notice(f"Layer health: {problem}", "warning", "Layer health")
 
     def _report_devices(self) -> None:
-        from tui.core.runtime import device_report
+        from tui.core.platform.runtime import device_report
 
         with contextlib.suppress(Exception):  # a report is a nicety; never a failure
             self.publish(DevicesReported(device_report(self.snapshot.device or None)))
@@ -594,7 +594,7 @@ class TrainingController:
 
     def _open_run(self, path: Path) -> None:
         from tui.core.runs.resume import resume
-        from tui.core.session import TrainingSession
+        from tui.core.training.session import TrainingSession
 
         RunDirectory.open(path)  # a folder that is not a run is refused before anything else
         path = path.resolve()
@@ -640,7 +640,7 @@ class TrainingController:
             )
         )
         if resumed.model is not None:
-            from tui.core.health import describe_layers
+            from tui.core.inspect.health import describe_layers
 
             self.publish(ModelDescribed(describe_layers(resumed.model)))
             self._evaluate(session.predict(), resumed.epochs_done)
@@ -681,8 +681,8 @@ class TrainingController:
         return data
 
     def _open_model(self, path: Path) -> None:
-        from tui.core.adapter import ModelAdapter, ModelMismatch
         from tui.core.runs.resume import load_model_file
+        from tui.core.training.adapter import ModelAdapter, ModelMismatch
 
         assert self.data is not None
         with self._scope():
@@ -695,7 +695,7 @@ class TrainingController:
         self._forget_model(publish=False)  # and the run with it
         self._opened = adapter
         self.publish(ModelOpened(str(path), int(model.count_params()), notes))
-        from tui.core.health import describe_layers
+        from tui.core.inspect.health import describe_layers
 
         with contextlib.suppress(Exception):  # a model from elsewhere may not list its layers
             self.publish(ModelDescribed(describe_layers(model)))
@@ -774,7 +774,7 @@ class TrainingController:
         return pixels
 
     def _adapter(self) -> ModelAdapter:
-        from tui.core.adapter import ModelAdapter
+        from tui.core.training.adapter import ModelAdapter
 
         self._require(Action.CLASSIFY)
         return self._opened or ModelAdapter.for_model(self.model)
@@ -785,11 +785,12 @@ class TrainingController:
 
     def predict_shifted(self) -> Predictions:
         """The test set's probabilities averaged over each digit and its one-pixel shifts
-        (`tui.core.tta`): what test-time augmentation makes of the current model. Any thread;
-        the model is read, never changed, and the published predictions stay the plain ones."""
-        from tui.core.adapter import ModelMismatch
-        from tui.core.session import EVAL_BATCH
-        from tui.core.tta import predict_shifted
+        (`tui.core.inspect.tta`): what test-time augmentation makes of the current model. Any
+        thread; the model is read, never changed, and the published predictions stay the plain
+        ones."""
+        from tui.core.inspect.tta import predict_shifted
+        from tui.core.training.adapter import ModelMismatch
+        from tui.core.training.session import EVAL_BATCH
 
         adapter, data, plain = self._adapter(), self.data, self._predictions
         if data is None:
@@ -819,7 +820,7 @@ class TrainingController:
         """What the model looks at in `image` ((28, 28, 1) float): its probabilities, the
         saliency map for `class_index` (the predicted class when None) and the strongest feature
         maps of each conv layer. Any thread; the model is read, never changed."""
-        from tui.core.inspection import saliency, top_feature_maps
+        from tui.core.inspect.views import saliency, top_feature_maps
 
         self._require(Action.CLASSIFY)
         model = self.model
@@ -837,7 +838,7 @@ class TrainingController:
     def clusters(self) -> np.ndarray:
         """The test set's penultimate-layer features projected on their two principal axes,
         (n, 2) float32, in test-set order."""
-        from tui.core.inspection import pca_2d, penultimate_features
+        from tui.core.inspect.views import pca_2d, penultimate_features
 
         self._require(Action.CLASSIFY)
         model, data = self.model, self.data

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui.core.config import IMAGE_SIZE, Hyperparams, conv_output_side
+from tui.core.settings.hyperparams import IMAGE_SIZE, Hyperparams, conv_output_side
 
 FLOAT_BYTES = 4
 OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 1}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tui.core.predictions import NUM_CLASSES, Predictions
+from tui.core.inspect.predictions import NUM_CLASSES, Predictions
 
 LAYOUTS = {(28, 28, 1): "28x28x1", (28, 28): "28x28", (784,): "784 values"}
 """Input shapes (without the batch) that MNIST digits can be given as."""
@@ -65,7 +65,7 @@ class ModelAdapter:
         self, images: np.ndarray, labels: np.ndarray, batch_size: int = 1024
     ) -> tuple[Predictions, tuple[str, ...]]:
         """Probabilities for every image, and how the outputs were read (as notes)."""
-        from tui.core.pipeline import batches
+        from tui.core.data.pipeline import batches
 
         fed = batches(self.feed(images), batch_size=batch_size)
         outputs = np.asarray(self.model.predict(fed, verbose=0), np.float32)

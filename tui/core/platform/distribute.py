@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from tui.core.placement import (
+from tui.core.platform.placement import (
     CPU_REPLICAS,
     DEVICE_NAME,
     STRATEGIES,
@@ -17,7 +17,7 @@ from tui.core.placement import (
     parse_devices,
     read_tf_config,
 )
-from tui.core.runtime import device_info, import_keras
+from tui.core.platform.runtime import device_info, import_keras
 
 STEPS_PER_EXECUTION = 8
 """Batches per call into TensorFlow on one device. Each call returns to Python for the
@@ -111,8 +111,8 @@ def enable_memory_growth() -> int:
 def set_mixed_precision(on: bool) -> str:
     """Compute in float16 with float32 variables ("mixed_float16"), or plain float32.
 
-    The model keeps its output layer in float32 (see `tui.core.model`) so that the softmax and
-    the loss stay numerically stable; Keras wraps the optimizer in a LossScaleOptimizer itself.
+    The model keeps its output layer in float32 (see `tui.core.training.model`) so that the softmax
+    and the loss stay numerically stable; Keras wraps the optimizer in a LossScaleOptimizer itself.
     Applies to models built afterwards. Backend-neutral: it is Keras's own policy.
 
     Returns:

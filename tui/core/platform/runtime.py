@@ -7,8 +7,8 @@ import importlib.util
 import os
 from types import ModuleType
 
-from tui.core.devices import DeviceInfo, DeviceReport, GpuStatus
-from tui.core.quiet import quiet_tensorflow
+from tui.core.platform.devices import DeviceInfo, DeviceReport, GpuStatus
+from tui.core.platform.quiet import quiet_tensorflow
 
 TENSORBOARD_MISSING = (
     "--tensorboard needs the tensorboard package; install it with `pip install tensorboard` "

@@ -1,6 +1,6 @@
 """Where training runs, as a person chose it: the strategy, its devices, the precision, and
 this process's place in a cluster (TF_CONFIG). Plain data, no TensorFlow: the command line and
-the app check it before anything loads; `tui.core.distribute` carries it out."""
+the app check it before anything loads; `tui.core.platform.distribute` carries it out."""
 
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tui.core.config import Hyperparams
-from tui.core.distribute import STEPS_PER_EXECUTION
-from tui.core.runtime import import_keras
+from tui.core.platform.distribute import STEPS_PER_EXECUTION
+from tui.core.platform.runtime import import_keras
+from tui.core.settings.hyperparams import Hyperparams
 
 NUM_CLASSES = 10
 
@@ -24,7 +24,7 @@ def build_model(
     hyperparameters ask for sigmoid (the original script did, and the `seed` preset keeps it to
     compare against).
     """
-    from tui.core.augment import augmentation_layers  # defines a Keras layer: Keras on import
+    from tui.core.data.augment import augmentation_layers  # defines a Keras layer: Keras on import
 
     keras = import_keras()
     layers = keras.layers

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tui.core.callback import EventSink
-from tui.core.config import Hyperparams
-from tui.core.events import Notice
-from tui.core.runtime import import_keras
+from tui.core.platform.runtime import import_keras
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.callback import EventSink
+from tui.core.training.events import Notice
 
 # A Keras layer is defined below, so this module imports Keras: import it only where a model is
 # built, trained or loaded.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from tui.core.config import INT_BOUNDS
+from tui.core.settings.hyperparams import INT_BOUNDS
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
 

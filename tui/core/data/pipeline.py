@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tui.core.runtime import import_keras
+from tui.core.platform.runtime import import_keras
 
 READ_AHEAD = 2
 """Batches prepared while the model works on the current one."""

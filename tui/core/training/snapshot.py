@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import msgspec
 
-from tui.core.config import INT_BOUNDS, Hyperparams
-from tui.core.datainfo import DataInfo
-from tui.core.devices import DeviceReport
-from tui.core.events import (
+from tui.core.data.info import DataInfo
+from tui.core.platform.devices import DeviceReport
+from tui.core.settings.hyperparams import INT_BOUNDS, Hyperparams
+from tui.core.training.events import (
     BackendLoaded,
     BatchProgress,
     DataLoaded,
@@ -40,7 +40,7 @@ from tui.core.events import (
     TrainingStarted,
     TrainingStopped,
 )
-from tui.core.phase import BUSY, FITTING, IDLE, Action, Phase
+from tui.core.training.phase import BUSY, FITTING, IDLE, Action, Phase
 
 MAX_EPOCHS = INT_BOUNDS["epochs"][1]
 JOURNAL_LIMIT = 2000

@@ -9,9 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tui.core.adapter import ModelAdapter
-from tui.core.augment import AugmentationSwitch
-from tui.core.callback import (
+from tui.core.data.augment import AugmentationSwitch
+from tui.core.data.mnist import MnistData
+from tui.core.data.pipeline import batches, training_batches
+from tui.core.inspect.predictions import Predictions
+from tui.core.platform.distribute import steps_per_execution, training_device
+from tui.core.platform.runtime import import_keras
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.training.adapter import ModelAdapter
+from tui.core.training.callback import (
     MAX_EPOCHS,
     ControlCallback,
     EpochClock,
@@ -22,15 +28,9 @@ from tui.core.callback import (
     RoundState,
     StopNow,
 )
-from tui.core.config import Hyperparams
-from tui.core.controls import TrainingControls
-from tui.core.data import MnistData
-from tui.core.distribute import steps_per_execution, training_device
-from tui.core.events import ModelDescribed, StopReason, TrainingStarted
-from tui.core.model import build_model, set_steps_per_execution
-from tui.core.pipeline import batches, training_batches
-from tui.core.predictions import Predictions
-from tui.core.runtime import import_keras
+from tui.core.training.controls import TrainingControls
+from tui.core.training.events import ModelDescribed, StopReason, TrainingStarted
+from tui.core.training.model import build_model, set_steps_per_execution
 from tui.errors import error_line
 
 keras = import_keras()
@@ -76,9 +76,9 @@ class TrainingSession:
             controls: stop, pause, target and learning rate, set from any thread.
             model: an already built (and compiled) model to continue training.
             epochs_done: epochs that model has already trained.
-            strategy: a `tf.distribute.Strategy` (see `tui.core.distribute`) to build the model
-                under, or None for one device. `hparams.batch_size` stays the global batch:
-                Keras splits each batch across the replicas. A `model` passed in must have
+            strategy: a `tf.distribute.Strategy` (see `tui.core.platform.distribute`) to build
+                the model under, or None for one device. `hparams.batch_size` stays the global
+                batch: Keras splits each batch across the replicas. A `model` passed in must have
                 been built or loaded under this strategy's scope.
             progress_interval: minimum seconds between two `BatchProgress` events.
         """
@@ -139,7 +139,7 @@ class TrainingSession:
             return RoundOutcome(StopReason.ERROR, error_line(err))
         if self.controls.stop_requested:
             return RoundOutcome(StopReason.USER, "stopped before the first batch")
-        from tui.core.health import HealthCallback, describe_layers, make_probe
+        from tui.core.inspect.health import HealthCallback, describe_layers, make_probe
 
         sink(ModelDescribed(describe_layers(model)))
         if self._probed is not model:

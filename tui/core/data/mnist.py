@@ -18,7 +18,7 @@ from typing import IO
 
 import numpy as np
 
-from tui.core.datainfo import DataInfo
+from tui.core.data.info import DataInfo
 
 log = logging.getLogger(__name__)
 

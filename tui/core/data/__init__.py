@@ -1,0 +1,1 @@
+"""MNIST: its sources, which one a run used, preprocessing, augmentation, the input pipeline."""

@@ -1,0 +1,1 @@
+"""Looking inside a model: saliency, feature maps, clusters, layer health, predictions, TTA."""

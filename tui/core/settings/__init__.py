@@ -1,0 +1,1 @@
+"""Settings: hyperparameters with one spec per field, presets, TOML, the typed requests."""

@@ -1,0 +1,1 @@
+"""Training: model, session, callbacks, controls, the controller, its phases, events, snapshot."""
