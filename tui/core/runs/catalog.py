@@ -25,8 +25,8 @@ from tui.core.runs.layout import (
     data_info,
     name_parts,
     parse_time,
-    read_history,
     read_info,
+    read_metrics,
     runs_root,
 )
 from tui.core.runs.lock import is_locked
@@ -87,7 +87,7 @@ def summarise(path: Path) -> RunSummary:
     try:
         info = read_info(path)
     except RunError as err:
-        problems.append(_sentence(err))
+        problems.append(f"{_sentence(err)}; opening the run rebuilds it from the other files")
     preset = str(info.get("preset") or preset or "?")
     started = parse_time(info.get("started")) or started
     if not any((path / name).exists() for name in RUN_FILES):
@@ -100,11 +100,9 @@ def summarise(path: Path) -> RunSummary:
         hparams = load_toml(path / HPARAMS_TOML)
     except ValueError as err:
         problems.append(f"{err} It cannot be resumed")
-    history: list[EpochEnded] = []
-    try:
-        history = read_history(path, hparams or Hyperparams(), info)
-    except RunError as err:
-        problems.append(_sentence(err))
+    metrics = read_metrics(path, hparams or Hyperparams(), info)
+    problems += metrics.problems()
+    history: list[EpochEnded] = metrics.history
 
     saved = int(info.get("saved", {}).get("epoch", 0)) if info else len(history)
     last = path / LAST_MODEL
@@ -116,6 +114,11 @@ def summarise(path: Path) -> RunSummary:
         problems.append(f"{LAST_MODEL} is missing; it cannot be resumed")
     if info and len(history) < saved:
         problems.append(f"{METRICS_CSV} has {len(history)} of {saved} epochs")
+    if info and len(history) > saved + 1:  # one more is the epoch in progress at a kill
+        problems.append(
+            f"{len(history)} epochs were trained but only {saved} saved (the recording had "
+            "stopped: a full disk?); a resume goes on from the saved one"
+        )
 
     epochs = saved if info else len(history)
     kept = history[:epochs]

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ ENGINE_JSON = "engine.json"
 """Where a live engine that trains this run can be reached (see `tui.engine`)."""
 ENGINE_LOG = "engine.log"
 LOCK = ".lock"
+DAMAGED = ".damaged"
+"""Suffix of a file kept aside because it could not be read (`run.json.damaged`)."""
 
 RUN_FILES = (RUN_JSON, HPARAMS_TOML, METRICS_CSV, LAST_MODEL)
 TIME_FORMAT = "%Y%m%d-%H%M%S"
@@ -78,11 +80,21 @@ class RunDirectory:
     an engine trains it `engine.json`, `engine.log` and the `.lock` of its one writer.
     """
 
-    def __init__(self, path: Path, hparams: Hyperparams, info: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        hparams: Hyperparams,
+        info: dict[str, Any],
+        *,
+        info_damage: str | None = None,
+    ) -> None:
         self.path = path
         self.hparams = hparams
         self.info = info
         """The contents of run.json, kept in step with the file."""
+        self.info_damage = info_damage
+        """Why run.json could not be read, when `info` was rebuilt from the other files
+        instead (see `rebuilt_info`); `repair_info` writes the rebuilt one."""
 
     # --- creating and opening -------------------------------------------------------------------
     @classmethod
@@ -159,12 +171,32 @@ class RunDirectory:
                 f"{path} is not a run directory (no {RUN_JSON} or {HPARAMS_TOML}); "
                 "pass one of the folders listed by the runs screen."
             )
-        info = read_info(path)
         try:
             hparams = load_toml(path / HPARAMS_TOML)
         except ValueError as err:
             raise RunError(f"run {path.name}: {err} Restore hparams.toml to resume.") from None
-        return cls(path.resolve(), hparams, info)
+        try:
+            return cls(path.resolve(), hparams, read_info(path))
+        except RunError as err:
+            # hparams.toml, metrics.csv and last.keras still say what the run is.
+            info = rebuilt_info(path, read_metrics(path, hparams, {}).history)
+            return cls(path.resolve(), hparams, info, info_damage=str(err))
+
+    def repair_info(self) -> str | None:
+        """Write the run.json rebuilt by `open` (the unreadable one kept beside it); what was
+        lost, as a sentence, or None when run.json was fine."""
+        if self.info_damage is None:
+            return None
+        damaged = self.path / RUN_JSON
+        if damaged.exists():
+            os.replace(damaged, self.path / (RUN_JSON + DAMAGED))
+        self.write_info()
+        reason, self.info_damage = self.info_damage, None
+        return (
+            f"{reason}: rebuilt from hparams.toml, metrics.csv and {LAST_MODEL} "
+            f"({self.epochs_saved} epochs); the record of the data it trained on and of its "
+            f"start is lost (the old file is kept as {RUN_JSON}{DAMAGED})"
+        )
 
     # --- paths and state ------------------------------------------------------------------------
     @property
@@ -327,52 +359,111 @@ def read_info(path: Path) -> dict[str, Any]:
     return info
 
 
-def read_history(path: Path, hparams: Hyperparams, info: dict[str, Any]) -> list[EpochEnded]:
-    """metrics.csv as events; a row cut short by a kill is ignored, other damage is an error."""
+@dataclass(frozen=True)
+class MetricsRead:
+    """What metrics.csv holds, and what in it could not be used."""
+
+    history: list[EpochEnded]
+    """The complete rows as events, in epoch order (a repeated epoch keeps its latest row)."""
+    torn: bool = False
+    """The last row was cut short (a kill or a full disk while writing it)."""
+    bad_lines: tuple[int, ...] = ()
+    """Line numbers (the header is line 1) that are not rows of numbers."""
+    unreadable: str | None = None
+    """Why the whole file cannot be used (no header, not text), or None."""
+
+    def problems(self) -> list[str]:
+        """What is wrong with the file, for the runs list; empty when nothing is."""
+        found = []
+        if self.unreadable:
+            found.append(f"{METRICS_CSV} {self.unreadable}")
+        if self.torn:
+            found.append(f"{METRICS_CSV}'s last row is cut short")
+        if self.bad_lines:
+            lines = ", ".join(map(str, self.bad_lines))
+            found.append(f"{METRICS_CSV} line {lines} held no row of numbers")
+        return found
+
+
+def read_metrics(path: Path, hparams: Hyperparams, info: dict[str, Any]) -> MetricsRead:
+    """metrics.csv as events, with what could not be read; never raises for damage."""
     target = path / METRICS_CSV
     try:
         text = target.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return []
+        return MetricsRead([])
     except (OSError, UnicodeDecodeError) as err:
-        raise RunError(f"{METRICS_CSV} is unreadable ({err})") from None
+        return MetricsRead([], unreadable=f"is unreadable ({err})")
     lines = text.splitlines()
-    if text and not text.endswith("\n"):
-        lines = lines[:-1]  # an unfinished row: the process died while writing it
+    torn = bool(text) and not text.endswith("\n")
+    if torn:
+        lines = lines[:-1]
     if not lines:
-        return []
+        return MetricsRead([], torn=torn)
     reader = csv.DictReader(lines)
     if not reader.fieldnames or not {"epoch", "loss", "accuracy"} <= set(reader.fieldnames):
-        raise RunError(f"{METRICS_CSV} has no epoch, loss and accuracy columns")
+        return MetricsRead([], unreadable="has no epoch, loss and accuracy columns")
     samples = info.get("train_samples")
     rows: dict[int, EpochEnded] = {}
+    bad: list[int] = []
     for number, row in enumerate(reader, start=2):
-        try:
-            epoch = int(row["epoch"]) + 1
-            loss = float(row["loss"])
-            seconds = finite(row.get("epoch_seconds"))
-            rate = samples / seconds if isinstance(samples, int) and seconds else None
-            event = EpochEnded(
-                epoch=epoch,
-                target=0,
-                loss=loss,
-                accuracy=finite(float(row["accuracy"])),
-                val_loss=finite(row.get("val_loss")),
-                val_accuracy=finite(row.get("val_accuracy")),
-                seconds=seconds,
-                samples_per_sec=rate,
-                learning_rate=finite(row.get("learning_rate")),
-            )
-        except (TypeError, ValueError):
-            raise RunError(f"{METRICS_CSV} line {number} is not a row of numbers") from None
-        if epoch < 1:
-            raise RunError(f"{METRICS_CSV} line {number} has epoch {epoch - 1}")
-        if not math.isfinite(loss):
-            continue  # a diverged epoch recorded by an older version: not part of the model
-        rows[epoch] = event  # a repeated epoch (an older resume) keeps its latest row
+        event = _row_event(row, samples)
+        if event is None:
+            bad.append(number)
+        elif math.isfinite(event.loss):  # a diverged epoch (older versions): not in the model
+            rows[event.epoch] = event  # a repeated epoch (an older resume) keeps its latest row
     ordered = [rows[e] for e in sorted(rows)]
     target_epochs = max(hparams.epochs, len(ordered))
-    return [_with_target(e, target_epochs) for e in ordered]
+    history = [_with_target(e, target_epochs) for e in ordered]
+    return MetricsRead(history, torn=torn, bad_lines=tuple(bad))
+
+
+def _row_event(row: dict[str, Any], samples: object) -> EpochEnded | None:
+    """One metrics.csv row as an event, or None when it is not a row of numbers."""
+    try:
+        epoch = int(row["epoch"]) + 1
+        seconds = finite(row.get("epoch_seconds"))
+        rate = samples / seconds if isinstance(samples, int) and seconds else None
+        event = EpochEnded(
+            epoch=epoch,
+            target=0,
+            loss=float(row["loss"]),
+            accuracy=finite(float(row["accuracy"])),
+            val_loss=finite(row.get("val_loss")),
+            val_accuracy=finite(row.get("val_accuracy")),
+            seconds=seconds,
+            samples_per_sec=rate,
+            learning_rate=finite(row.get("learning_rate")),
+        )
+    except (TypeError, ValueError):
+        return None
+    return event if epoch >= 1 else None
+
+
+def read_history(path: Path, hparams: Hyperparams, info: dict[str, Any]) -> list[EpochEnded]:
+    """metrics.csv's usable rows as events (see `read_metrics` for what was not usable)."""
+    return read_metrics(path, hparams, info).history
+
+
+def rebuilt_info(path: Path, history: list[EpochEnded]) -> dict[str, Any]:
+    """A run.json made from the folder's name and metrics.csv, for a run whose own is lost."""
+    stamp, preset = name_parts(path.name)
+    started = parse_time(stamp)
+    best: dict[str, Any] | None = None
+    for event in history:
+        metric = "val_accuracy" if event.val_accuracy is not None else "accuracy"
+        value = getattr(event, metric)
+        if value is not None and (best is None or value > best["value"]):
+            best = {"epoch": event.epoch, "metric": metric, "value": value}
+    return {
+        "format": FORMAT,
+        "preset": preset or "run",
+        "started": started.isoformat() if started else now_stamp(),
+        "data": "unknown (run.json was rebuilt)",
+        "saved": {"epoch": len(history), "iterations": None},
+        "best": best,
+        "rebuilt": now_stamp(),
+    }
 
 
 def _with_target(event: EpochEnded, target: int) -> EpochEnded:
@@ -380,18 +471,31 @@ def _with_target(event: EpochEnded, target: int) -> EpochEnded:
 
 
 def cut_metrics(target: Path, epochs: int) -> None:
-    """Keep the header and the rows of the first `epochs` epochs of metrics.csv."""
-    text = target.read_text(encoding="utf-8")
+    """Keep the header and the complete rows of numbers of the first `epochs` epochs of
+    metrics.csv (the latest row of a repeated epoch): a torn or garbled line is never left for
+    the next row to be appended to."""
+    text = target.read_text(encoding="utf-8", errors="replace")
     lines = text.splitlines(keepends=True)
     if text and not text.endswith("\n"):
         lines = lines[:-1]
-
-    def kept(line: str) -> bool:
+    latest: dict[int, str] = {}
+    for line in lines[1:]:
         with contextlib.suppress(StopIteration, IndexError, ValueError):
-            return int(next(csv.reader([line]))[0]) < epochs
-        return False
+            cells = next(csv.reader([line]))
+            epoch = int(cells[0])
+            if 0 <= epoch < epochs and all(_number(cell) for cell in cells[1:]):
+                latest[epoch] = line
+    kept = [latest[epoch] for epoch in sorted(latest)]
+    write_atomic(target, "".join(lines[:1] + kept).encode())
 
-    write_atomic(target, "".join(lines[:1] + [line for line in lines[1:] if kept(line)]).encode())
+
+def _number(cell: str) -> bool:
+    """An empty cell (a metric absent that epoch) or one float() reads."""
+    try:
+        float(cell or 0)
+    except ValueError:
+        return False
+    return True
 
 
 def finite(value: object) -> float | None:

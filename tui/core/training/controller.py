@@ -639,6 +639,8 @@ class TrainingController:
                 run.load_health(resumed.epochs_done),
             )
         )
+        for repair in resumed.repairs:
+            self.notice(f"run {run.name}: {repair}.", "warning", "Repaired")
         if resumed.model is not None:
             from tui.core.inspect.health import describe_layers
 
@@ -652,8 +654,8 @@ class TrainingController:
         current = self.data
         if recorded is None:
             self.notice(
-                f"run {run.name} was recorded before runs kept their data's fingerprint "
-                f"({run.data_label}); it continues on {current.describe()}.",
+                f"run {run.name} has no record of its data's fingerprint ({run.data_label}); "
+                f"it continues on {current.describe()}.",
                 "warning",
             )
             return current
