@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 from views import nine_views
 
 from tui.cli import build_parser, resolve_hparams, train_request
-from tui.core.settings.hyperparams import Hyperparams, dump_toml, preset
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.presets import preset
+from tui.core.settings.toml import dump_toml
 from tui.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -498,7 +500,7 @@ def test_save_config_writes_what_would_train(tmp_path: Path) -> None:
     run = cli(tmp_path, "train", "--preset", "fast", "--epochs", "4", "--save-config", "hp.toml",
               "--data", "/nonexistent")  # fmt: skip
     assert run.code == 2
-    from tui.core.settings.hyperparams import load_toml
+    from tui.core.settings.toml import load_toml
 
     assert load_toml(tmp_path / "hp.toml") == preset("fast").with_changes(epochs=4)
 

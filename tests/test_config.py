@@ -15,19 +15,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tui.cli import build_parser, resolve_hparams
-from tui.core.settings import hyperparams
-from tui.core.settings.hyperparams import (
-    CHOICES,
-    FLOAT_BOUNDS,
-    INT_BOUNDS,
-    PRESETS,
-    Hyperparams,
-    dump_toml,
-    load_toml,
-    load_toml_with_preset,
-    preset,
-    save_toml,
-)
+from tui.core.settings.hyperparams import CHOICES, FLOAT_BOUNDS, INT_BOUNDS, Hyperparams
+from tui.core.settings.presets import DEFAULT_PRESET, PRESETS, preset
+from tui.core.settings.toml import dump_toml, load_toml, load_toml_with_preset, save_toml
 
 # tmp_path is shared across examples; each example overwrites its own file, which is fine.
 _SETTINGS = settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -364,7 +354,7 @@ def test_keras_example_preset_parameter_count() -> None:
 
 
 def test_every_preset_is_valid_and_described() -> None:
-    assert hyperparams.DEFAULT_PRESET in PRESETS
+    assert DEFAULT_PRESET in PRESETS
     for name, entry in PRESETS.items():
         assert entry.name == name
         assert entry.description

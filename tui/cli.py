@@ -24,8 +24,8 @@ from tui.core.platform.placement import (
     DistributeOptions,
     parse_devices,
 )
-from tui.core.settings import hyperparams
-from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings import presets
+from tui.core.settings.hyperparams import CHOICES, Hyperparams
 from tui.core.settings.requests import (
     AppOptions,
     AttachRequest,
@@ -35,6 +35,7 @@ from tui.core.settings.requests import (
     StopRequest,
     TrainRequest,
 )
+from tui.core.settings.toml import load_toml_with_preset
 from tui.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -132,7 +133,7 @@ def _add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
         "hyperparameters", "each overrides --config, which overrides --preset"
     )
     docs = _field_docs()
-    base = hyperparams.preset(hyperparams.DEFAULT_PRESET)
+    base = presets.preset(presets.DEFAULT_PRESET)
     for f in fields(Hyperparams):
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)
@@ -142,7 +143,7 @@ def _add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
         if kind == "bool":
             _flag(group, flag, dest=f.name, action=argparse.BooleanOptionalAction, help=text)
             continue
-        choices = hyperparams.CHOICES.get(f.name)
+        choices = CHOICES.get(f.name)
         metavar = "{" + ",".join(choices) + "}" if choices else _METAVARS.get(kind, "N,...")
         _flag(group, flag, dest=f.name, type=_converter(f.name, kind), metavar=metavar, help=text)
 
@@ -152,8 +153,8 @@ def _add_setup_flags(parser: argparse.ArgumentParser) -> None:
     _flag(
         parser,
         "--preset",
-        metavar="{" + ",".join(hyperparams.PRESETS) + "}",
-        help=f"starting hyperparameters (default: {hyperparams.DEFAULT_PRESET})",
+        metavar="{" + ",".join(presets.PRESETS) + "}",
+        help=f"starting hyperparameters (default: {presets.DEFAULT_PRESET})",
     )
     _flag(parser, "--config", metavar="FILE.toml", help="hyperparameters from a TOML file")
     _add_data_flag(parser)
@@ -333,10 +334,10 @@ def resolve_hparams(args: argparse.Namespace) -> Hyperparams:
     chosen = getattr(args, "preset", None)
     file = getattr(args, "config", None)
     if file is not None:
-        hparams, from_file = hyperparams.load_toml_with_preset(file, preset_name=chosen)
+        hparams, from_file = load_toml_with_preset(file, preset_name=chosen)
         chosen = chosen or from_file
     else:
-        hparams = hyperparams.preset(chosen or hyperparams.DEFAULT_PRESET)
+        hparams = presets.preset(chosen or presets.DEFAULT_PRESET)
     typed = {name: getattr(args, name) for name in HYPERPARAMS if hasattr(args, name)}
     return Hyperparams.from_dict(typed, base=hparams)
 
@@ -345,9 +346,9 @@ def preset_name(args: argparse.Namespace) -> str:
     """The preset that names runs: the flag, else the config file's, else the default."""
     chosen = getattr(args, "preset", None)
     if chosen is None and getattr(args, "config", None) is not None:
-        chosen = hyperparams.load_toml_with_preset(args.config)[1]
-    name = chosen or hyperparams.DEFAULT_PRESET
-    hyperparams.preset(name)  # an unknown name is a ValueError listing the presets
+        chosen = load_toml_with_preset(args.config)[1]
+    name = chosen or presets.DEFAULT_PRESET
+    presets.preset(name)  # an unknown name is a ValueError listing the presets
     return name
 
 

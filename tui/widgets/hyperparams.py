@@ -19,10 +19,9 @@ from tui.core.settings.hyperparams import (
     ARCHITECTURE_FIELDS,
     CHOICES,
     LIVE_FIELDS,
-    PRESETS,
     Hyperparams,
-    preset,
 )
+from tui.core.settings.presets import PRESETS, preset
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Hyperparams))
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Hyperparams)}
