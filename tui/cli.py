@@ -9,10 +9,7 @@ after it, and one the subcommand does not take is refused in one line.
 from __future__ import annotations
 
 import argparse
-import ast
 import gc
-import inspect
-import itertools
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -25,7 +22,7 @@ from tui.core.platform.placement import (
     parse_devices,
 )
 from tui.core.settings import presets
-from tui.core.settings.hyperparams import CHOICES, Hyperparams
+from tui.core.settings.hyperparams import SETTINGS, Hyperparams
 from tui.core.settings.requests import (
     AppOptions,
     AttachRequest,
@@ -57,30 +54,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         say_error(f"{message} (see {self.prog} --help)")
         raise SystemExit(EXIT_BAD_INPUT)
-
-
-def _field_docs() -> dict[str, str]:
-    """The docstrings written under each Hyperparams field, for `--help`.
-
-    They live in the source only (Python keeps no attribute docstrings), so read them from there
-    instead of keeping a second copy of every description here.
-    """
-    try:
-        tree = ast.parse(inspect.getsource(Hyperparams))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    docs: dict[str, str] = {}
-    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
-    for node, after in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-            and isinstance(after.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
 
 
 def _converter(name: str, kind: str) -> Callable[[str], Any]:
@@ -132,18 +105,17 @@ def _add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "hyperparameters", "each overrides --config, which overrides --preset"
     )
-    docs = _field_docs()
     base = presets.preset(presets.DEFAULT_PRESET)
     for f in fields(Hyperparams):
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)
         default = getattr(base, f.name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        text = f"{docs.get(f.name, '')} (default: {shown})".strip().replace("%", "%%")
+        text = f"{SETTINGS[f.name].help} (default: {shown})".replace("%", "%%")
         if kind == "bool":
             _flag(group, flag, dest=f.name, action=argparse.BooleanOptionalAction, help=text)
             continue
-        choices = CHOICES.get(f.name)
+        choices = SETTINGS[f.name].choices
         metavar = "{" + ",".join(choices) + "}" if choices else _METAVARS.get(kind, "N,...")
         _flag(group, flag, dest=f.name, type=_converter(f.name, kind), metavar=metavar, help=text)
 
