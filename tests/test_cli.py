@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from views import nine_views
 
-from tui.cli import build_parser, resolve_hparams, train_request
+from tui.cli import build_parser, parse, resolve_hparams, train_request
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.presets import preset
 from tui.core.settings.toml import dump_toml
@@ -337,6 +337,37 @@ def test_bad_flag_values_exit_2_naming_the_field(
     line = one_error_line(cli(tmp_path, "train", flag, value, "--data", "/nonexistent"))
     assert field in line
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "typed", "nearest"),
+    [
+        (["train", "--epocs", "3"], "--epocs", "--epochs"),
+        (["--epocs", "3"], "--epocs", "--epochs"),
+        (["train", "--batchsize=64"], "--batchsize", "--batch-size"),
+        (["train", "--no-augmnt"], "--no-augmnt", "--no-augment"),
+        (["predict", "--model", "m.keras", "--indx", "3"], "--indx", "--index"),
+    ],
+    ids=["train", "app", "with-equals", "negated-switch", "predict"],
+)
+def test_a_mistyped_flag_names_the_nearest_one(
+    tmp_path: Path, argv: list[str], typed: str, nearest: str
+) -> None:
+    line = one_error_line(cli(tmp_path, *argv))
+    assert (
+        line == f"mnist-tui: error: unknown option {typed}; did you mean {nearest}? (see "
+        "mnist-tui --help)"
+    )
+
+
+def test_a_flag_like_no_other_is_refused_as_argparse_says_and_a_start_of_one_is_taken(
+    tmp_path: Path,
+) -> None:
+    line = one_error_line(cli(tmp_path, "train", "--zzzz"))
+    assert line == "mnist-tui: error: unrecognized arguments: --zzzz (see mnist-tui --help)"
+    # argparse takes an unambiguous start of a flag: that is no mistake to correct.
+    args = parse(build_parser(), ["train", "--epoch", "3", "--conv-f", "8"])
+    assert (args.epochs, args.conv_filters) == (3, (8,))
 
 
 def test_settings_that_cannot_fit_are_refused_with_the_estimate(tmp_path: Path) -> None:

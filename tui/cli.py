@@ -9,6 +9,7 @@ after it, and one the subcommand does not take is refused in one line.
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import sys
 from collections.abc import Callable, Sequence
@@ -292,6 +293,33 @@ def _accepted(parser: argparse.ArgumentParser, command: str | None) -> set[str]:
     return {action.dest for action in chosen._actions} - {"help"}
 
 
+def _every_flag(parser: argparse.ArgumentParser) -> list[str]:
+    """The long flags of the parser and of all its subcommands."""
+    flags: list[str] = []
+    for action in parser._actions:
+        flags += [flag for flag in action.option_strings if flag.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags += _every_flag(sub)
+    return sorted(set(flags))
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """`parser.parse_args`, except that a mistyped flag is named with the nearest real one, as
+    a config file's mistyped key is: "unknown option --epocs; did you mean --epochs?"."""
+    typed = list(sys.argv[1:] if argv is None else argv)
+    known = _every_flag(parser)
+    for word in typed[: typed.index("--")] if "--" in typed else typed:
+        flag = word.split("=")[0]
+        # argparse takes any unambiguous start of a flag, so only a word that starts none is
+        # certainly a mistake.
+        if flag.startswith("--") and not any(k.startswith(flag) for k in known):
+            close = difflib.get_close_matches(flag, known, n=1)
+            if close:
+                parser.error(f"unknown option {flag}; did you mean {close[0]}?")
+    return parser.parse_args(typed)
+
+
 def _refuse_foreign(args: argparse.Namespace, accepted: set[str]) -> None:
     """Refuse an option that was typed before the subcommand but means nothing to it."""
     foreign = sorted(set(vars(args)) - accepted - {"command"})
@@ -475,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(parser, argv)
     except SystemExit as exit_:  # --help, or a usage error already reported in one line
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     try:
