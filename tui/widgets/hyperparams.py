@@ -43,7 +43,7 @@ def parse_field(name: str, text: str) -> Any:
     kind = _FIELD_TYPES[name]
     stripped = text.strip()
     try:
-        if name == "conv_filters":
+        if kind.startswith("tuple"):
             parts = [p for p in re.split(r"[\s,]+", stripped) if p]
             if parts:
                 return tuple(int(p) for p in parts)
@@ -60,7 +60,7 @@ def parse_field(name: str, text: str) -> Any:
 
 def format_field(name: str, value: Any) -> str:
     """The text a field shows for a value."""
-    if name == "conv_filters":
+    if isinstance(value, tuple):
         return ",".join(str(n) for n in value)
     if isinstance(value, float):
         return f"{value:g}"

@@ -1,4 +1,5 @@
-"""Hyperparameters: a frozen, validated dataclass."""
+"""Hyperparameters: a frozen, validated dataclass whose every field carries its spec (label,
+help, bounds or choices), which the command line, the panel and every check read."""
 
 from __future__ import annotations
 
@@ -244,8 +245,8 @@ class Hyperparams:
     )
 
     def __post_init__(self) -> None:
-        # Exact types first, so that "32" or 3.0 from a TOML file or a form is caught here, not
-        # deep inside Keras.
+        # Each field against its spec, its exact type first, so that "32" or 3.0 from a TOML
+        # file or a form is caught here, not deep inside Keras.
         for f in fields(self):
             object.__setattr__(self, f.name, _checked(f, getattr(self, f.name)))
         if self.feature_map_size() < 1:
@@ -289,9 +290,10 @@ class Hyperparams:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (tuples become lists), ready for TOML or JSON."""
-        out = dataclasses.asdict(self)
-        out["conv_filters"] = list(self.conv_filters)
-        return out
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], base: Hyperparams | None = None) -> Hyperparams:
@@ -333,7 +335,7 @@ def spec_of(f: Field[Any]) -> Setting:
 
 SETTINGS: dict[str, Setting] = {f.name: spec_of(f) for f in fields(Hyperparams)}
 """Every field's spec, in the fields' order."""
-_KINDS: dict[str, str] = {f.name: str(f.type) for f in fields(Hyperparams)}
+_FIELDS: dict[str, Field[Any]] = {f.name: f for f in fields(Hyperparams)}
 
 
 def _checked(f: Field[Any], value: Any) -> Any:
@@ -390,18 +392,16 @@ def check_setting(name: str, value: Any) -> Any:
     return _checked(_FIELDS[name], value)
 
 
-_FIELDS: dict[str, Field[Any]] = {f.name: f for f in fields(Hyperparams)}
-
 INT_BOUNDS: dict[str, tuple[int, int]] = {
     name: (int(spec.bounds.low), int(spec.bounds.high))
     for name, spec in SETTINGS.items()
-    if spec.bounds is not None and _KINDS[name] == "int"
+    if spec.bounds is not None and _FIELDS[name].type == "int"
 }
 # name: (low, high, low is open, high is open)
 FLOAT_BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
     name: (spec.bounds.low, spec.bounds.high, spec.bounds.low_open, spec.bounds.high_open)
     for name, spec in SETTINGS.items()
-    if spec.bounds is not None and _KINDS[name] == "float"
+    if spec.bounds is not None and _FIELDS[name].type == "float"
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     name: spec.choices for name, spec in SETTINGS.items() if spec.choices
