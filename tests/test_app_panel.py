@@ -19,7 +19,8 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select, Static
 
 from tui.app import MnistApp, create_app
-from tui.core.settings.hyperparams import Hyperparams, preset
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.presets import preset
 from tui.core.training.events import LoadFailed, PhaseChanged
 from tui.core.training.phase import Phase
 from tui.core.training.snapshot import Snapshot, initial_snapshot

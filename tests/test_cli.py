@@ -21,8 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from views import nine_views
 
-from tui.cli import build_parser, resolve_hparams, train_request
-from tui.core.settings.hyperparams import Hyperparams, dump_toml, preset
+from tui.cli import build_parser, parse, resolve_hparams, train_request
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.presets import preset
+from tui.core.settings.toml import dump_toml
 from tui.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -337,6 +339,37 @@ def test_bad_flag_values_exit_2_naming_the_field(
     assert not (tmp_path / "models").exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "typed", "nearest"),
+    [
+        (["train", "--epocs", "3"], "--epocs", "--epochs"),
+        (["--epocs", "3"], "--epocs", "--epochs"),
+        (["train", "--batchsize=64"], "--batchsize", "--batch-size"),
+        (["train", "--no-augmnt"], "--no-augmnt", "--no-augment"),
+        (["predict", "--model", "m.keras", "--indx", "3"], "--indx", "--index"),
+    ],
+    ids=["train", "app", "with-equals", "negated-switch", "predict"],
+)
+def test_a_mistyped_flag_names_the_nearest_one(
+    tmp_path: Path, argv: list[str], typed: str, nearest: str
+) -> None:
+    line = one_error_line(cli(tmp_path, *argv))
+    assert (
+        line == f"mnist-tui: error: unknown option {typed}; did you mean {nearest}? (see "
+        "mnist-tui --help)"
+    )
+
+
+def test_a_flag_like_no_other_is_refused_as_argparse_says_and_a_start_of_one_is_taken(
+    tmp_path: Path,
+) -> None:
+    line = one_error_line(cli(tmp_path, "train", "--zzzz"))
+    assert line == "mnist-tui: error: unrecognized arguments: --zzzz (see mnist-tui --help)"
+    # argparse takes an unambiguous start of a flag: that is no mistake to correct.
+    args = parse(build_parser(), ["train", "--epoch", "3", "--conv-f", "8"])
+    assert (args.epochs, args.conv_filters) == (3, (8,))
+
+
 def test_settings_that_cannot_fit_are_refused_with_the_estimate(tmp_path: Path) -> None:
     args = ["train", "--data", str(SAMPLE), "--batch-size", "8192", "--conv-filters", "512,512",
             "--padding", "same", "--dense-units", "4096"]  # fmt: skip
@@ -498,7 +531,7 @@ def test_save_config_writes_what_would_train(tmp_path: Path) -> None:
     run = cli(tmp_path, "train", "--preset", "fast", "--epochs", "4", "--save-config", "hp.toml",
               "--data", "/nonexistent")  # fmt: skip
     assert run.code == 2
-    from tui.core.settings.hyperparams import load_toml
+    from tui.core.settings.toml import load_toml
 
     assert load_toml(tmp_path / "hp.toml") == preset("fast").with_changes(epochs=4)
 

@@ -22,8 +22,9 @@ from tiny import TINY
 from tui.core.data.mnist import MnistData
 from tui.core.runs.layout import HPARAMS_TOML, LAST_MODEL, RunError
 from tui.core.runs.resume import load_model_file
-from tui.core.settings.hyperparams import Hyperparams, load_toml
+from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.requests import Setup
+from tui.core.settings.toml import load_toml
 from tui.core.training.controller import ControllerError, TrainingController
 from tui.core.training.events import (
     BatchProgress,

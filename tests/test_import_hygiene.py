@@ -18,6 +18,8 @@ HEAVY = {"tensorflow", "keras"}
 TENSORFLOW_FREE = [
     *(
         "tui.core.settings.hyperparams",
+        "tui.core.settings.presets",
+        "tui.core.settings.toml",
         "tui.core.training.events",
         "tui.core.data.mnist",
         "tui.core.training.snapshot",

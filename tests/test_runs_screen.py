@@ -28,8 +28,9 @@ from tui.core.runs.layout import (
     RunDirectory,
 )
 from tui.core.runs.resume import resume
-from tui.core.settings.hyperparams import Hyperparams, dump_toml
+from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.requests import Setup
+from tui.core.settings.toml import dump_toml
 from tui.core.training.controller import TrainingController
 from tui.core.training.events import EpochEnded, StopReason
 from tui.screens.runs import MARK, WARNING, CompareScreen, RunsScreen

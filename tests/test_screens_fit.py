@@ -16,7 +16,8 @@ from textual.widgets import Input, Label
 
 from tui.app import MnistApp, create_app
 from tui.core.data.info import DataInfo
-from tui.core.settings.hyperparams import Hyperparams, preset
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.presets import preset
 from tui.core.training.events import (
     BackendLoaded,
     DataLoaded,

@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 
 from tui.app import MnistApp, create_app
 from tui.core.data.mnist import load_sample
-from tui.core.settings.hyperparams import preset
+from tui.core.settings.presets import preset
 from tui.core.training.budget import estimate
 from tui.core.training.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
 from tui.engine import protocol as p

@@ -9,10 +9,8 @@ after it, and one the subcommand does not take is refused in one line.
 from __future__ import annotations
 
 import argparse
-import ast
+import difflib
 import gc
-import inspect
-import itertools
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -24,8 +22,8 @@ from tui.core.platform.placement import (
     DistributeOptions,
     parse_devices,
 )
-from tui.core.settings import hyperparams
-from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings import presets
+from tui.core.settings.hyperparams import SETTINGS, Hyperparams
 from tui.core.settings.requests import (
     AppOptions,
     AttachRequest,
@@ -35,6 +33,7 @@ from tui.core.settings.requests import (
     StopRequest,
     TrainRequest,
 )
+from tui.core.settings.toml import load_toml_with_preset
 from tui.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -56,30 +55,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         say_error(f"{message} (see {self.prog} --help)")
         raise SystemExit(EXIT_BAD_INPUT)
-
-
-def _field_docs() -> dict[str, str]:
-    """The docstrings written under each Hyperparams field, for `--help`.
-
-    They live in the source only (Python keeps no attribute docstrings), so read them from there
-    instead of keeping a second copy of every description here.
-    """
-    try:
-        tree = ast.parse(inspect.getsource(Hyperparams))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    docs: dict[str, str] = {}
-    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
-    for node, after in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-            and isinstance(after.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
 
 
 def _converter(name: str, kind: str) -> Callable[[str], Any]:
@@ -131,18 +106,17 @@ def _add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "hyperparameters", "each overrides --config, which overrides --preset"
     )
-    docs = _field_docs()
-    base = hyperparams.preset(hyperparams.DEFAULT_PRESET)
+    base = presets.preset(presets.DEFAULT_PRESET)
     for f in fields(Hyperparams):
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)
         default = getattr(base, f.name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        text = f"{docs.get(f.name, '')} (default: {shown})".strip().replace("%", "%%")
+        text = f"{SETTINGS[f.name].help} (default: {shown})".replace("%", "%%")
         if kind == "bool":
             _flag(group, flag, dest=f.name, action=argparse.BooleanOptionalAction, help=text)
             continue
-        choices = hyperparams.CHOICES.get(f.name)
+        choices = SETTINGS[f.name].choices
         metavar = "{" + ",".join(choices) + "}" if choices else _METAVARS.get(kind, "N,...")
         _flag(group, flag, dest=f.name, type=_converter(f.name, kind), metavar=metavar, help=text)
 
@@ -152,8 +126,8 @@ def _add_setup_flags(parser: argparse.ArgumentParser) -> None:
     _flag(
         parser,
         "--preset",
-        metavar="{" + ",".join(hyperparams.PRESETS) + "}",
-        help=f"starting hyperparameters (default: {hyperparams.DEFAULT_PRESET})",
+        metavar="{" + ",".join(presets.PRESETS) + "}",
+        help=f"starting hyperparameters (default: {presets.DEFAULT_PRESET})",
     )
     _flag(parser, "--config", metavar="FILE.toml", help="hyperparameters from a TOML file")
     _add_data_flag(parser)
@@ -319,6 +293,33 @@ def _accepted(parser: argparse.ArgumentParser, command: str | None) -> set[str]:
     return {action.dest for action in chosen._actions} - {"help"}
 
 
+def _every_flag(parser: argparse.ArgumentParser) -> list[str]:
+    """The long flags of the parser and of all its subcommands."""
+    flags: list[str] = []
+    for action in parser._actions:
+        flags += [flag for flag in action.option_strings if flag.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags += _every_flag(sub)
+    return sorted(set(flags))
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """`parser.parse_args`, except that a mistyped flag is named with the nearest real one, as
+    a config file's mistyped key is: "unknown option --epocs; did you mean --epochs?"."""
+    typed = list(sys.argv[1:] if argv is None else argv)
+    known = _every_flag(parser)
+    for word in typed[: typed.index("--")] if "--" in typed else typed:
+        flag = word.split("=")[0]
+        # argparse takes any unambiguous start of a flag, so only a word that starts none is
+        # certainly a mistake.
+        if flag.startswith("--") and not any(k.startswith(flag) for k in known):
+            close = difflib.get_close_matches(flag, known, n=1)
+            if close:
+                parser.error(f"unknown option {flag}; did you mean {close[0]}?")
+    return parser.parse_args(typed)
+
+
 def _refuse_foreign(args: argparse.Namespace, accepted: set[str]) -> None:
     """Refuse an option that was typed before the subcommand but means nothing to it."""
     foreign = sorted(set(vars(args)) - accepted - {"command"})
@@ -333,10 +334,10 @@ def resolve_hparams(args: argparse.Namespace) -> Hyperparams:
     chosen = getattr(args, "preset", None)
     file = getattr(args, "config", None)
     if file is not None:
-        hparams, from_file = hyperparams.load_toml_with_preset(file, preset_name=chosen)
+        hparams, from_file = load_toml_with_preset(file, preset_name=chosen)
         chosen = chosen or from_file
     else:
-        hparams = hyperparams.preset(chosen or hyperparams.DEFAULT_PRESET)
+        hparams = presets.preset(chosen or presets.DEFAULT_PRESET)
     typed = {name: getattr(args, name) for name in HYPERPARAMS if hasattr(args, name)}
     return Hyperparams.from_dict(typed, base=hparams)
 
@@ -345,9 +346,9 @@ def preset_name(args: argparse.Namespace) -> str:
     """The preset that names runs: the flag, else the config file's, else the default."""
     chosen = getattr(args, "preset", None)
     if chosen is None and getattr(args, "config", None) is not None:
-        chosen = hyperparams.load_toml_with_preset(args.config)[1]
-    name = chosen or hyperparams.DEFAULT_PRESET
-    hyperparams.preset(name)  # an unknown name is a ValueError listing the presets
+        chosen = load_toml_with_preset(args.config)[1]
+    name = chosen or presets.DEFAULT_PRESET
+    presets.preset(name)  # an unknown name is a ValueError listing the presets
     return name
 
 
@@ -502,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(parser, argv)
     except SystemExit as exit_:  # --help, or a usage error already reported in one line
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     try:

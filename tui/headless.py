@@ -29,8 +29,9 @@ from tui.core.inspect.predictions import PredictionFilter, Predictions, Predicti
 from tui.core.platform.placement import ClusterTask, DistributeError, read_tf_config
 from tui.core.platform.runtime import TENSORBOARD_MISSING, tensorboard_installed
 from tui.core.runs.files import check_writable
-from tui.core.settings import hyperparams
+from tui.core.settings import presets
 from tui.core.settings.requests import EvaluateRequest, PredictRequest, Setup, TrainRequest
+from tui.core.settings.toml import save_toml
 from tui.core.training.controller import ControllerError, TrainingController
 from tui.core.training.events import (
     BatchProgress,
@@ -318,7 +319,7 @@ def run_train(request: TrainRequest, console: Console) -> int:
         raise UsageError(f"{request.resume} is not a directory; pass a folder under runs/.")
     _check_before_training(request, chief)
     if request.save_config is not None and request.resume is None and chief:
-        hyperparams.save_toml(setup.hparams, request.save_config)
+        save_toml(setup.hparams, request.save_config)
         console.print(f"Hyperparameters written to {request.save_config}", highlight=False)
 
     controller = TrainingController(setup, holder=f"{PROG} train")
@@ -442,7 +443,7 @@ def _save(controller: TrainingController, request: TrainRequest, console: Consol
 def _opened(model: str, data_path: str | None, console: Console) -> TrainingController:
     """A controller holding the saved model, with its predictions on the test set."""
     controller = TrainingController(
-        Setup(hyperparams.preset(hyperparams.DEFAULT_PRESET), data_path=data_path, record=False)
+        Setup(presets.preset(presets.DEFAULT_PRESET), data_path=data_path, record=False)
     )
     reporter = TrainReporter(console)
     controller.subscribe(reporter)

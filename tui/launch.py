@@ -32,7 +32,7 @@ def run_app(options: AppOptions, connector: Connector | None = None) -> int:
 
 def run_attached(request: AttachRequest) -> int:
     """`mnist-tui attach [RUN]`: the app on a live engine, or on a run that is no longer live."""
-    from tui.core.settings import hyperparams
+    from tui.core.settings import presets
     from tui.engine import registry
     from tui.errors import EXIT_FAILED, say_error
 
@@ -41,9 +41,7 @@ def run_attached(request: AttachRequest) -> int:
     except registry.RegistryError as err:
         say_error(str(err))
         return EXIT_FAILED
-    options = AppOptions(
-        Setup(hyperparams.preset(hyperparams.DEFAULT_PRESET), runs_dir=request.runs_dir)
-    )
+    options = AppOptions(Setup(presets.preset(presets.DEFAULT_PRESET), runs_dir=request.runs_dir))
     if engine is not None:
         return run_app(options, SocketConnector(engine.socket))
     if request.run is not None:

@@ -138,7 +138,7 @@ async def event_latencies(data_path: str, preset_name: str, train_size: int) -> 
 
     from tui.app import create_app
     from tui.core.data.mnist import load_mnist
-    from tui.core.settings.hyperparams import preset
+    from tui.core.settings.presets import preset
 
     data = load_mnist(data_path).subset(train=train_size)
     hparams = preset(preset_name).with_changes(epochs=2, validation_split=0.0)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from tui.core.data.mnist import load_npz  # noqa: E402
 from tui.core.data.pipeline import training_batches  # noqa: E402
 from tui.core.platform.runtime import import_keras  # noqa: E402
-from tui.core.settings.hyperparams import preset  # noqa: E402
+from tui.core.settings.presets import preset  # noqa: E402
 from tui.core.training.model import build_model  # noqa: E402
 
 keras = import_keras()

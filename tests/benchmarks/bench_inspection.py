@@ -36,7 +36,7 @@ from tui.core.inspect.views import (  # noqa: E402
     top_feature_maps,
 )
 from tui.core.render import render_overlay  # noqa: E402
-from tui.core.settings.hyperparams import preset  # noqa: E402
+from tui.core.settings.presets import preset  # noqa: E402
 from tui.core.training.model import build_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "mnist.npz"

@@ -46,7 +46,7 @@ def run_variant(options: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 
     sys.path.insert(0, str(ROOT))
     from tui.core.data.mnist import load_mnist
-    from tui.core.settings.hyperparams import preset
+    from tui.core.settings.presets import preset
     from tui.core.training.callback import ControlCallback, EpochClock, ProgressCallback, RoundState
     from tui.core.training.controls import TrainingControls
     from tui.core.training.events import BatchProgress, TrainingEvent

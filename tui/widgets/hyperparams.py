@@ -15,68 +15,18 @@ from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from tui.core.settings.hyperparams import (
-    ARCHITECTURE_FIELDS,
-    CHOICES,
-    LIVE_FIELDS,
-    PRESETS,
-    Hyperparams,
-    preset,
-)
+from tui.core.settings.hyperparams import LIVE_FIELDS, SETTINGS, Hyperparams
+from tui.core.settings.presets import PRESETS, preset
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Hyperparams))
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Hyperparams)}
 
-LABELS: dict[str, str] = {
-    "epochs": "epochs",
-    "batch_size": "batch size",
-    "learning_rate": "learning rate",
-    "optimizer": "optimizer",
-    "momentum": "momentum",
-    "conv_filters": "conv filters",
-    "convs_per_block": "convs/block",
-    "kernel_size": "kernel size",
-    "first_stride": "first stride",
-    "padding": "padding",
-    "dense_units": "dense units",
-    "dropout": "dropout",
-    "batch_norm": "batch norm",
-    "output_activation": "output",
-    "augment": "augment",
-    "clean_epochs": "clean epochs",
-    "lr_schedule": "LR schedule",
-    "validation_split": "val split",
-    "train_size": "train size",
-    "seed": "seed",
-}
-"""Short labels that fit the panel; the tooltips carry the longer explanation."""
-
-TOOLTIPS: dict[str, str] = {
-    "epochs": "Epoch target. While training, Enter applies it at once.",
-    "batch_size": "Samples per gradient step.",
-    "learning_rate": "Initial learning rate. While training, Enter applies it at the next batch.",
-    "optimizer": "adam, adamw, sgd (with momentum) or rmsprop.",
-    "momentum": "Momentum for sgd; ignored by the other optimizers.",
-    "conv_filters": "Filters of each Conv2D + MaxPooling2D block, e.g. 32,64 (1 to 4 blocks).",
-    "convs_per_block": "Conv2D layers per block before its pooling: 2 or 3 see further, at several "
-    "times the cost.",
-    "kernel_size": "Square kernel of every Conv2D.",
-    "first_stride": "Stride of the first Conv2D: 2 makes everything after it a quarter the cost.",
-    "padding": "valid shrinks the image at each Conv2D; same keeps its size.",
-    "dense_units": "Units of the hidden Dense layer; 0 means none.",
-    "dropout": "Dropout rate before each Dense layer; 0 disables it.",
-    "batch_norm": "Batch normalisation after each Conv2D.",
-    "output_activation": "softmax, or sigmoid as the original script had it.",
-    "augment": "Random shifts and small rotations of training images.",
-    "clean_epochs": "The last N epochs train on the images as they are (augment off).",
-    "lr_schedule": "constant; cosine decay over the epoch target; onecycle: warm-up, then cosine.",
-    "validation_split": "Fraction of the training set held out for validation (0 for none).",
-    "train_size": "Use only the first N training images; 0 means all.",
-    "seed": "Random seed for weights, shuffling and the validation split.",
-}
-
-LOCKED_WITH_MODEL: frozenset[str] = ARCHITECTURE_FIELDS | {"momentum"}
+LOCKED_WITH_MODEL: frozenset[str] = frozenset(
+    name for name, spec in SETTINGS.items() if spec.locked_with_model
+)
 """Fields baked into a built model and its optimizer: they change only through a reset."""
+_LIVE_LABELS = " and ".join(SETTINGS[name].label for name in FIELD_NAMES if name in LIVE_FIELDS)
+"""How the note says which fields apply while training, e.g. "epochs and learning rate"."""
 
 _MAX_SHOWN = 24
 """Longest raw text quoted back in an error message."""
@@ -93,7 +43,7 @@ def parse_field(name: str, text: str) -> Any:
     kind = _FIELD_TYPES[name]
     stripped = text.strip()
     try:
-        if name == "conv_filters":
+        if kind.startswith("tuple"):
             parts = [p for p in re.split(r"[\s,]+", stripped) if p]
             if parts:
                 return tuple(int(p) for p in parts)
@@ -110,7 +60,7 @@ def parse_field(name: str, text: str) -> Any:
 
 def format_field(name: str, value: Any) -> str:
     """The text a field shows for a value."""
-    if name == "conv_filters":
+    if isinstance(value, tuple):
         return ",".join(str(n) for n in value)
     if isinstance(value, float):
         return f"{value:g}"
@@ -194,15 +144,16 @@ class HyperparamsPanel(VerticalScroll):
         for name in FIELD_NAMES:
             value = getattr(self._initial, name)
             with Horizontal(classes="hp-row"):
-                yield Label(LABELS[name], classes="hp-label")
+                yield Label(SETTINGS[name].label, classes="hp-label")
                 yield self._control(name, value)
             yield Static("", id=f"hp-{name}-error", classes="hp-error")
 
     def _control(self, name: str, value: Any) -> Widget:
         widget: Widget
-        if name in CHOICES:
+        spec = SETTINGS[name]
+        if spec.choices:
             widget = Select(
-                [(choice, choice) for choice in CHOICES[name]],
+                [(choice, choice) for choice in spec.choices],
                 value=value,
                 allow_blank=False,
                 compact=True,
@@ -217,7 +168,7 @@ class HyperparamsPanel(VerticalScroll):
                 compact=True,
                 id=f"hp-{name}",
             )
-        widget.tooltip = TOOLTIPS[name]
+        widget.tooltip = spec.help
         return widget
 
     def on_mount(self) -> None:
@@ -410,7 +361,7 @@ class HyperparamsPanel(VerticalScroll):
         self.query_one("#hp-preset", Select).disabled = mode != "free"
         note = self.query_one("#hp-note", Static)
         if mode == "training":
-            note.update("Training: epochs and learning rate apply live (Enter).")
+            note.update(f"Training: {_LIVE_LABELS} apply live (Enter).")
         elif mode == "model":
             note.update("Network fields are locked to the trained model; r resets it.")
         else:

@@ -30,7 +30,8 @@ from tui.core.runs.layout import (
     runs_root,
 )
 from tui.core.runs.lock import is_locked
-from tui.core.settings.hyperparams import Hyperparams, load_toml
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.toml import load_toml
 from tui.core.training.events import EpochEnded
 
 

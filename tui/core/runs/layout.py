@@ -23,7 +23,8 @@ import msgspec
 
 from tui.core.data.info import DataInfo
 from tui.core.runs.files import write_atomic, write_json
-from tui.core.settings.hyperparams import Hyperparams, dump_toml, load_toml
+from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.toml import dump_toml, load_toml
 from tui.core.training.events import EpochEnded, Evaluated, LayerHealthMeasured
 
 RUNS_ENV = "MNIST_TUI_RUNS"

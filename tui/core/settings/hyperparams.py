@@ -1,14 +1,12 @@
-"""Hyperparameters: a frozen, validated dataclass, the named presets, and TOML load/save."""
+"""Hyperparameters: a frozen, validated dataclass whose every field carries its spec (label,
+help, bounds or choices), which the command line, the panel and every check read."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -16,28 +14,84 @@ OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 PADDINGS = ("valid", "same")
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
 
-#: Fields that change the network's shape; they cannot change while a model exists.
-ARCHITECTURE_FIELDS = frozenset(
-    {
-        "conv_filters",
-        "convs_per_block",
-        "kernel_size",
-        "first_stride",
-        "padding",
-        "dense_units",
-        "dropout",
-        "batch_norm",
-        "output_activation",
-        "augment",
-        "optimizer",
-        "seed",
-    }
-)
-
-#: Fields that may change while training runs.
-LIVE_FIELDS = frozenset({"epochs", "learning_rate"})
-
 IMAGE_SIZE = 28
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a setting may take: from `low` to `high`, an open end excluded."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def describe(self, whole: bool) -> str:
+        """What is allowed, as an error message says it: "a whole number from 1 to 1000" or
+        "a number in (0, 1]"."""
+        if whole:
+            return f"a whole number from {self.low} to {self.high}"
+        left = "(" if self.low_open else "["
+        right = ")" if self.high_open else "]"
+        return f"a number in {left}{self.low:g}, {self.high:g}{right}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One hyperparameter's spec: the CLI's flag and `--help`, the panel's row, tooltip and
+    locking, and every range check read it here."""
+
+    label: str
+    """A short name that fits the panel (the flag is the field's name)."""
+    help: str
+    """What it does, in a sentence or two: the flag's help and the panel's tooltip."""
+    bounds: Range | None = None
+    """The numbers allowed (for a list, each item's); None for a choice or a switch."""
+    choices: tuple[str, ...] = ()
+    """The values allowed for text."""
+    length: Range | None = None
+    """For a list, how many items it may hold."""
+    live: bool = False
+    """May change while training runs (the panel applies it on Enter)."""
+    architecture: bool = False
+    """Part of how the network is built (its shape, optimizer, augmentation, seed): it cannot
+    change while a model exists."""
+    in_optimizer: bool = False
+    """Kept by the optimizer a model is compiled with: the panel locks it while a model exists."""
+
+    @property
+    def locked_with_model(self) -> bool:
+        """Fixed once a model is built: it changes only through a reset."""
+        return self.architecture or self.in_optimizer
+
+
+_SPEC = "setting"
+"""The key of a field's `Setting` in its metadata."""
+
+
+def setting(
+    default: object,
+    label: str,
+    help: str,
+    *,
+    bounds: Range | None = None,
+    choices: tuple[str, ...] = (),
+    length: Range | None = None,
+    live: bool = False,
+    architecture: bool = False,
+    in_optimizer: bool = False,
+) -> Any:
+    """A `Hyperparams` field with its spec (typed `Any`, as `dataclasses.field` is, so that
+    `epochs: int = setting(5, ...)` type-checks)."""
+    spec = Setting(label, help, bounds, choices, length, live, architecture, in_optimizer)
+    return field(default=default, metadata={_SPEC: spec})
 
 
 def _range_error(name: str, value: object, allowed: str) -> ValueError:
@@ -53,106 +107,148 @@ def conv_output_side(side: int, kernel: int, padding: str, stride: int) -> int:
 
 @dataclass(frozen=True)
 class Hyperparams:
-    """Everything that defines a training run. Invalid values raise `ValueError` on creation."""
+    """Everything that defines a training run. Invalid values raise `ValueError` on creation.
 
-    epochs: int = 5
-    """Epoch target (can be raised or lowered while training)."""
-    batch_size: int = 128
-    """Samples per gradient step."""
-    learning_rate: float = 1e-3
-    """Initial learning rate of the optimizer."""
-    optimizer: str = "adam"
-    """One of adam, adamw, sgd (with momentum), rmsprop."""
-    momentum: float = 0.9
-    """Momentum for sgd; ignored by the other optimizers."""
-    conv_filters: tuple[int, ...] = (32, 64)
-    """Filters of each Conv2D + MaxPooling2D block, 1 to 4 blocks."""
-    convs_per_block: int = 1
-    """Conv2D layers in each block before its pooling: 2 or 3 stack small kernels VGG-style, each
-    block seeing further; the later ones read the block's own width, so pairs of 24-48-96 cost
-    about 4 times the multiply-adds of single convs."""
-    kernel_size: int = 3
-    """Square kernel of every Conv2D."""
-    first_stride: int = 1
-    """Stride of the first Conv2D; 2 halves the image's side (14x14 with same padding) from
-    there on, a quarter of the cost."""
-    padding: str = "valid"
-    """Conv2D padding: valid (shrinks the image) or same."""
-    dense_units: int = 128
-    """Units of the hidden Dense layer after Flatten; 0 means none."""
-    dropout: float = 0.25
-    """Dropout rate before each Dense layer; 0 disables it."""
-    batch_norm: bool = False
-    """Batch normalisation after each Conv2D."""
-    output_activation: str = "softmax"
-    """softmax, or sigmoid as the original script had it."""
-    augment: bool = False
-    """Random shifts and small rotations of training images."""
-    clean_epochs: int = 0
-    """The last N epochs of the epoch target train on the images as they are, augment switched
-    off (it narrows the gap to the test images); 0 keeps it on to the end."""
-    lr_schedule: str = "constant"
-    """constant; cosine decay over the epoch target; or onecycle: a warm-up over its first 20%,
-    then cosine decay."""
-    validation_split: float = 0.1
-    """Fraction of the training set held out for validation (0 for none)."""
-    train_size: int = 0
-    """Use only the first N training images; 0 means all."""
-    seed: int = 42
-    """Random seed for weights, shuffling and the validation split."""
+    Each field is declared with its `Setting`; adding one here gives it a flag with help, a row
+    in the panel and its checks.
+    """
+
+    epochs: int = setting(
+        5,
+        "epochs",
+        "Epoch target; it can be raised or lowered while training.",
+        bounds=Range(1, 1000),
+        live=True,
+    )
+    batch_size: int = setting(
+        128, "batch size", "Samples per gradient step.", bounds=Range(1, 8192)
+    )
+    learning_rate: float = setting(
+        1e-3,
+        "learning rate",
+        "Initial learning rate of the optimizer; while training, a new one applies from the "
+        "next batch.",
+        bounds=Range(0.0, 1.0, low_open=True),
+        live=True,
+    )
+    optimizer: str = setting(
+        "adam",
+        "optimizer",
+        "adam, adamw, sgd (with momentum) or rmsprop.",
+        choices=OPTIMIZERS,
+        architecture=True,
+    )
+    momentum: float = setting(
+        0.9,
+        "momentum",
+        "Momentum for sgd; ignored by the other optimizers.",
+        bounds=Range(0.0, 1.0, high_open=True),
+        in_optimizer=True,
+    )
+    conv_filters: tuple[int, ...] = setting(
+        (32, 64),
+        "conv filters",
+        "Filters of each Conv2D + MaxPooling2D block, e.g. 32,64 (1 to 4 blocks).",
+        bounds=Range(1, 512),
+        length=Range(1, 4),
+        architecture=True,
+    )
+    convs_per_block: int = setting(
+        1,
+        "convs/block",
+        "Conv2D layers in each block before its pooling: 2 or 3 stack small kernels VGG-style, "
+        "each block seeing further, at several times the cost (pairs of 24-48-96: about 4 "
+        "times the multiply-adds of single convs).",
+        bounds=Range(1, 3),
+        architecture=True,
+    )
+    kernel_size: int = setting(
+        3, "kernel size", "Square kernel of every Conv2D.", bounds=Range(1, 7), architecture=True
+    )
+    first_stride: int = setting(
+        1,
+        "first stride",
+        "Stride of the first Conv2D: 2 halves the image's side (14x14 with same padding) from "
+        "there on, a quarter of the cost.",
+        bounds=Range(1, 2),
+        architecture=True,
+    )
+    padding: str = setting(
+        "valid",
+        "padding",
+        "Conv2D padding: valid shrinks the image at each Conv2D; same keeps its size.",
+        choices=PADDINGS,
+        architecture=True,
+    )
+    dense_units: int = setting(
+        128,
+        "dense units",
+        "Units of the hidden Dense layer after Flatten; 0 means none.",
+        bounds=Range(0, 4096),
+        architecture=True,
+    )
+    dropout: float = setting(
+        0.25,
+        "dropout",
+        "Dropout rate before each Dense layer; 0 disables it.",
+        bounds=Range(0.0, 1.0, high_open=True),
+        architecture=True,
+    )
+    batch_norm: bool = setting(
+        False, "batch norm", "Batch normalisation after each Conv2D.", architecture=True
+    )
+    output_activation: str = setting(
+        "softmax",
+        "output",
+        "softmax, or sigmoid as the original script had it.",
+        choices=OUTPUT_ACTIVATIONS,
+        architecture=True,
+    )
+    augment: bool = setting(
+        False,
+        "augment",
+        "Random shifts and small rotations of training images.",
+        architecture=True,
+    )
+    clean_epochs: int = setting(
+        0,
+        "clean epochs",
+        "The last N epochs of the epoch target train on the images as they are, augment "
+        "switched off (it narrows the gap to the test images); 0 keeps it on to the end.",
+        bounds=Range(0, 1000),
+    )
+    lr_schedule: str = setting(
+        "constant",
+        "LR schedule",
+        "constant; cosine decay over the epoch target; or onecycle: a warm-up over its first "
+        "20%, then cosine decay.",
+        choices=LR_SCHEDULES,
+    )
+    validation_split: float = setting(
+        0.1,
+        "val split",
+        "Fraction of the training set held out for validation (0 for none).",
+        bounds=Range(0.0, 0.5),
+    )
+    train_size: int = setting(
+        0,
+        "train size",
+        "Use only the first N training images; 0 means all.",
+        bounds=Range(0, 1_000_000),
+    )
+    seed: int = setting(
+        42,
+        "seed",
+        "Random seed for weights, shuffling and the validation split.",
+        bounds=Range(0, 2**31 - 1),
+        architecture=True,
+    )
 
     def __post_init__(self) -> None:
-        # Coerce exact types first so that "32" or 3.0 from a TOML file or a form is caught here,
-        # not deep inside Keras.
+        # Each field against its spec, its exact type first, so that "32" or 3.0 from a TOML
+        # file or a form is caught here, not deep inside Keras.
         for f in fields(self):
-            value: Any = getattr(self, f.name)
-            if f.name == "conv_filters":
-                if isinstance(value, list):
-                    object.__setattr__(self, f.name, tuple(value))
-                    value = tuple(value)
-                if not isinstance(value, tuple) or not all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in value
-                ):
-                    raise ValueError(
-                        f"conv_filters = {value!r} must be a list of whole numbers, e.g. 32,64."
-                    )
-            elif f.type == "int" and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError(f"{f.name} = {value!r} must be a whole number.")
-            elif f.type == "float":
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ValueError(f"{f.name} = {value!r} must be a number.")
-                number = float(value)
-                if not math.isfinite(number):
-                    raise ValueError(f"{f.name} = {value!r} must be a finite number.")
-                object.__setattr__(self, f.name, number)
-            elif f.type == "bool" and not isinstance(value, bool):
-                raise ValueError(f"{f.name} = {value!r} must be true or false.")
-            elif f.type == "str" and not isinstance(value, str):
-                raise ValueError(f"{f.name} = {value!r} must be text.")
-        for name, (low, high) in INT_BOUNDS.items():
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise _range_error(name, value, f"a whole number from {low} to {high}")
-        for name, (lowest, highest, low_open, high_open) in FLOAT_BOUNDS.items():
-            value = getattr(self, name)
-            above = value > lowest if low_open else value >= lowest
-            below = value < highest if high_open else value <= highest
-            if not (above and below):
-                left = "(" if low_open else "["
-                right = ")" if high_open else "]"
-                allowed = f"a number in {left}{lowest:g}, {highest:g}{right}"
-                raise _range_error(name, value, allowed)
-        for name, choices in CHOICES.items():
-            value = getattr(self, name)
-            if value not in choices:
-                raise ValueError(f"{name} = {value!r} is not one of: {', '.join(choices)}.")
-        if not 1 <= len(self.conv_filters) <= 4:
-            raise ValueError(
-                f"conv_filters has {len(self.conv_filters)} blocks; use 1 to 4 (e.g. 32,64)."
-            )
-        for n in self.conv_filters:
-            if not 1 <= n <= 512:
-                raise _range_error("conv_filters", n, "each block from 1 to 512 filters")
+            object.__setattr__(self, f.name, _checked(f, getattr(self, f.name)))
         if self.feature_map_size() < 1:
             strided = self.first_stride > 1
             # Only what would help: with same padding the kernel does not shrink the image.
@@ -194,9 +290,10 @@ class Hyperparams:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (tuples become lists), ready for TOML or JSON."""
-        out = dataclasses.asdict(self)
-        out["conv_filters"] = list(self.conv_filters)
-        return out
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], base: Hyperparams | None = None) -> Hyperparams:
@@ -228,250 +325,88 @@ class Hyperparams:
         return "-".join(parts)
 
 
+def spec_of(f: Field[Any]) -> Setting:
+    """The `Setting` a `Hyperparams` field was declared with."""
+    spec = f.metadata.get(_SPEC)
+    if not isinstance(spec, Setting):
+        raise TypeError(f"Hyperparams.{f.name} has no Setting: declare it with setting(...).")
+    return spec
+
+
+SETTINGS: dict[str, Setting] = {f.name: spec_of(f) for f in fields(Hyperparams)}
+"""Every field's spec, in the fields' order."""
+_FIELDS: dict[str, Field[Any]] = {f.name: f for f in fields(Hyperparams)}
+
+
+def _checked(f: Field[Any], value: Any) -> Any:
+    """`value` as field `f` holds it (a list becomes a tuple, a whole number a float).
+
+    Raises:
+        ValueError: naming the field, the value and what is allowed.
+    """
+    name, kind, spec = f.name, str(f.type), spec_of(f)
+    if kind.startswith("tuple"):
+        if isinstance(value, list):
+            value = tuple(value)
+        if not isinstance(value, tuple) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ValueError(f"{name} = {value!r} must be a list of whole numbers, e.g. 32,64.")
+        # The one list setting is conv_filters: its items are blocks of filters.
+        if spec.length is not None and len(value) not in spec.length:
+            raise ValueError(
+                f"{name} has {len(value)} blocks; use {spec.length.low} to {spec.length.high} "
+                "(e.g. 32,64)."
+            )
+        for n in value:
+            if spec.bounds is not None and n not in spec.bounds:
+                allowed = f"each block from {spec.bounds.low} to {spec.bounds.high} filters"
+                raise _range_error(name, n, allowed)
+        return value
+    if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"{name} = {value!r} must be a whole number.")
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} = {value!r} must be a number.")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} = {value!r} must be a finite number.")
+        value = float(value)
+    if kind == "bool" and not isinstance(value, bool):
+        raise ValueError(f"{name} = {value!r} must be true or false.")
+    if kind == "str" and not isinstance(value, str):
+        raise ValueError(f"{name} = {value!r} must be text.")
+    if spec.bounds is not None and value not in spec.bounds:
+        raise _range_error(name, value, spec.bounds.describe(whole=kind == "int"))
+    if spec.choices and value not in spec.choices:
+        raise ValueError(f"{name} = {value!r} is not one of: {', '.join(spec.choices)}.")
+    return value
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """`value` for field `name` checked on its own, as `Hyperparams` checks it (for a live change
+    that does not build a whole set).
+
+    Raises:
+        ValueError: the same sentence `Hyperparams` would say.
+    """
+    return _checked(_FIELDS[name], value)
+
+
 INT_BOUNDS: dict[str, tuple[int, int]] = {
-    "epochs": (1, 1000),
-    "batch_size": (1, 8192),
-    "convs_per_block": (1, 3),
-    "clean_epochs": (0, 1000),
-    "kernel_size": (1, 7),
-    "first_stride": (1, 2),
-    "dense_units": (0, 4096),
-    "train_size": (0, 1_000_000),
-    "seed": (0, 2**31 - 1),
+    name: (int(spec.bounds.low), int(spec.bounds.high))
+    for name, spec in SETTINGS.items()
+    if spec.bounds is not None and _FIELDS[name].type == "int"
 }
 # name: (low, high, low is open, high is open)
 FLOAT_BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
-    "learning_rate": (0.0, 1.0, True, False),
-    "momentum": (0.0, 1.0, False, True),
-    "dropout": (0.0, 1.0, False, True),
-    "validation_split": (0.0, 0.5, False, False),
+    name: (spec.bounds.low, spec.bounds.high, spec.bounds.low_open, spec.bounds.high_open)
+    for name, spec in SETTINGS.items()
+    if spec.bounds is not None and _FIELDS[name].type == "float"
 }
 CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": OPTIMIZERS,
-    "output_activation": OUTPUT_ACTIVATIONS,
-    "padding": PADDINGS,
-    "lr_schedule": LR_SCHEDULES,
+    name: spec.choices for name, spec in SETTINGS.items() if spec.choices
 }
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named set of hyperparameters with a line saying what it is for."""
-
-    name: str
-    description: str
-    hparams: Hyperparams = field(default_factory=Hyperparams)
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset(
-            "default",
-            "A sound small CNN: softmax, dropout, 10% validation, 5 epochs.",
-            Hyperparams(),
-        ),
-        Preset(
-            "seed",
-            "The original mnist_cnn.py exactly: sigmoid output, Adam, batch 32, 5 epochs.",
-            Hyperparams(
-                epochs=5,
-                batch_size=32,
-                learning_rate=1e-3,
-                optimizer="adam",
-                conv_filters=(32, 64),
-                kernel_size=3,
-                padding="valid",
-                dense_units=64,
-                dropout=0.0,
-                output_activation="sigmoid",
-                validation_split=0.0,
-            ),
-        ),
-        Preset(
-            "keras-example",
-            "The Keras 'simple MNIST convnet': dropout 0.5, batch 128, 15 epochs.",
-            Hyperparams(
-                epochs=15,
-                batch_size=128,
-                conv_filters=(32, 64),
-                dense_units=0,
-                dropout=0.5,
-                validation_split=0.1,
-            ),
-        ),
-        Preset(
-            "fast",
-            "99% on full MNIST soonest on a CPU: a stride-2 first conv, batch 256, one-cycle LR, "
-            "2 epochs.",
-            Hyperparams(
-                epochs=2,
-                batch_size=256,
-                learning_rate=8e-3,
-                conv_filters=(24, 48, 96),
-                kernel_size=4,
-                first_stride=2,
-                padding="same",
-                batch_norm=True,
-                dense_units=128,
-                dropout=0.0,
-                lr_schedule="onecycle",
-                validation_split=0.0,
-            ),
-        ),
-        Preset(
-            "best",
-            "99.63-99.74% on full MNIST, 99.705% on average over eight runs: pairs of 3x3 convs "
-            "with batch norm, dropout, cosine LR over 25 epochs, augmentation but for the last 6.",
-            Hyperparams(
-                epochs=25,
-                batch_size=128,
-                learning_rate=3e-3,
-                conv_filters=(24, 48, 96),
-                convs_per_block=2,
-                padding="same",
-                batch_norm=True,
-                dense_units=128,
-                dropout=0.3,
-                augment=True,
-                clean_epochs=6,
-                lr_schedule="cosine",
-                validation_split=0.05,
-            ),
-        ),
-    )
-}
-
-DEFAULT_PRESET = "default"
-
-
-def preset(name: str) -> Hyperparams:
-    """Hyperparameters of a named preset; an unknown name is a `ValueError` listing them."""
-    try:
-        return PRESETS[name].hparams
-    except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.") from None
-
-
-TOML_TABLE = "hyperparams"
-TOML_TOP_KEYS = ("preset",)
-"""Keys a config file may have outside the `[hyperparams]` table."""
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"config file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"config file {path} cannot be read: {err}.") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"config file {path} is not valid TOML: {err}.") from None
-
-
-def _nearest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}."
-
-
-def load_toml_with_preset(
-    path: str | Path, preset_name: str | None = None
-) -> tuple[Hyperparams, str | None]:
-    """Read a config file: `preset = "name"` (top level or in the table) and a
-    `[hyperparams]` table (or the same keys at the top level).
-
-    Args:
-        path: the TOML file.
-        preset_name: a preset chosen elsewhere (`--preset`), which wins over the file's.
-
-    Returns:
-        The hyperparameters (the preset's, changed by the file's keys) and the file's preset.
-
-    Raises:
-        ValueError: an unreadable file, an unknown table or key (the nearest valid one named),
-            or a value out of range; each names the file.
-    """
-    path = Path(path)
-    raw = _read_toml(path)
-    known = sorted(f.name for f in fields(Hyperparams))
-    table: dict[str, Any]
-    if TOML_TABLE in raw:
-        table = raw[TOML_TABLE]
-        if not isinstance(table, dict):
-            raise ValueError(f"config file {path}: [{TOML_TABLE}] must be a table.")
-        table = dict(table)
-        for key in raw:
-            if key in known:
-                raise ValueError(
-                    f"config file {path}: {key} is outside the [{TOML_TABLE}] table; move it "
-                    "under the table."
-                )
-            if key not in (TOML_TABLE, *TOML_TOP_KEYS):
-                where = "table" if isinstance(raw[key], dict) else "key"
-                hint = _nearest(key, [TOML_TABLE, *TOML_TOP_KEYS, *known])
-                raise ValueError(f"config file {path}: unknown {where} {key!r}{hint}")
-        top = {key: raw[key] for key in TOML_TOP_KEYS if key in raw}
-    else:
-        table, top = dict(raw), {}
-        for key, value in table.items():
-            if isinstance(value, dict):
-                hint = _nearest(key, [TOML_TABLE])
-                raise ValueError(f"config file {path}: unknown table [{key}]{hint}")
-    file_preset = table.pop("preset", None) or top.get("preset")
-    if file_preset is not None and not isinstance(file_preset, str):
-        raise ValueError(f"config file {path}: preset = {file_preset!r} must be a preset name.")
-    for key in table:
-        if key not in known:
-            raise ValueError(
-                f"config file {path}: unknown hyperparameter {key!r}{_nearest(key, known)}"
-            )
-    filters = table.get("conv_filters")
-    if isinstance(filters, str):
-        raise ValueError(
-            f"config file {path}: conv_filters = {filters!r} must be a TOML list of whole "
-            "numbers, e.g. conv_filters = [32, 64]."
-        )
-    try:
-        base = preset(preset_name or file_preset or DEFAULT_PRESET)
-        return Hyperparams.from_dict(table, base), file_preset
-    except ValueError as err:
-        raise ValueError(f"config file {path}: {err}") from None
-
-
-def load_toml(path: str | Path, base: Hyperparams | None = None) -> Hyperparams:
-    """Read hyperparameters written by `dump_toml` (a run's hparams.toml), missing keys from
-    `base`. Errors are `ValueError` naming the file."""
-    path = Path(path)
-    raw = _read_toml(path)
-    table = raw.get(TOML_TABLE, raw)
-    if not isinstance(table, dict):
-        raise ValueError(f"config file {path}: [{TOML_TABLE}] must be a table.")
-    try:
-        return Hyperparams.from_dict(table, base)
-    except ValueError as err:
-        raise ValueError(f"config file {path}: {err}") from None
-
-
-def dump_toml(hparams: Hyperparams) -> str:
-    """TOML text of the hyperparameters under a `[hyperparams]` table."""
-    lines = ["[hyperparams]"]
-    for key, value in hparams.to_dict().items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def save_toml(hparams: Hyperparams, path: str | Path) -> None:
-    """Write the hyperparameters as TOML."""
-    Path(path).write_text(dump_toml(hparams), encoding="utf-8")
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
+ARCHITECTURE_FIELDS = frozenset(name for name, spec in SETTINGS.items() if spec.architecture)
+"""Fields that make the network what it is; they cannot change while a model exists."""
+LIVE_FIELDS = frozenset(name for name, spec in SETTINGS.items() if spec.live)
+"""Fields that may change while training runs."""

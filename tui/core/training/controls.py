@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from tui.core.settings.hyperparams import INT_BOUNDS
+from tui.core.settings.hyperparams import INT_BOUNDS, check_setting
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
+"""The epoch target's bounds, as its spec says them."""
 
 
 class TrainingControls:
@@ -83,15 +84,14 @@ class TrainingControls:
             return self._learning_rate
 
     def set_learning_rate(self, learning_rate: float) -> None:
-        """Ask for a new learning rate; applied before the next group of batches."""
-        if (
-            isinstance(learning_rate, bool)
-            or not isinstance(learning_rate, int | float)
-            or not 0 < learning_rate <= 1
-        ):
-            raise ValueError(f"learning_rate = {learning_rate!r} must be in (0, 1].")
+        """Ask for a new learning rate; applied before the next group of batches.
+
+        Raises:
+            ValueError: outside the learning rate's range, in the words `Hyperparams` uses.
+        """
+        checked = check_setting("learning_rate", learning_rate)
         with self._lock:
-            self._learning_rate = float(learning_rate)
+            self._learning_rate = checked
             self._lr_changed = True
 
     def take_learning_rate_change(self) -> float | None:
