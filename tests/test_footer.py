@@ -49,7 +49,11 @@ def stop_key_disabled(app: KeysApp) -> bool:
 async def test_unchanged_bindings_do_not_recompose_and_a_changed_key_does() -> None:
     app = KeysApp()
     async with app.run_test(size=(80, 10)) as pilot:
-        await pilot.pause()
+        footer = app.query_one(CountingFooter)
+        for _ in range(20):  # settled: its keys composed at the screen's final width
+            await pilot.pause()
+            if footer.query("FooterKey") and footer.size.width == footer._fitted_width:
+                break
         assert not stop_key_disabled(app)
         before = CountingFooter.composed
         for _ in range(5):
