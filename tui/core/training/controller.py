@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
-from tui.core.data.mnist import SAMPLE_NOTICE, DataError, MnistData, load_mnist, load_recorded
+from tui.core.data.mnist import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.inspect.predictions import Predictions
-from tui.core.runs.files import check_writable
-from tui.core.runs.layout import RunDirectory, RunError
-from tui.core.runs.lock import RunLock
+from tui.core.runs.layout import RunError
+from tui.core.runs.recorder import RunRecorder
 from tui.core.settings.hyperparams import ARCHITECTURE_FIELDS, Hyperparams
 from tui.core.settings.requests import Setup
 from tui.core.training import budget
@@ -134,8 +133,9 @@ class TrainingController:
         self.strategy: Any = None
         self.session: TrainingSession | None = None
         self.controls = TrainingControls(setup.hparams.epochs, setup.hparams.learning_rate)
-        self.run: RunDirectory | None = None
-        self._run_lock: RunLock | None = None
+        self.recorder = RunRecorder(
+            setup, holder, lambda text, title: self.notice(text, "warning", title)
+        )
         self._opened: ModelAdapter | None = None
         """A model opened from a file, for browsing and drawing (not trained here)."""
         self._predictions: Predictions | None = None
@@ -316,8 +316,6 @@ class TrainingController:
             return StopReason.ERROR
 
     def _train_round(self, plan: RoundPlan) -> StopReason:
-        from tui.core.platform.runtime import tensorboard_installed
-        from tui.core.runs.record import run_callbacks
         from tui.core.training.session import TrainingSession
 
         assert self.data is not None
@@ -352,25 +350,17 @@ class TrainingController:
                 progress_interval=self.setup.progress_interval,
             )
         self.session = session
-        run = self._record_round(plan, session)
-        callbacks: list[Any] = []
-        if run is not None:
-            tensorboard = self.setup.tensorboard
-            if tensorboard and not tensorboard_installed():
-                tensorboard = False
-                self.notice(
-                    "TensorBoard logs are off: the tensorboard package is not installed "
-                    "(`pip install tensorboard`).",
-                    "warning",
-                    "No TensorBoard",
-                )
-            callbacks = run_callbacks(
-                run,
-                session.clock,
-                lambda: self.controls.learning_rate,
-                lambda text: self.notice(text, "warning", "Not recorded"),
-                tensorboard=tensorboard,
-            )
+        created = self.recorder.begin_round(
+            fresh=plan.fresh,
+            preset=plan.preset,
+            hparams=plan.hparams,
+            round_length=self._round_length,
+            data=self.data,
+            train_samples=lambda: len(session.split()[0]),
+        )
+        if created is not None:
+            self.publish(RunRecording(str(created.path)))
+        callbacks = self.recorder.callbacks(session.clock, lambda: self.controls.learning_rate)
         outcome = session.train(self._from_training, callbacks)
         self.publish(
             TrainingStopped(
@@ -405,10 +395,7 @@ class TrainingController:
 
     def _record_health(self, measured: LayerHealthMeasured) -> None:
         """Into the run directory, and each kind of problem said once per layer."""
-        run = self.run
-        if run is not None and self.setup.record:
-            with contextlib.suppress(OSError):  # figures to look at: never worth a failure
-                run.append_health(measured)
+        self.recorder.record_health(measured)
         for problem in measured.problems:
             # "conv2: 71% of its ReLU units ... (dead units)." -> ("conv2", "dead units").
             layer = problem.split(":")[0].split()[0]
@@ -424,44 +411,6 @@ class TrainingController:
         with contextlib.suppress(Exception):  # a report is a nicety; never a failure
             self.publish(DevicesReported(device_report(self.snapshot.device or None)))
 
-    def _record_round(self, plan: RoundPlan, session: TrainingSession) -> RunDirectory | None:
-        """The run directory this round records into, made or updated; None if unrecorded."""
-        if not self.setup.record:
-            return None
-        run = self.run
-        hparams = plan.hparams
-        if not plan.fresh and run is not None:
-            try:
-                # hparams.toml's epochs stays the length of one round, which `t` adds again.
-                run.update_hparams(hparams.with_changes(epochs=self._round_length))
-            except OSError as err:
-                self.notice(f"hparams.toml in {run.path} not updated: {err}", "warning")
-            return run
-        if run is not None and run.epochs_saved == 0 and run.data == self.data_info:
-            # A first attempt that saved nothing: reuse it rather than leave an empty folder.
-            with contextlib.suppress(OSError):
-                run.update_hparams(hparams)
-                return run
-        assert self.data is not None
-        train_samples = len(session.split()[0])
-        try:
-            created = RunDirectory.create(
-                self.setup.runs_dir, plan.preset, hparams, self.data.info, train_samples
-            )
-            lock = RunLock(created.path, self.holder).acquire()
-        except RunError as err:
-            self.notice(f"This run is not recorded: {err}", "warning", "No run directory")
-            self._release_run()
-            return None
-        self._release_run()
-        self.run, self._run_lock = created, lock
-        self.publish(RunRecording(str(created.path)))
-        return created
-
-    @property
-    def data_info(self) -> Any:
-        return self.data.info if self.data is not None else None
-
     def _evaluate(self, predictions: Predictions, epochs_done: int) -> None:
         with self._lock:
             self._predictions = predictions
@@ -471,16 +420,8 @@ class TrainingController:
         )
         self.publish(evaluated)
         self.publish(PredictionsReady(len(predictions.labels), predictions.accuracy, version))
-        run = self.run
-        if run is None or not self.setup.record or self._opened is not None:
-            return
-        try:
-            run.save_evaluation(evaluated)
-            run.save_predictions(predictions.probabilities, predictions.labels)
-        except OSError as err:
-            self.notice(
-                f"cannot write the test results to {run.path}: {err.strerror or err}", "warning"
-            )
+        if self._opened is None:  # a model opened from a file has no run to record into
+            self.recorder.record_results(evaluated, predictions)
 
     # --- the controls -------------------------------------------------------------------------
     def stop_now(self) -> None:
@@ -593,23 +534,16 @@ class TrainingController:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def _open_run(self, path: Path) -> None:
-        from tui.core.runs.resume import resume
         from tui.core.training.session import TrainingSession
 
-        RunDirectory.open(path)  # a folder that is not a run is refused before anything else
-        path = path.resolve()
-        same = self.run is not None and self.run.path == path
-        lock = self._run_lock if same else RunLock(path, self.holder).acquire()
-        try:
-            with self._scope():
-                resumed = resume(path)
-            data = self._data_for(resumed.run_dir)
-        except BaseException:
-            if not same and lock is not None:
-                lock.release()
-            raise
-        self._forget_model(publish=False, keep_run=same)  # releases the old run unless `same`
-        self.run, self._run_lock = resumed.run_dir, lock
+        assert self.data is not None
+        resumed, data = self.recorder.reopen(path, self._scope, self.data)
+        if data is not self.data:
+            self.data = data
+            note = f"the data run {resumed.run_dir.name} was trained on"
+            self.publish(DataLoaded(data.info, note))
+        # The recorder now holds the reopened run, having released any other.
+        self._forget_model(publish=False, keep_run=True)
         session = TrainingSession(
             resumed.hparams,
             data,
@@ -644,41 +578,6 @@ class TrainingController:
 
             self.publish(ModelDescribed(describe_layers(resumed.model)))
             self._evaluate(session.predict(), resumed.epochs_done)
-
-    def _data_for(self, run: RunDirectory) -> MnistData:
-        """The data to continue `run` on (see `claim_open_run`); publishes a change of data."""
-        assert self.data is not None
-        recorded = run.data
-        current = self.data
-        if recorded is None:
-            self.notice(
-                f"run {run.name} was recorded before runs kept their data's fingerprint "
-                f"({run.data_label}); it continues on {current.describe()}.",
-                "warning",
-            )
-            return current
-        if recorded.fingerprint == current.fingerprint:
-            return current
-        if self.setup.data_path is not None:
-            run.record_data_change(current.info)
-            self.notice(
-                f"run {run.name} was trained on {recorded.describe()}; it continues on "
-                f"{current.describe()} as --data asks, and run.json records the change.",
-                "warning",
-                "Other data",
-            )
-            return current
-        try:
-            data = load_recorded(recorded)
-        except DataError as err:
-            raise ControllerError(
-                f"run {run.name} was trained on {recorded.describe()} from {recorded.source} "
-                f"(fingerprint {recorded.short_fingerprint}), but {err}; pass --data PATH to "
-                "continue it on other data (run.json records the change)."
-            ) from None
-        self.data = data
-        self.publish(DataLoaded(data.info, f"the data run {run.name} was trained on"))
-        return data
 
     def _open_model(self, path: Path) -> None:
         from tui.core.runs.resume import load_model_file
@@ -743,15 +642,10 @@ class TrainingController:
         self._opened = None
         self._predictions = None
         if not keep_run:
-            self._release_run()
+            self.recorder.release()
         self._round_length = self.setup.hparams.epochs
         if publish:
             self.publish(ModelReset())
-
-    def _release_run(self) -> None:
-        if self._run_lock is not None:
-            self._run_lock.release()
-        self.run, self._run_lock = None, None
 
     # --- what viewers ask for -----------------------------------------------------------------
     @property
@@ -849,19 +743,6 @@ class TrainingController:
         except ValueError as err:
             raise ControllerError(f"This model cannot be looked into: {err}") from None
 
-    def check_writable(self) -> None:
-        """Raise ControllerError now if runs cannot be recorded where they would go."""
-        from tui.core.runs.layout import runs_root
-
-        root = runs_root(self.setup.runs_dir)
-        try:
-            check_writable(root)
-        except OSError as err:
-            raise ControllerError(
-                f"runs cannot be recorded in {root}: {err.strerror or err}; pass --runs-dir "
-                "or set MNIST_TUI_RUNS to a writable folder."
-            ) from None
-
     # --- leaving ------------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Stop a round within a group of batches, skipping its evaluation (quit)."""
@@ -875,4 +756,4 @@ class TrainingController:
     def close(self) -> None:
         """Release the run's lock (the process is ending)."""
         with self._lock:
-            self._release_run()
+            self.recorder.release()
