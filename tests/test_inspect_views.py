@@ -15,6 +15,7 @@ from textual.widgets import Static
 from tiny import TINY
 
 from tui.core.data.mnist import MnistData
+from tui.core.inspect.problems import LayerProblem
 from tui.core.runs.layout import LAYERS_JSONL
 from tui.core.settings.requests import Setup
 from tui.core.training.controller import TrainingController
@@ -75,6 +76,35 @@ def test_a_reopened_run_shows_its_layers_figures(
     again.close()
 
 
+def test_a_run_whose_layers_jsonl_holds_problems_as_sentences_still_shows_them(
+    controller: TrainingController, mnist_small: MnistData, tmp_path: Path
+) -> None:
+    controller.run_round()
+    run = controller.snapshot.run
+    controller.close()
+    dead_hidden = {"layer": "hidden", "weight_norm": 1.5, "update_ratio": None, "finite": True}
+    # As mnist-tui wrote it before problems were typed: the sentence the log showed.
+    old = [
+        {
+            "type": "LayerHealthMeasured",
+            "epoch": epoch,
+            "layers": [{**dead_hidden, "dead_share": 0.75}],
+            "problems": [
+                "hidden: 75% of its ReLU units output zero for every probe image (dead units)."
+            ],
+        }
+        for epoch in (1, 2)
+    ]
+    (Path(run) / LAYERS_JSONL).write_text("".join(json.dumps(line) + "\n" for line in old))
+    again = TrainingController(Setup(TWO, runs_dir=str(tmp_path)), data=mnist_small)
+    again.load()
+    assert again.claim_open_run(run).run() is None
+    assert [m.problems for m in again.snapshot.health] == [
+        (LayerProblem("hidden", "dead units", 0.75),)
+    ] * 2
+    again.close()
+
+
 def test_a_dead_layer_is_marked_and_told_once(controller: TrainingController) -> None:
     controller.run_round(TWO.with_changes(epochs=1))
     hidden = controller.model.get_layer("hidden")
@@ -87,7 +117,9 @@ def test_a_dead_layer_is_marked_and_told_once(controller: TrainingController) ->
     assert len(measured) == 2
     figures = {f.layer: f for f in measured[-1].layers}
     assert figures["hidden"].dead_share == 1.0
-    assert all(any("hidden" in p and "dead units" in p for p in m.problems) for m in measured)
+    assert all(
+        ("hidden", "dead units") in {(p.layer, p.kind) for p in m.problems} for m in measured
+    )
     told = [e for e in seen if isinstance(e, Notice) and "dead units" in e.text]
     assert len(told) == 1, "the log says so once"
 

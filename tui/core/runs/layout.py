@@ -22,9 +22,10 @@ from typing import Any
 import msgspec
 
 from tui.core.data.info import DataInfo
+from tui.core.inspect.problems import find_problems
 from tui.core.runs.files import write_atomic, write_json
 from tui.core.settings.hyperparams import Hyperparams, dump_toml, load_toml
-from tui.core.training.events import EpochEnded, Evaluated, LayerHealthMeasured
+from tui.core.training.events import EpochEnded, Evaluated, LayerFigures, LayerHealthMeasured
 
 RUNS_ENV = "MNIST_TUI_RUNS"
 """Environment variable naming the folder that holds run directories."""
@@ -288,7 +289,7 @@ class RunDirectory:
         kept: dict[int, LayerHealthMeasured] = {}
         for line in lines:
             with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                measured = msgspec.json.decode(line, type=LayerHealthMeasured)
+                measured = _health_line(line)
                 if measured.epoch <= epochs:
                     kept[measured.epoch] = measured
         return tuple(kept[epoch] for epoch in sorted(kept))
@@ -296,6 +297,23 @@ class RunDirectory:
     def load_history(self) -> list[EpochEnded]:
         """The epochs in metrics.csv as `EpochEnded` events (see `read_history`)."""
         return read_history(self.path, self.hparams, self.info)
+
+
+class _FiguresOnly(msgspec.Struct):
+    """A layers.jsonl line less its problems, which lines written before 2026-12 hold as
+    sentences (`LayerProblem`s since)."""
+
+    epoch: int
+    layers: tuple[LayerFigures, ...]
+
+
+def _health_line(line: bytes) -> LayerHealthMeasured:
+    """One layers.jsonl line; an old one gets its problems found again from its figures."""
+    try:
+        return msgspec.json.decode(line, type=LayerHealthMeasured)
+    except msgspec.ValidationError:
+        old = msgspec.json.decode(line, type=_FiguresOnly)
+        return LayerHealthMeasured(old.epoch, old.layers, find_problems(old.layers))
 
 
 def data_info(recorded: object) -> DataInfo | None:

@@ -397,13 +397,10 @@ class TrainingController:
         """Into the run directory, and each kind of problem said once per layer."""
         self.recorder.record_health(measured)
         for problem in measured.problems:
-            # "conv2: 71% of its ReLU units ... (dead units)." -> ("conv2", "dead units").
-            layer = problem.split(":")[0].split()[0]
-            kind = problem.rsplit("(", 1)[-1] if "(" in problem else "weights"
-            seen = (layer, kind)
+            seen = (problem.layer, problem.kind)
             if seen not in self._problems_said:
                 self._problems_said.add(seen)
-                self.notice(f"Layer health: {problem}", "warning", "Layer health")
+                self.notice(f"Layer health: {problem.text}", "warning", "Layer health")
 
     def _report_devices(self) -> None:
         from tui.core.platform.runtime import device_report
