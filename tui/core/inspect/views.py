@@ -211,6 +211,45 @@ def _map_to_unit(feature_map: np.ndarray) -> np.ndarray:
     return ((feature_map - low) / span).astype(np.float32)
 
 
+# --- one digit, looked into ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Explanation:
+    """What the model looks at in one image."""
+
+    probabilities: np.ndarray
+    class_index: int
+    """The class the saliency map explains."""
+    saliency: np.ndarray
+    """(28, 28) float32 in [0, 1]."""
+    maps: list[FeatureMaps]
+    """One per conv layer."""
+
+
+def explain(
+    model: Any,
+    image: np.ndarray,
+    probabilities: np.ndarray,
+    class_index: int | None = None,
+    method: SaliencyMethod = "smoothgrad",
+) -> Explanation:
+    """The saliency map of `image` ((28, 28, 1) float) for `class_index` (the predicted class
+    when None) and the strongest feature maps of each conv layer.
+
+    Raises:
+        ValueError: a class that is not a digit, or a model that cannot be looked into (the
+            sentence says which).
+    """
+    chosen = int(probabilities.argmax()) if class_index is None else int(class_index)
+    if not 0 <= chosen < len(probabilities):
+        raise ValueError(f"class {chosen} is not a digit from 0 to 9.")
+    try:
+        heat = saliency(model, image, chosen, method=method)
+        maps = top_feature_maps(model, image)
+    except ValueError as err:  # a model from elsewhere
+        raise ValueError(f"This model cannot be looked into: {err}") from None
+    return Explanation(probabilities, chosen, heat, maps)
+
+
 # --- clusters -------------------------------------------------------------------------------------
 def penultimate_features(model: Any, images: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
     """What the last Dense layer sees for each image: (n, d) float32, in inference mode.
@@ -270,3 +309,16 @@ def pca_2d(features: np.ndarray) -> np.ndarray:
         if values_along[np.argmax(np.abs(values_along))] < 0:
             values_along *= -1
     return projected
+
+
+def clusters(model: Any, images: np.ndarray) -> np.ndarray:
+    """The penultimate-layer features of `images` projected on their two principal axes,
+    (n, 2) float32, in the images' order.
+
+    Raises:
+        ValueError: a model that cannot be looked into (the sentence says why).
+    """
+    try:
+        return pca_2d(penultimate_features(model, images))
+    except ValueError as err:
+        raise ValueError(f"This model cannot be looked into: {err}") from None

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -31,10 +30,10 @@ from tui.core.data.mnist import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.inspect.predictions import Predictions
 from tui.core.runs.layout import RunError
 from tui.core.runs.recorder import RunRecorder
-from tui.core.settings.hyperparams import ARCHITECTURE_FIELDS, Hyperparams
+from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.requests import Setup
 from tui.core.training import budget
-from tui.core.training.controls import MAX_EPOCHS, TrainingControls
+from tui.core.training.controls import TrainingControls
 from tui.core.training.events import (
     BackendLoaded,
     DataLoaded,
@@ -64,10 +63,13 @@ from tui.core.training.events import (
     TrainingStopped,
 )
 from tui.core.training.phase import FITTING, Action, Phase
+from tui.core.training.rounds import RoundPlan, plan_round
 from tui.core.training.snapshot import Snapshot, advance, initial_snapshot, refusal
 from tui.errors import error_line
 
 if TYPE_CHECKING:
+    from tui.core.inspect.reader import ModelReader
+    from tui.core.inspect.views import Explanation
     from tui.core.training.adapter import ModelAdapter
     from tui.core.training.session import TrainingSession
 
@@ -89,30 +91,6 @@ class Job(Generic[T]):
 
     def run(self) -> T:
         return self._work()
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """What `TrainingController.explain` found for one image."""
-
-    probabilities: np.ndarray
-    class_index: int
-    """The class the saliency map explains."""
-    saliency: np.ndarray
-    """(28, 28) float32 in [0, 1]."""
-    maps: list[Any]
-    """`tui.core.inspect.views.FeatureMaps`, one per conv layer."""
-
-
-@dataclass(frozen=True)
-class RoundPlan:
-    """What a claimed round will do."""
-
-    hparams: Hyperparams
-    preset: str
-    fresh: bool
-    """A new model, recorded into a new run directory."""
-    target: int
 
 
 class TrainingController:
@@ -243,10 +221,7 @@ class TrainingController:
         """Check a request to train and move to STARTING; the job records, trains, evaluates,
         predicts and saves.
 
-        The policy: without a model, a new one from `hparams` into a new run directory. With
-        one, the same model carries on: up to `hparams.epochs` if that is above the epochs
-        done, else for another round of the length it was set up with; settings that do not
-        change the network (batch size, schedule, split) may change on the way.
+        The round is a new model, or the one that exists carrying on (see `plan_round`).
 
         Args:
             hparams: the settings to train with; None keeps the ones in force.
@@ -260,8 +235,14 @@ class TrainingController:
             snapshot = self._snapshot
             hparams = hparams or snapshot.hparams
             preset = preset or snapshot.preset
-            plan = self._plan(hparams, preset)
-            verdict = self._memory_verdict(plan.hparams)
+            session = self.session
+            trained = session.hparams if session and session.model is not None else None
+            done = session.epochs_done if session else 0
+            try:
+                plan = plan_round(hparams, preset, trained, done, self._round_length)
+            except ValueError as err:
+                raise ControllerError(str(err)) from None
+            verdict = budget.check_on(plan.hparams, snapshot.devices)
             if verdict.refuse:
                 raise ControllerError(verdict.reason[:1].upper() + verdict.reason[1:])
             if plan.fresh and snapshot.model is not None:
@@ -281,31 +262,20 @@ class TrainingController:
             self._phase(Phase.STARTING)
         return Job("train", lambda: self._execute_round(plan))
 
-    def _plan(self, hparams: Hyperparams, preset: str) -> RoundPlan:
-        session = self.session
-        if session is None or session.model is None:
-            return RoundPlan(hparams, preset, True, hparams.epochs)
-        done = session.epochs_done
-        changed = sorted(
-            name
-            for name in ARCHITECTURE_FIELDS
-            if getattr(hparams, name) != getattr(session.hparams, name)
-        )
-        if changed:
-            raise ControllerError(
-                f"The model exists, so {', '.join(changed)} cannot change; reset it (r) to "
-                "train a new one with these settings."
-            )
-        target = hparams.epochs if hparams.epochs > done else done + self._round_length
-        target = min(target, MAX_EPOCHS)
-        return RoundPlan(hparams.with_changes(epochs=target), preset, False, target)
+    def _new_session(
+        self, hparams: Hyperparams, data: MnistData, model: Any = None, epochs_done: int = 0
+    ) -> TrainingSession:
+        from tui.core.training.session import TrainingSession
 
-    def _memory_verdict(self, hparams: Hyperparams) -> budget.Verdict:
-        devices = self._snapshot.devices
-        gpus = [g for g in (devices.gpus if devices else ()) if g.memory_total]
-        if gpus:
-            return budget.check(hparams, min(g.memory_total or 0 for g in gpus), "GPU memory")
-        return budget.check(hparams, budget.available_memory())
+        return TrainingSession(
+            hparams,
+            data,
+            self.controls,
+            model=model,
+            epochs_done=epochs_done,
+            strategy=self.strategy,
+            progress_interval=self.setup.progress_interval,
+        )
 
     def _execute_round(self, plan: RoundPlan) -> StopReason:
         try:
@@ -316,18 +286,10 @@ class TrainingController:
             return StopReason.ERROR
 
     def _train_round(self, plan: RoundPlan) -> StopReason:
-        from tui.core.training.session import TrainingSession
-
         assert self.data is not None
         old = self.session
         if old is None or old.model is None:
-            session = TrainingSession(
-                plan.hparams,
-                self.data,
-                self.controls,
-                strategy=self.strategy,
-                progress_interval=self.setup.progress_interval,
-            )
+            session = self._new_session(plan.hparams, self.data)
             self._round_length = plan.hparams.epochs
         elif (
             old.hparams.with_changes(
@@ -340,15 +302,7 @@ class TrainingController:
             session.hparams = plan.hparams
         else:
             # Batch size, schedule, split or train size changed: same model, new settings.
-            session = TrainingSession(
-                plan.hparams,
-                self.data,
-                self.controls,
-                model=old.model,
-                epochs_done=old.epochs_done,
-                strategy=self.strategy,
-                progress_interval=self.setup.progress_interval,
-            )
+            session = self._new_session(plan.hparams, self.data, old.model, old.epochs_done)
         self.session = session
         created = self.recorder.begin_round(
             fresh=plan.fresh,
@@ -531,8 +485,6 @@ class TrainingController:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def _open_run(self, path: Path) -> None:
-        from tui.core.training.session import TrainingSession
-
         assert self.data is not None
         resumed, data = self.recorder.reopen(path, self._scope, self.data)
         if data is not self.data:
@@ -541,15 +493,7 @@ class TrainingController:
             self.publish(DataLoaded(data.info, note))
         # The recorder now holds the reopened run, having released any other.
         self._forget_model(publish=False, keep_run=True)
-        session = TrainingSession(
-            resumed.hparams,
-            data,
-            self.controls,
-            model=resumed.model,
-            epochs_done=resumed.epochs_done,
-            strategy=self.strategy,
-            progress_interval=self.setup.progress_interval,
-        )
+        session = self._new_session(resumed.hparams, data, resumed.model, resumed.epochs_done)
         if resumed.model is not None:
             session.ensure_model()  # batches per call to suit this strategy
         self.session = session
@@ -607,22 +551,15 @@ class TrainingController:
         Raises:
             ControllerError: no model, training runs, or the file cannot be written.
         """
-        from tui.core.runs.files import reserve_unique
-        from tui.core.runs.record import save_model_atomic
+        from tui.core.runs.record import save_model_file
 
         with self._lock:
             self._require(Action.SAVE_MODEL)
             model = self.model
-        target = Path(path)
         try:
-            if not overwrite:
-                target = reserve_unique(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_model_atomic(model, target)
-        except OSError as err:
-            raise ControllerError(
-                f"the model was not saved to {target}: {err.strerror or err}"
-            ) from None
+            target = save_model_file(model, Path(path), overwrite=overwrite)
+        except RunError as err:
+            raise ControllerError(str(err)) from None
         self.publish(ModelSaved(str(target)))
         return target
 
@@ -664,81 +601,35 @@ class TrainingController:
         pixels: np.ndarray = np.rint(self.data.x_test[..., 0] * 255.0).astype(np.uint8)
         return pixels
 
-    def _adapter(self) -> ModelAdapter:
+    def _read(self, question: Callable[[ModelReader], T]) -> T:
+        """Ask the current model `question` (see `ModelReader`); any thread."""
+        from tui.core.inspect.reader import ModelReader
         from tui.core.training.adapter import ModelAdapter
 
         self._require(Action.CLASSIFY)
-        return self._opened or ModelAdapter.for_model(self.model)
+        adapter = self._opened or ModelAdapter.for_model(self.model)
+        try:
+            return question(ModelReader(adapter, self.data, self._predictions))
+        except ValueError as err:
+            raise ControllerError(str(err)) from None
 
     def classify(self, images: np.ndarray) -> np.ndarray:
-        """(n, 10) probabilities for (n, 28, 28, 1) float images (a drawing); any thread."""
-        return self._adapter().classify(images)
+        """(n, 10) probabilities for (n, 28, 28, 1) float images (a drawing)."""
+        return self._read(lambda model: model.classify(images))
 
     def predict_shifted(self) -> Predictions:
-        """The test set's probabilities averaged over each digit and its one-pixel shifts
-        (`tui.core.inspect.tta`): what test-time augmentation makes of the current model. Any
-        thread; the model is read, never changed, and the published predictions stay the plain
-        ones."""
-        from tui.core.inspect.tta import predict_shifted
-        from tui.core.training.adapter import ModelMismatch
-        from tui.core.training.session import EVAL_BATCH
-
-        adapter, data, plain = self._adapter(), self.data, self._predictions
-        if data is None:
-            raise ControllerError("MNIST is not loaded yet.")
-        labels = data.y_test
-        # The plain pass is the published predictions, when they are of this test set.
-        base = None
-        if plain is not None and len(plain.labels) == len(labels):
-            base = plain.probabilities
-        try:
-            return predict_shifted(
-                lambda images: adapter.predict(images, labels, EVAL_BATCH)[0].probabilities,
-                data.x_test,
-                labels,
-                base=base,
-            )
-        except ModelMismatch as err:
-            raise ControllerError(f"test-time augmentation failed: {err}") from None
+        """The test set under test-time augmentation (`ModelReader.predict_shifted`)."""
+        return self._read(lambda model: model.predict_shifted())
 
     def explain(
-        self,
-        image: np.ndarray,
-        class_index: int | None = None,
-        *,
-        method: str = "smoothgrad",
+        self, image: np.ndarray, class_index: int | None = None, *, method: str = "smoothgrad"
     ) -> Explanation:
-        """What the model looks at in `image` ((28, 28, 1) float): its probabilities, the
-        saliency map for `class_index` (the predicted class when None) and the strongest feature
-        maps of each conv layer. Any thread; the model is read, never changed."""
-        from tui.core.inspect.views import saliency, top_feature_maps
-
-        self._require(Action.CLASSIFY)
-        model = self.model
-        probabilities = self.classify(image[np.newaxis])[0]
-        chosen = int(probabilities.argmax()) if class_index is None else int(class_index)
-        if not 0 <= chosen < len(probabilities):
-            raise ControllerError(f"class {chosen} is not a digit from 0 to 9.")
-        try:
-            heat = saliency(model, image, chosen, method=method)  # type: ignore[arg-type]
-            maps = top_feature_maps(model, image)
-        except ValueError as err:  # a model from elsewhere that cannot be looked into
-            raise ControllerError(f"This model cannot be looked into: {err}") from None
-        return Explanation(probabilities, chosen, heat, maps)
+        """What the model looks at in `image` (`ModelReader.explain`)."""
+        return self._read(lambda model: model.explain(image, class_index, method))  # type: ignore[arg-type]
 
     def clusters(self) -> np.ndarray:
-        """The test set's penultimate-layer features projected on their two principal axes,
-        (n, 2) float32, in test-set order."""
-        from tui.core.inspect.views import pca_2d, penultimate_features
-
-        self._require(Action.CLASSIFY)
-        model, data = self.model, self.data
-        if data is None:
-            raise ControllerError("MNIST is not loaded yet.")
-        try:
-            return pca_2d(penultimate_features(model, data.x_test))
-        except ValueError as err:
-            raise ControllerError(f"This model cannot be looked into: {err}") from None
+        """The test set's clusters (`ModelReader.clusters`)."""
+        return self._read(lambda model: model.clusters())
 
     # --- leaving ------------------------------------------------------------------------------
     def shutdown(self) -> None:
