@@ -59,7 +59,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     controller.load()  # makes the devices and the strategy, as the engine does
     strategy = controller.strategy
     keras = import_keras()
-    reason = controller.run_round()
+    reason = controller.claim_round().run()
     evaluated = controller.snapshot.evaluation
     session = controller.session
     assert session is not None and evaluated is not None
@@ -113,7 +113,7 @@ def _steer(controller: Any) -> dict[str, Any]:
 
     done = controller.snapshot.epochs_done
     controller.subscribe(react)
-    reason = controller.run_round(TINY.with_changes(epochs=done + 1))
+    reason = controller.claim_round(TINY.with_changes(epochs=done + 1)).run()
     return {
         "steered_reason": reason.value,
         "steered_events": [n for n in seen if n in ("Paused", "Resumed", "TrainingStopped")],

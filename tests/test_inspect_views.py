@@ -48,7 +48,7 @@ def test_every_epoch_measures_every_learning_layer_and_records_it(
     controller: TrainingController,
 ) -> None:
     seen = events_of(controller)
-    controller.run_round()
+    controller.claim_round().run()
     described = [e for e in seen if isinstance(e, ModelDescribed)]
     assert [layer.name for layer in described[0].layers][:2] == ["conv1", "pool1"]
     measured = [e for e in seen if isinstance(e, LayerHealthMeasured)]
@@ -65,7 +65,7 @@ def test_every_epoch_measures_every_learning_layer_and_records_it(
 def test_a_reopened_run_shows_its_layers_figures(
     controller: TrainingController, mnist_small: MnistData, tmp_path: Path
 ) -> None:
-    controller.run_round()
+    controller.claim_round().run()
     run, health = controller.snapshot.run, controller.snapshot.health
     controller.close()
     again = TrainingController(Setup(TWO, runs_dir=str(tmp_path)), data=mnist_small)
@@ -79,7 +79,7 @@ def test_a_reopened_run_shows_its_layers_figures(
 def test_a_run_whose_layers_jsonl_holds_problems_as_sentences_still_shows_them(
     controller: TrainingController, mnist_small: MnistData, tmp_path: Path
 ) -> None:
-    controller.run_round()
+    controller.claim_round().run()
     run = controller.snapshot.run
     controller.close()
     dead_hidden = {"layer": "hidden", "weight_norm": 1.5, "update_ratio": None, "finite": True}
@@ -106,13 +106,13 @@ def test_a_run_whose_layers_jsonl_holds_problems_as_sentences_still_shows_them(
 
 
 def test_a_dead_layer_is_marked_and_told_once(controller: TrainingController) -> None:
-    controller.run_round(TWO.with_changes(epochs=1))
+    controller.claim_round(TWO.with_changes(epochs=1)).run()
     hidden = controller.model.get_layer("hidden")
     kernel, bias = hidden.get_weights()
     # No input can make these units fire: zero weights and a bias far below zero.
     hidden.set_weights([np.zeros_like(kernel), np.full_like(bias, -10.0)])
     seen = events_of(controller)
-    controller.run_round(TWO.with_changes(epochs=3))
+    controller.claim_round(TWO.with_changes(epochs=3)).run()
     measured = [e for e in seen if isinstance(e, LayerHealthMeasured)]
     assert len(measured) == 2
     figures = {f.layer: f for f in measured[-1].layers}
@@ -125,7 +125,7 @@ def test_a_dead_layer_is_marked_and_told_once(controller: TrainingController) ->
 
 
 def test_what_the_model_looks_at_and_the_clusters(controller: TrainingController) -> None:
-    controller.run_round()
+    controller.claim_round().run()
     image = controller.data.x_test[0]
     seen = controller.explain(image)
     assert seen.class_index == int(seen.probabilities.argmax())

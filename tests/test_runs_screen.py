@@ -96,7 +96,7 @@ def train_run(root: Path, data: MnistData, hparams: Hyperparams, started: dateti
     controller = TrainingController(setup, data=data)
     try:
         controller.load()
-        assert controller.run_round() is StopReason.FINISHED
+        assert controller.claim_round().run() is StopReason.FINISHED
         trained = Path(controller.snapshot.run)
     finally:
         controller.close()

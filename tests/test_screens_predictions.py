@@ -401,7 +401,7 @@ def trained(mnist_small: MnistData, tmp_path: Path) -> Iterator[TrainingControll
     setup = Setup(hparams, preset="draw", runs_dir=str(tmp_path / "runs"), progress_interval=0.0)
     controller = TrainingController(setup, data=mnist_small)
     controller.load()
-    assert controller.run_round() is StopReason.FINISHED
+    assert controller.claim_round().run() is StopReason.FINISHED
     yield controller
     controller.close()
 

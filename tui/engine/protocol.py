@@ -161,7 +161,6 @@ class EngineInfo(msgspec.Struct, frozen=True):
     """mnist-tui's version."""
     protocol: int = PROTOCOL_VERSION
     log: str = ""
-    cwd: str = ""
     runs_root: str = ""
     run: str = ""
     """The run directory it trains into (updated as that changes)."""

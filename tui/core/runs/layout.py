@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import zipfile
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -239,23 +238,6 @@ class RunDirectory:
         target = self.path / PREDICTIONS
         write_atomic(target, buffer.getvalue())
         return target
-
-    def load_predictions(self) -> tuple[Any, Any]:
-        """The saved (probabilities, labels); `RunError` if missing or unreadable."""
-        import numpy as np
-
-        target = self.path / PREDICTIONS
-        try:
-            with np.load(target) as saved:
-                return saved["probabilities"], saved["labels"]
-        except FileNotFoundError:
-            raise RunError(
-                f"run {self.name} has no {PREDICTIONS}; evaluate the model first."
-            ) from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-            raise RunError(
-                f"run {self.name}: {PREDICTIONS} is unreadable ({err}); predict again."
-            ) from None
 
     def save_evaluation(self, evaluated: Evaluated) -> Path:
         """Write the test-set loss and accuracy, with the epoch and data they belong to."""

@@ -209,12 +209,6 @@ class TrainingController:
         return True
 
     # --- rounds -------------------------------------------------------------------------------
-    def run_round(
-        self, hparams: Hyperparams | None = None, preset: str | None = None
-    ) -> StopReason:
-        """Claim and run a round in this thread (see `claim_round`)."""
-        return self.claim_round(hparams, preset).run()
-
     def claim_round(
         self, hparams: Hyperparams | None = None, preset: str | None = None
     ) -> Job[StopReason]:
