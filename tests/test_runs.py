@@ -377,6 +377,15 @@ def test_an_atomic_write_that_fails_leaves_the_old_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
 
 
+def test_an_atomic_write_gets_the_mode_a_new_file_would(tmp_path: Path) -> None:
+    before = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "run.json", b"{}")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o640
+
+
 def test_two_reservations_of_one_name_get_two_files(tmp_path: Path) -> None:
     target = tmp_path / "models" / "fast.keras"
     first, second, third = (reserve_unique(target) for _ in range(3))
