@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from rich.style import Style
 from rich.text import Text
+from tiny import TINY
 
 from tui.core.data.mnist import MnistData, load_sample
 from tui.core.inspect.health import LayerHealthProbe, describe_layers
@@ -27,7 +28,7 @@ from tui.core.training.model import build_model
 
 keras = import_keras()
 
-SMALL = Hyperparams(conv_filters=(8,), dense_units=16, dropout=0.0, epochs=1, batch_size=64)
+SMALL = TINY.with_changes(epochs=1)
 """conv1 (relu) -> pool1 -> flatten -> hidden (relu) -> output (softmax)."""
 
 
@@ -99,7 +100,7 @@ def test_saliency_is_repeatable_and_checks_its_arguments(digit: np.ndarray) -> N
 
 # --- feature maps ---------------------------------------------------------------------------------
 def test_top_feature_maps_after_batch_norm_and_relu(digit: np.ndarray) -> None:
-    hparams = Hyperparams(conv_filters=(8, 16), batch_norm=True, dense_units=0, dropout=0.0)
+    hparams = TINY.with_changes(conv_filters=(8, 16), batch_norm=True, dense_units=0)
     model = build_model(hparams, compile_model=False)
     relus = [layer for layer in model.layers if isinstance(layer, keras.layers.Activation)]
 
@@ -197,7 +198,7 @@ def test_health_probe_update_ratios_dead_units_and_nan(sample: MnistData) -> Non
 
 
 def test_health_probe_finds_relu_after_batch_norm(sample: MnistData) -> None:
-    hparams = Hyperparams(conv_filters=(4, 8), batch_norm=True, dense_units=8, dropout=0.2)
+    hparams = TINY.with_changes(conv_filters=(4, 8), batch_norm=True, dense_units=8, dropout=0.2)
     model = build_model(hparams, compile_model=False)
     rows = LayerHealthProbe(model, sample.x_test[:16]).measure()
     assert [row.layer for row in rows] == ["conv1", "conv2", "hidden", "output"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import tiny
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Static
@@ -36,16 +37,7 @@ from tui.screens.runs import MARK, WARNING, CompareScreen, RunsScreen
 from tui.screens.save_model import SaveModelScreen, name_problem
 from tui.widgets.compare import ComparePlot, RunCurve
 
-TINY = Hyperparams(
-    epochs=2,
-    batch_size=64,
-    learning_rate=3e-3,
-    conv_filters=(4,),
-    dense_units=8,
-    dropout=0.0,
-    validation_split=0.1,
-    train_size=500,
-)
+TINY = tiny.TINY.with_changes(learning_rate=3e-3, conv_filters=(4,), dense_units=8, train_size=500)
 
 
 class RunsHost(App[None]):
