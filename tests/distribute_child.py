@@ -12,22 +12,13 @@ import sys
 from typing import Any
 
 import numpy as np
+import tiny
 
 from tui.core.platform.distribute import DistributeOptions, replicas
 from tui.core.platform.runtime import import_keras
-from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training.events import TrainingEvent
 
-TINY = Hyperparams(
-    epochs=2,
-    batch_size=64,
-    learning_rate=3e-3,
-    conv_filters=(8,),
-    dense_units=32,
-    dropout=0.0,
-    validation_split=0.1,
-    seed=7,
-)
+TINY = tiny.TINY.with_changes(learning_rate=3e-3, dense_units=32, train_size=0, seed=7)
 
 
 def per_replica_batch(model: Any, strategy: Any, x: np.ndarray, y: np.ndarray) -> list[int]:
@@ -59,7 +50,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     controller.load()  # makes the devices and the strategy, as the engine does
     strategy = controller.strategy
     keras = import_keras()
-    reason = controller.run_round()
+    reason = controller.claim_round().run()
     evaluated = controller.snapshot.evaluation
     session = controller.session
     assert session is not None and evaluated is not None
@@ -113,7 +104,7 @@ def _steer(controller: Any) -> dict[str, Any]:
 
     done = controller.snapshot.epochs_done
     controller.subscribe(react)
-    reason = controller.run_round(TINY.with_changes(epochs=done + 1))
+    reason = controller.claim_round(TINY.with_changes(epochs=done + 1)).run()
     return {
         "steered_reason": reason.value,
         "steered_events": [n for n in seen if n in ("Paused", "Resumed", "TrainingStopped")],

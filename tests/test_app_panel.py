@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import fields
 from typing import Any
@@ -55,22 +53,6 @@ def sent(engine: ScriptedEngine, kind: type) -> list[Any]:
 
 def error_text(app: MnistApp, name: str) -> str:
     return str(app.panel.query_one(f"#hp-{name}-error", Static).render())
-
-
-def test_importing_the_app_leaves_tensorflow_alone() -> None:
-    """The first frame must not wait for TensorFlow: the app and everything it imports to
-    reach the engine may not pull it in (nor the controller, the session, the callbacks)."""
-    code = (
-        "import sys, tui.app, tui.cli, tui.engine.client, tui.engine.spawn, tui.engine.connect; "
-        "app = tui.app.create_app(tui.cli.app_options(tui.cli.build_parser().parse_args([]))); "
-        "heavy = [m for m in ('tensorflow', 'keras', 'tui.core.training.session',"
-        " 'tui.core.training.controller', 'tui.core.training.callback') if m in sys.modules]; "
-        "print(heavy); sys.exit(1 if heavy else 0)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 async def test_t_while_loading_says_so() -> None:

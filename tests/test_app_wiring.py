@@ -44,7 +44,7 @@ def trained_run(mnist_small: MnistData, tmp_path_factory: pytest.TempPathFactory
     root = tmp_path_factory.mktemp("template")
     controller = TrainingController(Setup(ONE, preset="tiny", runs_dir=str(root)), data=mnist_small)
     controller.load()
-    controller.run_round()
+    controller.claim_round().run()
     controller.close()
     (run,) = run_dirs(root)
     return run

@@ -10,14 +10,14 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from tiny import TINY
 
 from tui.core.data.augment import AugmentationSwitch
 from tui.core.data.mnist import load_sample
-from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training.events import Notice
 from tui.core.training.model import build_model
 
-AUGMENTED = Hyperparams(conv_filters=(4,), dense_units=0, augment=True)
+AUGMENTED = TINY.with_changes(conv_filters=(4,), dense_units=0, augment=True)
 
 
 @pytest.fixture(scope="module")

@@ -536,16 +536,6 @@ def test_save_config_writes_what_would_train(tmp_path: Path) -> None:
     assert load_toml(tmp_path / "hp.toml") == preset("fast").with_changes(epochs=4)
 
 
-def test_importing_the_cli_is_light() -> None:
-    code = (
-        "import sys, tui.cli; "
-        "heavy = [m for m in ('tensorflow', 'keras', 'textual', 'numpy') if m in sys.modules]; "
-        "print(heavy)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
 def test_app_flags_are_validated_before_the_app_starts(tmp_path: Path) -> None:
     line = one_error_line(cli(tmp_path, "--dropout", "2"))
     assert line.startswith("mnist-tui: error: dropout = 2.0 is out of range")

@@ -110,7 +110,7 @@ def test_a_round_moves_through_its_phases_and_records_everything(make: Callable[
     controller = make(ONE.with_changes(epochs=2))
     viewer = Viewer(controller)
     assert viewer.start.phase is Phase.READY
-    assert controller.run_round() is StopReason.FINISHED
+    assert controller.claim_round().run() is StopReason.FINISHED
     assert viewer.phases == [
         Phase.STARTING,
         Phase.TRAINING,
@@ -142,19 +142,19 @@ def test_a_late_subscriber_gets_what_an_early_one_accumulated(make: Callable[...
     early = Viewer(controller)
     late: list[Viewer] = []
     early.once(progress_in(2), lambda: late.append(Viewer(controller)))
-    controller.run_round()
+    controller.claim_round().run()
     assert late, "the second viewer joined during epoch 2"
     assert late[0].folded() == early.folded() == controller.snapshot
 
 
 def test_continue_same_model_and_new_settings(make: Callable[..., Any]) -> None:
     controller = make(ONE.with_changes(epochs=2))
-    controller.run_round()
+    controller.claim_round().run()
     first = controller.session
     before = weights(controller.model)
     viewer = Viewer(controller)
     # The epochs field at or below what is done: another round of the same length.
-    controller.run_round(ONE.with_changes(epochs=2))
+    controller.claim_round(ONE.with_changes(epochs=2)).run()
     assert controller.snapshot.epochs_done == 4
     assert controller.session is first, "same settings: the same session carries on"
     assert viewer.of(TrainingStarted)[0].first_epoch == 3
@@ -163,7 +163,7 @@ def test_continue_same_model_and_new_settings(make: Callable[..., Any]) -> None:
     )
     run = controller.snapshot.run
     # New batch size: the same model, new run settings, the same run directory.
-    controller.run_round(ONE.with_changes(epochs=5, batch_size=100))
+    controller.claim_round(ONE.with_changes(epochs=5, batch_size=100)).run()
     assert controller.session is not first
     assert controller.snapshot.epochs_done == 5
     assert controller.snapshot.run == run
@@ -172,7 +172,7 @@ def test_continue_same_model_and_new_settings(make: Callable[..., Any]) -> None:
     with pytest.raises(ControllerError, match="conv_filters"):
         controller.claim_round(ONE.with_changes(conv_filters=(4, 8)))
     controller.reset()
-    controller.run_round(ONE.with_changes(conv_filters=(4, 8)))
+    controller.claim_round(ONE.with_changes(conv_filters=(4, 8))).run()
     assert controller.snapshot.run != run
     assert controller.snapshot.epochs_done == 1
 
@@ -183,7 +183,7 @@ def test_stop_now_rolls_back_to_the_saved_epoch_and_evaluates_that(
     controller = make(ONE.with_changes(epochs=3))
     viewer = Viewer(controller)
     viewer.once(progress_in(2, 2), controller.stop_now)
-    assert controller.run_round() is StopReason.USER
+    assert controller.claim_round().run() is StopReason.USER
     stopped = viewer.of(TrainingStopped)[0]
     assert (stopped.epochs_done, stopped.epoch) == (1, 2)
     assert 2 <= stopped.step < 18
@@ -229,7 +229,7 @@ def test_pause_holds_training_and_stop_ends_a_pause(make: Callable[..., Any]) ->
     viewer.once(progress_in(1), controller.pause)
     viewer.once(lambda e: isinstance(e, Paused), paused.set)
     result: list[StopReason] = []
-    worker = threading.Thread(target=lambda: result.append(controller.run_round()))
+    worker = threading.Thread(target=lambda: result.append(controller.claim_round().run()))
     worker.start()
     assert paused.wait(60)
     assert controller.snapshot.phase is Phase.PAUSED
@@ -247,7 +247,7 @@ def test_the_target_never_drops_below_the_epoch_in_progress(make: Callable[..., 
     viewer = Viewer(controller)
     answers: list[int] = []
     viewer.once(progress_in(2), lambda: answers.append(controller.set_target(1)))
-    assert controller.run_round() is StopReason.FINISHED
+    assert controller.claim_round().run() is StopReason.FINISHED
     assert answers == [2]
     assert viewer.of(TargetChanged)[-1] == TargetChanged(2, 1)
     assert controller.snapshot.epochs_done == 2
@@ -265,7 +265,7 @@ FROZEN_AUGMENTED = ONE.with_changes(
 def test_the_last_clean_epochs_train_on_the_images_as_they_are(make: Callable[..., Any]) -> None:
     controller = make(FROZEN_AUGMENTED)
     viewer = Viewer(controller)
-    assert controller.run_round() is StopReason.FINISHED
+    assert controller.claim_round().run() is StopReason.FINISHED
     first, second, third, fourth = (e.loss for e in viewer.of(EpochEnded))
     assert first != pytest.approx(second, rel=2e-5)  # each augmented epoch varies the images
     assert third == pytest.approx(fourth, rel=1e-6)  # the clean ones see the same images
@@ -280,7 +280,7 @@ def test_raising_the_target_turns_augmentation_on_until_the_new_last_epochs(
     controller = make(FROZEN_AUGMENTED)
     viewer = Viewer(controller)
     viewer.once(progress_in(3), lambda: controller.set_target(6))
-    assert controller.run_round() is StopReason.FINISHED
+    assert controller.claim_round().run() is StopReason.FINISHED
     losses = [e.loss for e in viewer.of(EpochEnded)]
     assert len(losses) == 6
     assert losses[3] != pytest.approx(losses[2], rel=2e-5)  # epoch 4 augmented again
@@ -296,9 +296,9 @@ def test_going_on_without_clean_epochs_turns_augmentation_on_again(
     make: Callable[..., Any],
 ) -> None:
     controller = make(FROZEN_AUGMENTED)
-    controller.run_round()  # ends with augmentation off
+    controller.claim_round().run()  # ends with augmentation off
     viewer = Viewer(controller)
-    controller.run_round(FROZEN_AUGMENTED.with_changes(epochs=6, clean_epochs=0))
+    controller.claim_round(FROZEN_AUGMENTED.with_changes(epochs=6, clean_epochs=0)).run()
     fifth, sixth = (e.loss for e in viewer.of(EpochEnded))
     assert fifth != pytest.approx(sixth, rel=2e-5)
     assert [e.text for e in viewer.of(Notice) if "ugmentation" in e.text] == [
@@ -310,7 +310,7 @@ def test_the_learning_rate_changes_once_and_is_recorded(make: Callable[..., Any]
     controller = make(ONE.with_changes(epochs=2))
     viewer = Viewer(controller)
     viewer.once(progress_in(1, 2), lambda: controller.set_learning_rate(2.5e-4))
-    controller.run_round()
+    controller.claim_round().run()
     assert [e.learning_rate for e in viewer.of(LearningRateChanged)] == [2.5e-4]
     assert math.isclose(viewer.of(EpochEnded)[-1].learning_rate or 0, 2.5e-4, rel_tol=1e-6)
     assert controller.snapshot.learning_rate == 2.5e-4
@@ -324,7 +324,7 @@ def test_a_new_model_trains_at_the_learning_rate_it_is_given(make: Callable[...,
     """Not at the one the controller started with (a panel changed before `t`)."""
     controller = make(ONE.with_changes(learning_rate=1e-3))
     viewer = Viewer(controller)
-    controller.run_round(ONE.with_changes(learning_rate=4e-3))
+    controller.claim_round(ONE.with_changes(learning_rate=4e-3)).run()
     assert math.isclose(viewer.of(EpochEnded)[-1].learning_rate or 0, 4e-3, rel_tol=1e-6)
 
 
@@ -332,13 +332,13 @@ def test_a_reopened_run_goes_on_at_its_own_learning_rate(make: Callable[..., Any
     """Its schedule included: a resumed one-cycle run continues its curve, not another's."""
     recorded = ONE.with_changes(epochs=2, lr_schedule="onecycle", learning_rate=5e-3)
     first = make(recorded)
-    first.run_round()
+    first.claim_round().run()
     run = first.snapshot.run
     first.close()
     second = make(ONE.with_changes(learning_rate=1e-3))
     viewer = Viewer(second)
     second.claim_open_run(run).run()
-    second.run_round(recorded.with_changes(epochs=3))
+    second.claim_round(recorded.with_changes(epochs=3)).run()
     # The last epoch of three ends the cosine part at its floor, a hundredth of the base rate.
     assert math.isclose(viewer.of(EpochEnded)[-1].learning_rate or 0, 5e-5, rel_tol=1e-2)
 
@@ -346,7 +346,7 @@ def test_a_reopened_run_goes_on_at_its_own_learning_rate(make: Callable[..., Any
 def test_the_cosine_schedule_decays_per_batch_over_the_target(make: Callable[..., Any]) -> None:
     controller = make(ONE.with_changes(epochs=2, lr_schedule="cosine", learning_rate=1e-2))
     viewer = Viewer(controller)
-    controller.run_round()
+    controller.claim_round().run()
     first, second = viewer.of(EpochEnded)
     assert 0.99e-4 <= (second.learning_rate or 0) < (first.learning_rate or 0) < 1e-2
 
@@ -354,7 +354,7 @@ def test_the_cosine_schedule_decays_per_batch_over_the_target(make: Callable[...
 def test_the_one_cycle_schedule_rises_then_falls_per_batch(make: Callable[..., Any]) -> None:
     controller = make(ONE.with_changes(epochs=6, lr_schedule="onecycle", learning_rate=1e-2))
     viewer = Viewer(controller)
-    controller.run_round()
+    controller.claim_round().run()
     rates = [e.learning_rate or 0 for e in viewer.of(EpochEnded)]
     assert len(rates) == 6
     assert rates[0] < rates[1] and all(a > b for a, b in itertools.pairwise(rates[1:]))
@@ -365,13 +365,13 @@ def test_a_diverged_round_rolls_back_and_can_train_again(
     make: Callable[..., Any], mnist_small: MnistData
 ) -> None:
     controller = make(ONE.with_changes(epochs=2))
-    controller.run_round()
+    controller.claim_round().run()
     saved = weights(controller.model)
     # Pixels at float32's largest: the activations overflow and the first loss is NaN.
     blinding = np.full_like(mnist_small.x_train, 3e38)
     controller.data = dataclasses.replace(mnist_small, x_train=blinding)
     viewer = Viewer(controller)
-    assert controller.run_round(ONE.with_changes(epochs=4)) is StopReason.NAN
+    assert controller.claim_round(ONE.with_changes(epochs=4)).run() is StopReason.NAN
     assert controller.snapshot.phase is Phase.FAILED
     stopped = viewer.of(TrainingStopped)[-1]
     assert stopped.reason is StopReason.NAN and "loss became nan" in stopped.message
@@ -382,7 +382,7 @@ def test_a_diverged_round_rolls_back_and_can_train_again(
     rows = (Path(controller.snapshot.run) / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2
     controller.data = mnist_small
-    assert controller.run_round(ONE.with_changes(epochs=3)) is StopReason.FINISHED
+    assert controller.claim_round(ONE.with_changes(epochs=3)).run() is StopReason.FINISHED
 
 
 def test_two_claims_at_once_start_one_round(make: Callable[..., Any]) -> None:
@@ -406,7 +406,7 @@ def test_settings_that_cannot_fit_are_refused_before_training(make: Callable[...
 # --- runs -----------------------------------------------------------------------------------------
 def test_open_a_run_and_continue_it(make: Callable[..., Any]) -> None:
     first = make(ONE.with_changes(epochs=2))
-    first.run_round()
+    first.claim_round().run()
     run = first.snapshot.run
     first.close()
     second = make(ONE)
@@ -416,7 +416,7 @@ def test_open_a_run_and_continue_it(make: Callable[..., Any]) -> None:
     assert (snapshot.phase, snapshot.epochs_done, snapshot.run) == (Phase.READY, 2, run)
     assert [e.epoch for e in snapshot.history] == [1, 2]
     assert snapshot.evaluation is not None
-    second.run_round(ONE.with_changes(epochs=3))
+    second.claim_round(ONE.with_changes(epochs=3)).run()
     assert second.snapshot.epochs_done == 3
     assert not viewer.of(RunRecording), "the same run directory goes on"
     rows = (Path(run) / "metrics.csv").read_text().strip().splitlines()
@@ -425,7 +425,7 @@ def test_open_a_run_and_continue_it(make: Callable[..., Any]) -> None:
 
 def test_one_writer_per_run(make: Callable[..., Any]) -> None:
     first = make(ONE)
-    first.run_round()
+    first.claim_round().run()
     run = first.snapshot.run
     second = make(ONE)
     error = second.claim_open_run(run).run()
@@ -464,7 +464,7 @@ def test_a_resumed_run_goes_back_to_its_own_data(
         Setup(ONE, runs_dir=str(tmp_path / "runs"), progress_interval=0.0), data=load_npz(own)
     )
     first.load()
-    first.run_round()
+    first.claim_round().run()
     run = first.snapshot.run
     first.close()
     recorded = json.loads((Path(run) / "run.json").read_text())["data"]

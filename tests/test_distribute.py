@@ -192,7 +192,7 @@ def test_cli_passes_the_strategy_flags_through() -> None:
     assert distribute_options(args) == DistributeOptions("mirrored", ("/cpu:0", "/cpu:1"), True)
     app_args = parser.parse_args(["--strategy", "multiworker"])
     assert distribute_options(app_args).strategy == "multiworker"
-    assert distribute_options(parser.parse_args(["train"])).is_default
+    assert distribute_options(parser.parse_args(["train"])) == DistributeOptions()
 
 
 def test_multiworker_without_tf_config_is_one_line_exit_2(tmp_path: Path) -> None:

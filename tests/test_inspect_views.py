@@ -15,6 +15,7 @@ from textual.widgets import Static
 from tiny import TINY
 
 from tui.core.data.mnist import MnistData
+from tui.core.inspect.problems import LayerProblem
 from tui.core.runs.layout import LAYERS_JSONL
 from tui.core.settings.requests import Setup
 from tui.core.training.controller import TrainingController
@@ -47,7 +48,7 @@ def test_every_epoch_measures_every_learning_layer_and_records_it(
     controller: TrainingController,
 ) -> None:
     seen = events_of(controller)
-    controller.run_round()
+    controller.claim_round().run()
     described = [e for e in seen if isinstance(e, ModelDescribed)]
     assert [layer.name for layer in described[0].layers][:2] == ["conv1", "pool1"]
     measured = [e for e in seen if isinstance(e, LayerHealthMeasured)]
@@ -64,7 +65,7 @@ def test_every_epoch_measures_every_learning_layer_and_records_it(
 def test_a_reopened_run_shows_its_layers_figures(
     controller: TrainingController, mnist_small: MnistData, tmp_path: Path
 ) -> None:
-    controller.run_round()
+    controller.claim_round().run()
     run, health = controller.snapshot.run, controller.snapshot.health
     controller.close()
     again = TrainingController(Setup(TWO, runs_dir=str(tmp_path)), data=mnist_small)
@@ -75,25 +76,56 @@ def test_a_reopened_run_shows_its_layers_figures(
     again.close()
 
 
+def test_a_run_whose_layers_jsonl_holds_problems_as_sentences_still_shows_them(
+    controller: TrainingController, mnist_small: MnistData, tmp_path: Path
+) -> None:
+    controller.claim_round().run()
+    run = controller.snapshot.run
+    controller.close()
+    dead_hidden = {"layer": "hidden", "weight_norm": 1.5, "update_ratio": None, "finite": True}
+    # As mnist-tui wrote it before problems were typed: the sentence the log showed.
+    old = [
+        {
+            "type": "LayerHealthMeasured",
+            "epoch": epoch,
+            "layers": [{**dead_hidden, "dead_share": 0.75}],
+            "problems": [
+                "hidden: 75% of its ReLU units output zero for every probe image (dead units)."
+            ],
+        }
+        for epoch in (1, 2)
+    ]
+    (Path(run) / LAYERS_JSONL).write_text("".join(json.dumps(line) + "\n" for line in old))
+    again = TrainingController(Setup(TWO, runs_dir=str(tmp_path)), data=mnist_small)
+    again.load()
+    assert again.claim_open_run(run).run() is None
+    assert [m.problems for m in again.snapshot.health] == [
+        (LayerProblem("hidden", "dead units", 0.75),)
+    ] * 2
+    again.close()
+
+
 def test_a_dead_layer_is_marked_and_told_once(controller: TrainingController) -> None:
-    controller.run_round(TWO.with_changes(epochs=1))
+    controller.claim_round(TWO.with_changes(epochs=1)).run()
     hidden = controller.model.get_layer("hidden")
     kernel, bias = hidden.get_weights()
     # No input can make these units fire: zero weights and a bias far below zero.
     hidden.set_weights([np.zeros_like(kernel), np.full_like(bias, -10.0)])
     seen = events_of(controller)
-    controller.run_round(TWO.with_changes(epochs=3))
+    controller.claim_round(TWO.with_changes(epochs=3)).run()
     measured = [e for e in seen if isinstance(e, LayerHealthMeasured)]
     assert len(measured) == 2
     figures = {f.layer: f for f in measured[-1].layers}
     assert figures["hidden"].dead_share == 1.0
-    assert all(any("hidden" in p and "dead units" in p for p in m.problems) for m in measured)
+    assert all(
+        ("hidden", "dead units") in {(p.layer, p.kind) for p in m.problems} for m in measured
+    )
     told = [e for e in seen if isinstance(e, Notice) and "dead units" in e.text]
     assert len(told) == 1, "the log says so once"
 
 
 def test_what_the_model_looks_at_and_the_clusters(controller: TrainingController) -> None:
-    controller.run_round()
+    controller.claim_round().run()
     image = controller.data.x_test[0]
     seen = controller.explain(image)
     assert seen.class_index == int(seen.probabilities.argmax())

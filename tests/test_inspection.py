@@ -1,4 +1,5 @@
-"""Tests for tui.core.inspect.views and render_overlay: tiny real Keras models, no mocks."""
+"""Tests for tui.core.inspect (views, layer health and its problems) and render_overlay: tiny real
+Keras models, no mocks."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import numpy as np
 import pytest
 from rich.style import Style
 from rich.text import Text
+from tiny import TINY
 
 from tui.core.data.mnist import MnistData, load_sample
+from tui.core.inspect.health import LayerHealthProbe, describe_layers
+from tui.core.inspect.problems import LayerProblem, find_problems
 from tui.core.inspect.views import (
     FeatureMaps,
-    LayerHealthProbe,
-    health_problems,
-    layer_table,
-    nearest_centroid_accuracy,
     pca_2d,
     penultimate_features,
     saliency,
@@ -28,7 +28,7 @@ from tui.core.training.model import build_model
 
 keras = import_keras()
 
-SMALL = Hyperparams(conv_filters=(8,), dense_units=16, dropout=0.0, epochs=1, batch_size=64)
+SMALL = TINY.with_changes(epochs=1)
 """conv1 (relu) -> pool1 -> flatten -> hidden (relu) -> output (softmax)."""
 
 
@@ -100,7 +100,7 @@ def test_saliency_is_repeatable_and_checks_its_arguments(digit: np.ndarray) -> N
 
 # --- feature maps ---------------------------------------------------------------------------------
 def test_top_feature_maps_after_batch_norm_and_relu(digit: np.ndarray) -> None:
-    hparams = Hyperparams(conv_filters=(8, 16), batch_norm=True, dense_units=0, dropout=0.0)
+    hparams = TINY.with_changes(conv_filters=(8, 16), batch_norm=True, dense_units=0)
     model = build_model(hparams, compile_model=False)
     relus = [layer for layer in model.layers if isinstance(layer, keras.layers.Activation)]
 
@@ -135,11 +135,11 @@ def test_top_feature_maps_of_a_relu_conv_and_a_small_layer(digit: np.ndarray) ->
 
 
 # --- the layer table ------------------------------------------------------------------------------
-def test_layer_table_matches_the_model() -> None:
+def test_the_layer_table_matches_the_model() -> None:
     model = build_model(Hyperparams(batch_norm=True, augment=True), compile_model=False)
     model.get_layer("conv1").trainable = False
 
-    rows = layer_table(model)
+    rows = describe_layers(model)
 
     assert sum(row.params for row in rows) == model.count_params()
     assert [row.name for row in rows] == [layer.name for layer in model.layers]
@@ -182,31 +182,62 @@ def test_health_probe_update_ratios_dead_units_and_nan(sample: MnistData) -> Non
     third = {row.layer: row for row in probe.measure()}
     assert third["hidden"].dead_share == 1.0
     assert third["conv1"].update_ratio == pytest.approx(3.0, rel=1e-6)
-    problems = health_problems(list(third.values()))
-    assert any("hidden" in p and "100%" in p and "dead" in p for p in problems)
-    assert any("conv1" in p and "3" in p and "exploding" in p for p in problems)
-    assert any("output" in p and "vanishing" in p for p in problems)  # it did not move
+    problems = find_problems(third.values())
+    assert LayerProblem("hidden", "dead units", 1.0) in problems
+    exploding = next(p for p in problems if p.kind == "exploding updates")
+    assert exploding.layer == "conv1" and exploding.figure == pytest.approx(3.0, rel=1e-6)
+    assert ("output", "vanishing updates") in {(p.layer, p.kind) for p in problems}  # not moved
 
     weights = conv.get_weights()
     weights[0][0, 0, 0, 0] = np.nan
     conv.set_weights(weights)
     fourth = {row.layer: row for row in probe.measure()}
     assert not fourth["conv1"].finite and fourth["hidden"].finite
-    problems = health_problems(list(fourth.values()))
-    nan_problems = [p for p in problems if "NaN" in p]
-    assert len(nan_problems) == 1 and nan_problems[0].startswith("conv1")
+    problems = find_problems(fourth.values())
+    assert [p for p in problems if p.kind == "diverged"] == [LayerProblem("conv1", "diverged")]
 
 
 def test_health_probe_finds_relu_after_batch_norm(sample: MnistData) -> None:
-    hparams = Hyperparams(conv_filters=(4, 8), batch_norm=True, dense_units=8, dropout=0.2)
+    hparams = TINY.with_changes(conv_filters=(4, 8), batch_norm=True, dense_units=8, dropout=0.2)
     model = build_model(hparams, compile_model=False)
     rows = LayerHealthProbe(model, sample.x_test[:16]).measure()
     assert [row.layer for row in rows] == ["conv1", "conv2", "hidden", "output"]
     assert all(row.dead_share is not None for row in rows[:3])
-    assert health_problems(rows) == []
+    assert find_problems(rows) == ()
+
+
+def test_each_problem_reads_as_the_sentence_the_log_and_the_model_screen_show() -> None:
+    assert [
+        LayerProblem("conv1", "diverged").text,
+        LayerProblem("hidden", "dead units", 0.71).text,
+        LayerProblem("conv2", "vanishing updates", 3.2e-7).text,
+        LayerProblem("output", "exploding updates", 2.5).text,
+    ] == [
+        "conv1 has NaN or infinite weights: training has diverged; lower the learning rate and "
+        "start again.",
+        "hidden: 71% of its ReLU units output zero for every probe image (dead units).",
+        "conv2: its weights moved by only 3.2e-07 of their size since the last check (vanishing "
+        "updates).",
+        "output: its weights moved by 2.5 times their size since the last check (exploding "
+        "updates).",
+    ]
 
 
 # --- clusters -------------------------------------------------------------------------------------
+def nearest_centroid_accuracy(points: np.ndarray, labels: np.ndarray) -> float:
+    """Share of points whose nearest class centroid (Euclidean) is their own class's.
+
+    The centroids come from the same points, so this measures how well the classes separate
+    in this space, not how a classifier would generalise.
+    """
+    data = np.asarray(points, dtype=np.float64)
+    classes, index_of = np.unique(np.asarray(labels).reshape(-1), return_inverse=True)
+    centroids = np.stack([data[index_of == k].mean(axis=0) for k in range(len(classes))])
+    # |p - c|^2 without the (n, k, d) difference array: |p|^2 is the same for every centroid.
+    distances = (centroids**2).sum(axis=1) - 2 * data @ centroids.T
+    return float(np.mean(np.argmin(distances, axis=1) == index_of))
+
+
 def test_pca_2d_finds_the_known_axes() -> None:
     rng = np.random.default_rng(7)
     latent = rng.normal(size=(600, 6)) * np.array([10.0, 4.0, 1.0, 0.5, 0.2, 0.1])

@@ -67,6 +67,12 @@ TINY = tiny.TINY.with_changes(learning_rate=3e-3)
 STEPS = 15  # ceil(900 / 64)
 
 
+def saved_predictions(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """What predictions.npz holds: (probabilities, labels)."""
+    with np.load(run / PREDICTIONS) as saved:
+        return saved["probabilities"], saved["labels"]
+
+
 def metric_rows(run: Path) -> list[dict[str, str]]:
     with open(run / METRICS_CSV, newline="") as f:
         return list(csv.DictReader(f))
@@ -133,7 +139,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, mnist_small: MnistData) ->
     """Two epochs of TINY recorded into a run directory, evaluated and predicted."""
     controller = start_controller(tmp_path_factory.mktemp("runs"), mnist_small)
     try:
-        assert controller.run_round() is StopReason.FINISHED
+        assert controller.claim_round().run() is StopReason.FINISHED
         snapshot = controller.snapshot
         assert snapshot.evaluation is not None and controller.predictions is not None
         return Trained(
@@ -193,23 +199,13 @@ def test_run_writes_every_file(trained: Trained, mnist_small: MnistData) -> None
     assert all(float(r["epoch_seconds"]) > 0 for r in rows)
     assert float(rows[0]["learning_rate"]) == pytest.approx(3e-3)
 
-    probabilities, labels = opened.load_predictions()
+    probabilities, labels = saved_predictions(run)
     np.testing.assert_array_equal(probabilities, trained.predictions.probabilities)
     np.testing.assert_array_equal(labels, mnist_small.y_test)
     evaluation = json.loads((run / EVALUATION).read_text())
     assert (evaluation["samples"], evaluation["epochs_done"]) == (500, 2)
     assert evaluation["accuracy"] == pytest.approx(trained.evaluation.accuracy)
     assert evaluation["data"] == mnist_small.fingerprint
-
-
-def test_predictions_that_cannot_be_read_are_one_sentence(run_copy: Path) -> None:
-    run = RunDirectory.open(run_copy)
-    (run_copy / PREDICTIONS).write_bytes(b"not an archive")
-    with pytest.raises(RunError, match=r"predictions\.npz is unreadable .*predict again"):
-        run.load_predictions()
-    (run_copy / PREDICTIONS).unlink()
-    with pytest.raises(RunError, match=r"has no predictions\.npz; evaluate the model first"):
-        run.load_predictions()
 
 
 def test_last_model_reloads_and_predicts_the_same(trained: Trained, mnist_small: MnistData) -> None:
@@ -249,7 +245,7 @@ def test_tensorboard_logs_when_asked(
 ) -> None:
     controller = make(tmp_path / "runs", TINY.with_changes(epochs=1), tensorboard=True)
     events = recorded(controller)
-    assert controller.run_round() is StopReason.FINISHED
+    assert controller.claim_round().run() is StopReason.FINISHED
     run = RunDirectory.open(controller.snapshot.run)
     if importlib.util.find_spec("tensorboard") is None:
         # Asked for but not installed: the round trains unlogged and says how to get the logs.
@@ -287,7 +283,7 @@ def test_resume_continues_at_the_next_epoch(
     events = recorded(controller)
     assert controller.claim_open_run(run_copy).run() is None
     assert controller.snapshot.epochs_done == 2
-    assert controller.run_round(TINY.with_changes(epochs=3)) is StopReason.FINISHED
+    assert controller.claim_round(TINY.with_changes(epochs=3)).run() is StopReason.FINISHED
 
     started = next(e for e in events if isinstance(e, TrainingStarted))
     assert started.first_epoch == 3
@@ -353,7 +349,7 @@ def test_a_failing_save_leaves_the_previous_checkpoint(
     monkeypatch.setattr(controller.model, "save", half_written_save)
     events = recorded(controller)
     # A full disk stops the recording, not the training: the model stays in memory.
-    assert controller.run_round(TINY.with_changes(epochs=3)) is StopReason.FINISHED
+    assert controller.claim_round(TINY.with_changes(epochs=3)).run() is StopReason.FINISHED
     assert controller.snapshot.epochs_done == 3
     warnings = [e.text for e in events if isinstance(e, Notice) and e.level == "warning"]
     assert any("No space left on device" in t and "stopped recording" in t for t in warnings)
@@ -381,6 +377,15 @@ def test_an_atomic_write_that_fails_leaves_the_old_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
 
 
+def test_an_atomic_write_gets_the_mode_a_new_file_would(tmp_path: Path) -> None:
+    before = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "run.json", b"{}")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o640
+
+
 def test_two_reservations_of_one_name_get_two_files(tmp_path: Path) -> None:
     target = tmp_path / "models" / "fast.keras"
     first, second, third = (reserve_unique(target) for _ in range(3))
@@ -393,7 +398,7 @@ def test_two_reservations_of_one_name_get_two_files(tmp_path: Path) -> None:
 # --- one writer per run -------------------------------------------------------------------------
 def test_a_second_lock_on_a_run_is_refused_until_the_first_is_released(run_copy: Path) -> None:
     first = RunLock(run_copy, "mnist-tui train").acquire()
-    assert first.held and first.acquire() is first  # taking it again is a no-op
+    assert first.acquire() is first  # taking it again is a no-op
     with pytest.raises(RunBusy) as err:
         RunLock(run_copy, "engine").acquire()
     message = str(err.value)
@@ -402,7 +407,6 @@ def test_a_second_lock_on_a_run_is_refused_until_the_first_is_released(run_copy:
     held = is_locked(run_copy)
     assert held is not None and (held["pid"], held["holder"]) == (os.getpid(), "mnist-tui train")
     first.release()
-    assert not first.held
     assert is_locked(run_copy) is None
 
     second = RunLock(run_copy, "engine").acquire()
@@ -472,7 +476,7 @@ def test_a_run_without_validation_lists_its_training_accuracy(
             during.append(summarise(Path(controller.snapshot.run)))
 
     controller.subscribe(list_it_while_training)
-    assert controller.run_round() is StopReason.FINISHED
+    assert controller.claim_round().run() is StopReason.FINISHED
     assert during and during[0].live, "a run being trained is listed as live"
     history = controller.snapshot.history
     assert all(e.val_accuracy is None for e in history)
@@ -586,7 +590,7 @@ def park_in_epoch_two(event):
 controller.subscribe(park_in_epoch_two)
 signal.signal(signal.SIGTERM, lambda *_: controller.stop_now())
 reasons = []
-worker = threading.Thread(target=lambda: reasons.append(controller.run_round()))
+worker = threading.Thread(target=lambda: reasons.append(controller.claim_round().run()))
 worker.start()
 while worker.is_alive():
     worker.join(0.1)  # in slices, so that the SIGTERM handler runs (as `mnist-tui train` does)
@@ -645,7 +649,7 @@ def test_sigkill_during_epoch_two_resumes_at_epoch_two(
     assert controller.claim_open_run(run_path).run() is None  # the dead trainer's lock is void
     assert controller.snapshot.epochs_done == 1
     assert iterations(controller.model) == 29  # ceil(1800 / 64): epoch 1 only
-    assert controller.run_round() is StopReason.FINISHED
+    assert controller.claim_round().run() is StopReason.FINISHED
 
     assert next(e for e in events if isinstance(e, TrainingStarted)).first_epoch == 2
     history = controller.snapshot.history
@@ -712,7 +716,7 @@ def test_cli_trains_into_a_run_and_resumes_it(tmp_path: Path, shared_data: Path)
     [summary] = list_runs(tmp_path / "my-runs")
     assert (summary.epochs_done, summary.problem) == (2, None)
     assert summary.test_accuracy is not None and summary.test_samples == 10_000
-    probabilities, _ = RunDirectory.open(run_path).load_predictions()
+    probabilities, _ = saved_predictions(run_path)
     assert probabilities.shape == (10_000, 10)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import tiny
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Static
@@ -37,16 +38,7 @@ from tui.screens.runs import MARK, WARNING, CompareScreen, RunsScreen
 from tui.screens.save_model import SaveModelScreen, name_problem
 from tui.widgets.compare import ComparePlot, RunCurve
 
-TINY = Hyperparams(
-    epochs=2,
-    batch_size=64,
-    learning_rate=3e-3,
-    conv_filters=(4,),
-    dense_units=8,
-    dropout=0.0,
-    validation_split=0.1,
-    train_size=500,
-)
+TINY = tiny.TINY.with_changes(learning_rate=3e-3, conv_filters=(4,), dense_units=8, train_size=500)
 
 
 class RunsHost(App[None]):
@@ -97,7 +89,7 @@ def train_run(root: Path, data: MnistData, hparams: Hyperparams, started: dateti
     controller = TrainingController(setup, data=data)
     try:
         controller.load()
-        assert controller.run_round() is StopReason.FINISHED
+        assert controller.claim_round().run() is StopReason.FINISHED
         trained = Path(controller.snapshot.run)
     finally:
         controller.close()

@@ -14,11 +14,11 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
+from tiny import TINY
 
 from tui.core.data.mnist import MnistData, load_sample
 from tui.core.data.preprocess import preprocess_drawing
 from tui.core.inspect.predictions import PredictionFilter, Predictions, PredictionSort
-from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.requests import Setup
 from tui.core.training.controller import TrainingController
 from tui.core.training.events import StopReason
@@ -390,18 +390,18 @@ async def test_mouse_drawing_of_a_real_digit(mnist_small: MnistData) -> None:
 @pytest.fixture
 def trained(mnist_small: MnistData, tmp_path: Path) -> Iterator[TrainingController]:
     """A controller holding a model trained for three epochs on the 2,000-image slice."""
-    hparams = Hyperparams(
+    hparams = TINY.with_changes(
         epochs=3,
         batch_size=32,
         conv_filters=(16,),
         dense_units=32,
-        dropout=0.0,
         validation_split=0.0,
+        train_size=0,
     )
     setup = Setup(hparams, preset="draw", runs_dir=str(tmp_path / "runs"), progress_interval=0.0)
     controller = TrainingController(setup, data=mnist_small)
     controller.load()
-    assert controller.run_round() is StopReason.FINISHED
+    assert controller.claim_round().run() is StopReason.FINISHED
     yield controller
     controller.close()
 

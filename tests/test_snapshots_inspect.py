@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 
 from tui.app import MnistApp, create_app
 from tui.core.data.mnist import load_sample
+from tui.core.inspect.problems import LayerProblem
 from tui.core.settings.presets import preset
 from tui.core.training.budget import estimate
 from tui.core.training.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
@@ -53,8 +54,7 @@ def health(epoch: int) -> LayerHealthMeasured:
         LayerFigures("hidden", 11.0 + epoch, None if epoch == 1 else 0.4 * decay, 0.55, True),
         LayerFigures("output", 2.5, None if epoch == 1 else 0.1 * decay, None, True),
     )
-    problems = ("hidden: 55% of its ReLU units output zero for every probe image (dead units).",)
-    return LayerHealthMeasured(epoch, figures, problems)
+    return LayerHealthMeasured(epoch, figures, (LayerProblem("hidden", "dead units", 0.55),))
 
 
 INSIDE = [*FINISHED, ModelDescribed(LAYERS), *(health(n) for n in range(1, 6))]

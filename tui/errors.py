@@ -26,23 +26,10 @@ def error_line(err: BaseException, limit: int = 300) -> str:
 
     ANSI escape sequences (Keras colours some of its exceptions) are removed.
     """
-    text = _strip_ansi(str(err)).strip()
+    # Imported here: Rich costs a command that never fails nothing at start-up.
+    from rich.text import Text
+
+    text = Text.from_ansi(str(err)).plain.strip()
     lines = text.splitlines()
     first = lines[0][:limit] if lines else ""
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
-
-
-def _strip_ansi(text: str) -> str:
-    out: list[str] = []
-    skipping = False
-    for char in text:
-        if char == "\x1b":
-            skipping = True
-            continue
-        if skipping:
-            # A CSI sequence ends with a letter (`\x1b[1;31m`).
-            if char.isalpha():
-                skipping = False
-            continue
-        out.append(char)
-    return "".join(out)

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from tui.core.data.mnist import load_mnist  # noqa: E402
+from tui.core.inspect.health import LayerHealthProbe  # noqa: E402
 from tui.core.inspect.views import (  # noqa: E402
-    LayerHealthProbe,
     pca_2d,
     penultimate_features,
     saliency,

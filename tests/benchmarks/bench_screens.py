@@ -42,7 +42,7 @@ def thousand_runs(runs: int) -> Path:
     hparams = Hyperparams(epochs=3, conv_filters=(4,), dense_units=8, train_size=600)
     controller = TrainingController(Setup(hparams, runs_dir=str(root / "one")), data=load_sample())
     controller.load()
-    controller.run_round()
+    controller.claim_round().run()
     controller.close()
     (template,) = (root / "one").iterdir()
     for number in range(runs):

@@ -51,7 +51,6 @@ class Engine:
             started=datetime.now().replace(microsecond=0).isoformat(),
             version=package_version(),
             log=start.log,
-            cwd=os.getcwd(),
             runs_root=start.setup.runs_dir or "",
         )
         self.server = EngineServer(self.controller, self.info)

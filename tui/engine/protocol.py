@@ -17,9 +17,9 @@ from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training.events import TrainingEvent
 from tui.core.training.snapshot import Snapshot
 
-PROTOCOL_VERSION = 3
-"""Bumped whenever a message changes shape (2: Hyperparams gained convs_per_block, 3: clean_epochs);
-a viewer of another version is refused in a line."""
+PROTOCOL_VERSION = 4
+"""Bumped whenever a message changes shape (2: Hyperparams gained convs_per_block, 3: clean_epochs,
+4: layer problems as `LayerProblem`s); a viewer of another version is refused in a line."""
 MAX_COMMAND_BYTES = 1 << 20
 """The longest line the engine reads from a viewer (a drawing is 25 KB); longer: dropped."""
 MAX_MESSAGE_BYTES = 64 << 20
@@ -161,7 +161,6 @@ class EngineInfo(msgspec.Struct, frozen=True):
     """mnist-tui's version."""
     protocol: int = PROTOCOL_VERSION
     log: str = ""
-    cwd: str = ""
     runs_root: str = ""
     run: str = ""
     """The run directory it trains into (updated as that changes)."""

@@ -109,9 +109,7 @@ class ModelScreen(Screen[None]):
             layer.name: [next((f for f in h.layers if f.layer == layer.name), None) for h in recent]
             for layer in snapshot.layers
         }
-        troubled = {
-            problem.split(":")[0].split()[0] for problem in (latest.problems if latest else ())
-        }
+        troubled = {problem.layer for problem in (latest.problems if latest else ())}
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
@@ -144,7 +142,7 @@ class ModelScreen(Screen[None]):
             table.move_cursor(row=row)
         problems = latest.problems if latest else ()
         self.query_one("#model-problems", Static).update(
-            "\n".join(f"{WARNING} {p}" for p in problems)
+            "\n".join(f"{WARNING} {p.text}" for p in problems)
         )
 
     def action_close(self) -> None:

@@ -1,94 +1,26 @@
-"""Look inside a trained network: saliency, feature maps, layer health and penultimate clusters."""
+"""Look inside a trained network: saliency, feature maps and penultimate clusters (the layers'
+health is `tui.core.inspect.health`)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from tui.core.inspect.graph import (
+    IMAGE_SHAPE,
+    as_batch,
+    one_image,
+    outputs_of,
+    relu_output,
+    submodel,
+)
 from tui.core.platform.distribute import require_tensorflow
 from tui.core.platform.runtime import import_keras
 
 SaliencyMethod = Literal["smoothgrad", "gradient"]
 SALIENCY_METHODS: tuple[SaliencyMethod, ...] = ("smoothgrad", "gradient")
-
-_IMAGE_SHAPE = (28, 28, 1)
-
-
-# --- reaching inside a model ----------------------------------------------------------------------
-def _single_input(model: Any) -> Any:
-    """The model's one symbolic input; a clear error for unbuilt or multi-input models."""
-    try:
-        inputs = list(model.inputs)
-    except (AttributeError, ValueError):
-        inputs = []
-    if len(inputs) != 1:
-        raise ValueError(
-            "The model must be built with a single 28x28x1 input (e.g. keras.Input((28, 28, 1))) "
-            f"before it can be inspected; it has {len(inputs)} symbolic inputs."
-        )
-    shape = tuple(inputs[0].shape[1:])
-    if shape != _IMAGE_SHAPE:
-        raise ValueError(f"The model's input is {shape}; inspection expects 28x28x1 images.")
-    return inputs[0]
-
-
-def _submodel(model: Any, outputs: Any) -> Any:
-    """A functional model sharing `model`'s layers (and so its current weights) up to `outputs`."""
-    keras = import_keras()
-    return keras.Model(_single_input(model), outputs)
-
-
-def _is_relu(layer: Any) -> bool:
-    """Whether `layer` is a plain ReLU: an Activation("relu") or a ReLU layer without leak."""
-    keras = import_keras()
-    if isinstance(layer, keras.layers.ReLU):
-        return (
-            not layer.negative_slope and not layer.threshold and layer.max_value in (None, math.inf)
-        )
-    if isinstance(layer, keras.layers.Activation):
-        return layer.activation is keras.activations.relu
-    return False
-
-
-def _consumer(model: Any, tensor: Any) -> Any | None:
-    """The only layer of `model` that takes `tensor` as its input, or None if none or several."""
-    found = []
-    for layer in model.layers:
-        try:
-            layer_input = layer.input
-        except (AttributeError, ValueError):  # a shared layer has no single input
-            continue
-        if layer_input is tensor:
-            found.append(layer)
-    return found[0] if len(found) == 1 else None
-
-
-def _relu_output(model: Any, layer: Any) -> Any | None:
-    """The tensor after the ReLU that `layer` ends in, or None if no ReLU follows it.
-
-    That is the layer's own output when it has activation="relu"; otherwise the output of a ReLU
-    straight after it, or after a BatchNormalization straight after it (conv -> BN -> ReLU).
-    """
-    keras = import_keras()
-    if getattr(layer, "activation", None) is keras.activations.relu:
-        return layer.output
-    after = _consumer(model, layer.output)
-    if after is not None and isinstance(after, keras.layers.BatchNormalization):
-        after = _consumer(model, after.output)
-    if after is not None and _is_relu(after):
-        return after.output
-    return None
-
-
-def _outputs(submodel: Any, images: np.ndarray) -> list[np.ndarray]:
-    """`submodel`'s outputs for `images` in inference mode, as float32 arrays, always a list."""
-    outputs = submodel(images, training=False)
-    if not isinstance(outputs, list | tuple):
-        outputs = [outputs]  # a model with one output returns it bare
-    return [np.asarray(output, dtype=np.float32) for output in outputs]
 
 
 def _conv_layers(model: Any) -> list[Any]:
@@ -103,26 +35,6 @@ def _last_dense(model: Any) -> Any:
     if not dense:
         raise ValueError("The model has no Dense layer, so it has no penultimate features.")
     return dense[-1]
-
-
-def _as_batch(images: np.ndarray, what: str) -> np.ndarray:
-    """(n, 28, 28, 1) float32 from (n, 28, 28) or (n, 28, 28, 1) images."""
-    batch = np.asarray(images, dtype=np.float32)
-    if batch.ndim == 3:
-        batch = batch[..., np.newaxis]
-    if batch.ndim != 4 or batch.shape[1:] != _IMAGE_SHAPE:
-        raise ValueError(f"{what} must be 28x28 images, got shape {np.shape(images)}.")
-    return batch
-
-
-def _one_image(image: np.ndarray) -> np.ndarray:
-    """(1, 28, 28, 1) float32 from a (28, 28) or (28, 28, 1) image."""
-    pixels = np.asarray(image, dtype=np.float32)
-    if pixels.shape == _IMAGE_SHAPE[:2]:
-        pixels = pixels[..., np.newaxis]
-    if pixels.shape != _IMAGE_SHAPE:
-        raise ValueError(f"An image must be 28x28 (optionally x1), got shape {np.shape(image)}.")
-    return pixels[np.newaxis]
 
 
 # --- saliency -------------------------------------------------------------------------------------
@@ -140,12 +52,12 @@ def _input_gradients(model: Any, images: np.ndarray, class_index: int) -> np.nda
     keras = import_keras()
     last = model.layers[-1]
     if isinstance(last, keras.layers.Dense):
-        head = _submodel(model, last.input)
+        head = submodel(model, last.input)
         kernel, bias = last.kernel, last.bias if last.use_bias else None
     elif isinstance(last, keras.layers.Activation | keras.layers.Softmax):
-        head, kernel, bias = _submodel(model, last.input), None, None
+        head, kernel, bias = submodel(model, last.input), None, None
     else:
-        head, kernel, bias = _submodel(model, model.outputs[0]), None, None
+        head, kernel, bias = submodel(model, model.outputs[0]), None, None
 
     x = tf.convert_to_tensor(images)
     with tf.GradientTape() as tape:
@@ -209,10 +121,10 @@ def saliency(
         raise ValueError(f"samples = {samples}; SmoothGrad needs at least 1 noisy copy.")
     if noise < 0:
         raise ValueError(f"noise = {noise}; a standard deviation cannot be negative.")
-    batch = _one_image(image)
+    batch = one_image(image)
     if method == "smoothgrad":
         rng = np.random.default_rng(seed)
-        jitter = rng.normal(0.0, noise, size=(samples, *_IMAGE_SHAPE)).astype(np.float32)
+        jitter = rng.normal(0.0, noise, size=(samples, *IMAGE_SHAPE)).astype(np.float32)
         batch = batch + jitter
     # The paper's order: average the signed gradients, then take the magnitude, so that what the
     # noise adds in opposite directions cancels instead of piling up as background.
@@ -267,9 +179,9 @@ def top_feature_maps(model: Any, image: np.ndarray, *, per_layer: int = 4) -> li
         return []
     tensors = []
     for conv in convs:
-        after_relu = _relu_output(model, conv)
+        after_relu = relu_output(model, conv)
         tensors.append(conv.output if after_relu is None else after_relu)
-    activations = _outputs(_submodel(model, tensors), _one_image(image))
+    activations = outputs_of(submodel(model, tensors), one_image(image))
     result = []
     for conv, activation in zip(convs, activations, strict=True):
         maps = np.moveaxis(activation[0], -1, 0)  # (c, h, w)
@@ -299,178 +211,43 @@ def _map_to_unit(feature_map: np.ndarray) -> np.ndarray:
     return ((feature_map - low) / span).astype(np.float32)
 
 
-# --- the layer table ------------------------------------------------------------------------------
+# --- one digit, looked into ----------------------------------------------------------------------
 @dataclass(frozen=True)
-class LayerRow:
-    """One line of `model.summary()`."""
+class Explanation:
+    """What the model looks at in one image."""
 
-    name: str
-    kind: str
-    """The layer's class name, e.g. "Conv2D"."""
-    output_shape: tuple[int | None, ...]
-    """With the batch dimension first (None)."""
-    params: int
-    """Trainable and non-trainable weights, as `model.count_params()` counts them."""
-    trainable: bool
-
-
-def layer_table(model: Any) -> list[LayerRow]:
-    """What `model.summary()` lists, as data: one row per layer, in model order."""
-    rows = []
-    for layer in model.layers:
-        shape = tuple(None if size is None else int(size) for size in layer.output.shape)
-        rows.append(
-            LayerRow(
-                name=layer.name,
-                kind=type(layer).__name__,
-                output_shape=shape,
-                params=int(layer.count_params()),
-                trainable=bool(layer.trainable),
-            )
-        )
-    return rows
+    probabilities: np.ndarray
+    class_index: int
+    """The class the saliency map explains."""
+    saliency: np.ndarray
+    """(28, 28) float32 in [0, 1]."""
+    maps: list[FeatureMaps]
+    """One per conv layer."""
 
 
-# --- layer health ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LayerHealth:
-    """How one layer with weights is doing, measured between epochs."""
+def explain(
+    model: Any,
+    image: np.ndarray,
+    probabilities: np.ndarray,
+    class_index: int | None = None,
+    method: SaliencyMethod = "smoothgrad",
+) -> Explanation:
+    """The saliency map of `image` ((28, 28, 1) float) for `class_index` (the predicted class
+    when None) and the strongest feature maps of each conv layer.
 
-    layer: str
-    weight_norm: float
-    """L2 norm of all the layer's weights (kernel and bias) together."""
-    update_ratio: float | None
-    """||W_now - W_prev|| / ||W_prev|| since the previous measurement; None for the first one
-    (and when the previous weights were all zero)."""
-    dead_share: float | None
-    """Share of the layer's ReLU units (channels of a conv layer, units of a dense one) that
-    output zero for every probe image; None when no ReLU follows the layer."""
-    finite: bool
-    """False when any weight is NaN or infinite."""
-
-
-class LayerHealthProbe:
-    """Measures `LayerHealth` for every learning layer of a model, one call per epoch.
-
-    Lists the layers with trainable weights except normalisation layers, whose scale and shift
-    say little about dead units or stalled learning. The probe keeps a copy of the weights it
-    last saw, so each `measure()` after the first reports how far they moved.
-
-    Args:
-        model: A built Keras model with a 28x28x1 input.
-        probe_images: A fixed batch, e.g. 256 test images; the same each call so that
-            dead-unit shares are comparable between epochs.
+    Raises:
+        ValueError: a class that is not a digit, or a model that cannot be looked into (the
+            sentence says which).
     """
-
-    def __init__(self, model: Any, probe_images: np.ndarray) -> None:
-        keras = import_keras()
-        norms = (
-            keras.layers.BatchNormalization,
-            keras.layers.LayerNormalization,
-            keras.layers.GroupNormalization,
-        )
-        self._probe = _as_batch(probe_images, "probe_images")
-        if len(self._probe) == 0:
-            raise ValueError("probe_images is empty; dead units need at least one image.")
-        self._layers = [
-            layer
-            for layer in model.layers
-            if layer.trainable_weights and not isinstance(layer, norms)
-        ]
-        self._previous: dict[str, list[np.ndarray]] = {}
-        self._relu_names: list[str] = []
-        reduced = []
-        for layer in self._layers:
-            tensor = _relu_output(model, layer)
-            if tensor is None:
-                continue
-            self._relu_names.append(layer.name)
-            # Only "ever positive?" per unit is needed: reduce the spatial axes inside the
-            # graph, so a 256-image batch returns (256, channels), not every activation.
-            spatial = tuple(range(1, len(tensor.shape) - 1))
-            reduced.append(keras.ops.max(tensor, axis=spatial) if spatial else tensor)
-        self._relu_model = _submodel(model, reduced) if reduced else None
-
-    def measure(self) -> list[LayerHealth]:
-        """Health of each learning layer now, in model order; one forward pass of the probe."""
-        dead: dict[str, float] = {}
-        if self._relu_model is not None:
-            peaks = _outputs(self._relu_model, self._probe)
-            for name, peak in zip(self._relu_names, peaks, strict=True):
-                per_unit = peak.max(axis=0)
-                dead[name] = float(np.mean(per_unit <= 0))
-
-        rows = []
-        for layer in self._layers:
-            weights = [np.array(v.numpy(), dtype=np.float32, copy=True) for v in layer.weights]
-            previous = self._previous.get(layer.name)
-            rows.append(
-                LayerHealth(
-                    layer=layer.name,
-                    weight_norm=_norm(weights),
-                    update_ratio=_update_ratio(weights, previous),
-                    dead_share=dead.get(layer.name),
-                    finite=all(bool(np.isfinite(w).all()) for w in weights),
-                )
-            )
-            self._previous[layer.name] = weights
-        return rows
-
-
-def _norm(arrays: list[np.ndarray]) -> float:
-    # float64 sums: a million float32 squares lose digits the update ratio needs.
-    return math.sqrt(sum(float(np.square(a, dtype=np.float64).sum()) for a in arrays))
-
-
-def _update_ratio(now: list[np.ndarray], before: list[np.ndarray] | None) -> float | None:
-    if before is None or len(before) != len(now):
-        return None
-    size = _norm(before)
-    if size == 0 or not math.isfinite(size):
-        return None
-    return _norm([a - b for a, b in zip(now, before, strict=True)]) / size
-
-
-def health_problems(
-    rows: list[LayerHealth],
-    *,
-    dead_threshold: float = 0.5,
-    vanishing: float = 1e-6,
-    exploding: float = 1.0,
-) -> list[str]:
-    """One sentence per problem in `rows`, naming the layer and the figure; empty when healthy.
-
-    Args:
-        rows: One `LayerHealthProbe.measure()`.
-        dead_threshold: Report a layer when more than this share of its ReLU units are dead.
-        vanishing: Report an update ratio below this: the layer has stopped learning.
-        exploding: Report an update ratio above this: one epoch changed the weights by more
-            than their own size.
-    """
-    problems = []
-    for row in rows:
-        if not row.finite:
-            problems.append(
-                f"{row.layer} has NaN or infinite weights: training has diverged; "
-                "lower the learning rate and start again."
-            )
-            continue  # its other figures are NaN too and would only repeat the news
-        if row.dead_share is not None and row.dead_share > dead_threshold:
-            problems.append(
-                f"{row.layer}: {row.dead_share:.0%} of its ReLU units output zero for every "
-                "probe image (dead units)."
-            )
-        if row.update_ratio is not None and row.update_ratio < vanishing:
-            problems.append(
-                f"{row.layer}: its weights moved by only {row.update_ratio:.2g} of their size "
-                "since the last check (vanishing updates)."
-            )
-        elif row.update_ratio is not None and row.update_ratio > exploding:
-            problems.append(
-                f"{row.layer}: its weights moved by {row.update_ratio:.2g} times their size "
-                "since the last check (exploding updates)."
-            )
-    return problems
+    chosen = int(probabilities.argmax()) if class_index is None else int(class_index)
+    if not 0 <= chosen < len(probabilities):
+        raise ValueError(f"class {chosen} is not a digit from 0 to 9.")
+    try:
+        heat = saliency(model, image, chosen, method=method)
+        maps = top_feature_maps(model, image)
+    except ValueError as err:  # a model from elsewhere
+        raise ValueError(f"This model cannot be looked into: {err}") from None
+    return Explanation(probabilities, chosen, heat, maps)
 
 
 # --- clusters -------------------------------------------------------------------------------------
@@ -484,8 +261,8 @@ def penultimate_features(model: Any, images: np.ndarray, *, batch_size: int = 10
     """
     if batch_size < 1:
         raise ValueError(f"batch_size = {batch_size}; use 1 or more.")
-    batch = _as_batch(images, "images")
-    features_of = _submodel(model, _last_dense(model).input)
+    batch = as_batch(images, "images")
+    features_of = submodel(model, _last_dense(model).input)
     width = int(np.prod(features_of.outputs[0].shape[1:]))
     features = np.empty((len(batch), width), dtype=np.float32)
     for start in range(0, len(batch), batch_size):
@@ -534,22 +311,14 @@ def pca_2d(features: np.ndarray) -> np.ndarray:
     return projected
 
 
-def nearest_centroid_accuracy(points: np.ndarray, labels: np.ndarray) -> float:
-    """Share of points whose nearest class centroid (Euclidean) is their own class's.
+def clusters(model: Any, images: np.ndarray) -> np.ndarray:
+    """The penultimate-layer features of `images` projected on their two principal axes,
+    (n, 2) float32, in the images' order.
 
-    The centroids come from the same points, so this measures how well the classes separate
-    in this space, not how a classifier would generalise.
+    Raises:
+        ValueError: a model that cannot be looked into (the sentence says why).
     """
-    data = np.asarray(points, dtype=np.float64)
-    classes_of = np.asarray(labels).reshape(-1)
-    if data.ndim != 2 or len(data) != len(classes_of):
-        raise ValueError(
-            f"points must be (n, d) with one label each; got {data.shape} and {classes_of.shape}."
-        )
-    if len(data) == 0:
-        raise ValueError("There are no points to classify.")
-    classes, index_of = np.unique(classes_of, return_inverse=True)
-    centroids = np.stack([data[index_of == k].mean(axis=0) for k in range(len(classes))])
-    # |p - c|^2 without the (n, k, d) difference array: |p|^2 is the same for every centroid.
-    distances = (centroids**2).sum(axis=1) - 2 * data @ centroids.T
-    return float(np.mean(np.argmin(distances, axis=1) == index_of))
+    try:
+        return pca_2d(penultimate_features(model, images))
+    except ValueError as err:
+        raise ValueError(f"This model cannot be looked into: {err}") from None

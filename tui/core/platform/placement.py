@@ -134,7 +134,3 @@ class DistributeOptions:
             )
         if self.devices and self.strategy != "mirrored":
             raise DistributeError("--devices only applies to --strategy mirrored.")
-
-    @property
-    def is_default(self) -> bool:
-        return self == DistributeOptions()

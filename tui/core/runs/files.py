@@ -29,8 +29,14 @@ def replacing(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
     system, which POSIX makes atomic: readers see the old file or the new one, never half of one.
     On failure the temporary file is removed and `target` is left as it was.
     """
-    tmp = target.with_name(f".{target.name}.{os.getpid()}{suffix}")
+    fd, name = tempfile.mkstemp(suffix=suffix, prefix=f".{target.name}.", dir=target.parent)
+    tmp = Path(name)
     try:
+        try:
+            # mkstemp makes the file 0600; what replaces `target` gets the mode a new file would.
+            os.fchmod(fd, _new_file_mode())
+        finally:
+            os.close(fd)
         yield tmp
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
@@ -39,6 +45,15 @@ def replacing(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     fsync_dir(target.parent)
+
+
+def _new_file_mode() -> int:
+    """0666 less the umask, read without setting it (setting it would race other threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    return 0o644
 
 
 def write_atomic(target: Path, data: bytes) -> None:

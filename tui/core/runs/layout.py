@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import zipfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,10 +21,11 @@ from typing import Any
 import msgspec
 
 from tui.core.data.info import DataInfo
+from tui.core.inspect.problems import find_problems
 from tui.core.runs.files import write_atomic, write_json
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.toml import dump_toml, load_toml
-from tui.core.training.events import EpochEnded, Evaluated, LayerHealthMeasured
+from tui.core.training.events import EpochEnded, Evaluated, LayerFigures, LayerHealthMeasured
 
 RUNS_ENV = "MNIST_TUI_RUNS"
 """Environment variable naming the folder that holds run directories."""
@@ -272,23 +272,6 @@ class RunDirectory:
         write_atomic(target, buffer.getvalue())
         return target
 
-    def load_predictions(self) -> tuple[Any, Any]:
-        """The saved (probabilities, labels); `RunError` if missing or unreadable."""
-        import numpy as np
-
-        target = self.path / PREDICTIONS
-        try:
-            with np.load(target) as saved:
-                return saved["probabilities"], saved["labels"]
-        except FileNotFoundError:
-            raise RunError(
-                f"run {self.name} has no {PREDICTIONS}; evaluate the model first."
-            ) from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-            raise RunError(
-                f"run {self.name}: {PREDICTIONS} is unreadable ({err}); predict again."
-            ) from None
-
     def save_evaluation(self, evaluated: Evaluated) -> Path:
         """Write the test-set loss and accuracy, with the epoch and data they belong to."""
         target = self.path / EVALUATION
@@ -321,7 +304,7 @@ class RunDirectory:
         kept: dict[int, LayerHealthMeasured] = {}
         for line in lines:
             with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                measured = msgspec.json.decode(line, type=LayerHealthMeasured)
+                measured = _health_line(line)
                 if measured.epoch <= epochs:
                     kept[measured.epoch] = measured
         return tuple(kept[epoch] for epoch in sorted(kept))
@@ -329,6 +312,23 @@ class RunDirectory:
     def load_history(self) -> list[EpochEnded]:
         """The epochs in metrics.csv as `EpochEnded` events (see `read_history`)."""
         return read_history(self.path, self.hparams, self.info)
+
+
+class _FiguresOnly(msgspec.Struct):
+    """A layers.jsonl line less its problems, which lines written before 2026-12 hold as
+    sentences (`LayerProblem`s since)."""
+
+    epoch: int
+    layers: tuple[LayerFigures, ...]
+
+
+def _health_line(line: bytes) -> LayerHealthMeasured:
+    """One layers.jsonl line; an old one gets its problems found again from its figures."""
+    try:
+        return msgspec.json.decode(line, type=LayerHealthMeasured)
+    except msgspec.ValidationError:
+        old = msgspec.json.decode(line, type=_FiguresOnly)
+        return LayerHealthMeasured(old.epoch, old.layers, find_problems(old.layers))
 
 
 def data_info(recorded: object) -> DataInfo | None:

@@ -40,10 +40,6 @@ class RunLock:
         self.stale: dict[str, Any] | None = None
         """What the lock file said when it was taken over from a dead process."""
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def acquire(self) -> RunLock:
         """Take the lock, or raise `RunBusy` naming the live holder."""
         if self._fd is not None:

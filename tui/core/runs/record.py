@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.platform.runtime import TENSORBOARD_MISSING, import_keras, tensorboard_installed
-from tui.core.runs.files import replacing
+from tui.core.runs.files import replacing, reserve_unique
 from tui.core.runs.layout import (
     BEST_MODEL,
     LAST_MODEL,
@@ -38,6 +38,24 @@ def save_model_atomic(model: Any, target: Path) -> None:
     """
     with replacing(target, suffix=".tmp.keras") as tmp:
         model.save(tmp)
+
+
+def save_model_file(model: Any, path: Path, *, overwrite: bool) -> Path:
+    """Save `model` atomically to `path`, or beside it under a numbered name when `overwrite` is
+    False and the name is taken; returns where it went.
+
+    Raises:
+        RunError: the file cannot be written (the sentence says why).
+    """
+    target = path
+    try:
+        if not overwrite:
+            target = reserve_unique(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_model_atomic(model, target)
+    except OSError as err:
+        raise RunError(f"the model was not saved to {target}: {err.strerror or err}") from None
+    return target
 
 
 def run_callbacks(

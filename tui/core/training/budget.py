@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tui.core.platform.devices import DeviceReport
 from tui.core.settings.hyperparams import IMAGE_SIZE, Hyperparams, conv_output_side
 
 FLOAT_BYTES = 4
@@ -135,6 +136,14 @@ def check(hparams: Hyperparams, available: int | None, where: str = "RAM") -> Ve
             f"{_size(available)} of {where} available.",
         )
     return Verdict(needed, available, where)
+
+
+def check_on(hparams: Hyperparams, devices: DeviceReport | None) -> Verdict:
+    """`check` against the smallest GPU's memory where GPUs report it, else against free RAM."""
+    gpus = [g for g in (devices.gpus if devices else ()) if g.memory_total]
+    if gpus:
+        return check(hparams, min(g.memory_total or 0 for g in gpus), "GPU memory")
+    return check(hparams, available_memory())
 
 
 def _size(count: int) -> str:

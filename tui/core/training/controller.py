@@ -21,21 +21,19 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
-from tui.core.data.mnist import SAMPLE_NOTICE, DataError, MnistData, load_mnist, load_recorded
+from tui.core.data.mnist import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.inspect.predictions import Predictions
-from tui.core.runs.files import check_writable
-from tui.core.runs.layout import RunDirectory, RunError
-from tui.core.runs.lock import RunLock
-from tui.core.settings.hyperparams import ARCHITECTURE_FIELDS, Hyperparams
+from tui.core.runs.layout import RunError
+from tui.core.runs.recorder import RunRecorder
+from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.requests import Setup
 from tui.core.training import budget
-from tui.core.training.controls import MAX_EPOCHS, TrainingControls
+from tui.core.training.controls import TrainingControls
 from tui.core.training.events import (
     BackendLoaded,
     DataLoaded,
@@ -65,10 +63,13 @@ from tui.core.training.events import (
     TrainingStopped,
 )
 from tui.core.training.phase import FITTING, Action, Phase
+from tui.core.training.rounds import RoundPlan, plan_round
 from tui.core.training.snapshot import Snapshot, advance, initial_snapshot, refusal
 from tui.errors import error_line
 
 if TYPE_CHECKING:
+    from tui.core.inspect.reader import ModelReader
+    from tui.core.inspect.views import Explanation
     from tui.core.training.adapter import ModelAdapter
     from tui.core.training.session import TrainingSession
 
@@ -92,30 +93,6 @@ class Job(Generic[T]):
         return self._work()
 
 
-@dataclass(frozen=True)
-class Explanation:
-    """What `TrainingController.explain` found for one image."""
-
-    probabilities: np.ndarray
-    class_index: int
-    """The class the saliency map explains."""
-    saliency: np.ndarray
-    """(28, 28) float32 in [0, 1]."""
-    maps: list[Any]
-    """`tui.core.inspect.views.FeatureMaps`, one per conv layer."""
-
-
-@dataclass(frozen=True)
-class RoundPlan:
-    """What a claimed round will do."""
-
-    hparams: Hyperparams
-    preset: str
-    fresh: bool
-    """A new model, recorded into a new run directory."""
-    target: int
-
-
 class TrainingController:
     """See the module docstring. Every public method is safe to call from any thread."""
 
@@ -134,8 +111,9 @@ class TrainingController:
         self.strategy: Any = None
         self.session: TrainingSession | None = None
         self.controls = TrainingControls(setup.hparams.epochs, setup.hparams.learning_rate)
-        self.run: RunDirectory | None = None
-        self._run_lock: RunLock | None = None
+        self.recorder = RunRecorder(
+            setup, holder, lambda text, title: self.notice(text, "warning", title)
+        )
         self._opened: ModelAdapter | None = None
         """A model opened from a file, for browsing and drawing (not trained here)."""
         self._predictions: Predictions | None = None
@@ -231,22 +209,13 @@ class TrainingController:
         return True
 
     # --- rounds -------------------------------------------------------------------------------
-    def run_round(
-        self, hparams: Hyperparams | None = None, preset: str | None = None
-    ) -> StopReason:
-        """Claim and run a round in this thread (see `claim_round`)."""
-        return self.claim_round(hparams, preset).run()
-
     def claim_round(
         self, hparams: Hyperparams | None = None, preset: str | None = None
     ) -> Job[StopReason]:
         """Check a request to train and move to STARTING; the job records, trains, evaluates,
         predicts and saves.
 
-        The policy: without a model, a new one from `hparams` into a new run directory. With
-        one, the same model carries on: up to `hparams.epochs` if that is above the epochs
-        done, else for another round of the length it was set up with; settings that do not
-        change the network (batch size, schedule, split) may change on the way.
+        The round is a new model, or the one that exists carrying on (see `plan_round`).
 
         Args:
             hparams: the settings to train with; None keeps the ones in force.
@@ -260,8 +229,14 @@ class TrainingController:
             snapshot = self._snapshot
             hparams = hparams or snapshot.hparams
             preset = preset or snapshot.preset
-            plan = self._plan(hparams, preset)
-            verdict = self._memory_verdict(plan.hparams)
+            session = self.session
+            trained = session.hparams if session and session.model is not None else None
+            done = session.epochs_done if session else 0
+            try:
+                plan = plan_round(hparams, preset, trained, done, self._round_length)
+            except ValueError as err:
+                raise ControllerError(str(err)) from None
+            verdict = budget.check_on(plan.hparams, snapshot.devices)
             if verdict.refuse:
                 raise ControllerError(verdict.reason[:1].upper() + verdict.reason[1:])
             if plan.fresh and snapshot.model is not None:
@@ -281,31 +256,20 @@ class TrainingController:
             self._phase(Phase.STARTING)
         return Job("train", lambda: self._execute_round(plan))
 
-    def _plan(self, hparams: Hyperparams, preset: str) -> RoundPlan:
-        session = self.session
-        if session is None or session.model is None:
-            return RoundPlan(hparams, preset, True, hparams.epochs)
-        done = session.epochs_done
-        changed = sorted(
-            name
-            for name in ARCHITECTURE_FIELDS
-            if getattr(hparams, name) != getattr(session.hparams, name)
-        )
-        if changed:
-            raise ControllerError(
-                f"The model exists, so {', '.join(changed)} cannot change; reset it (r) to "
-                "train a new one with these settings."
-            )
-        target = hparams.epochs if hparams.epochs > done else done + self._round_length
-        target = min(target, MAX_EPOCHS)
-        return RoundPlan(hparams.with_changes(epochs=target), preset, False, target)
+    def _new_session(
+        self, hparams: Hyperparams, data: MnistData, model: Any = None, epochs_done: int = 0
+    ) -> TrainingSession:
+        from tui.core.training.session import TrainingSession
 
-    def _memory_verdict(self, hparams: Hyperparams) -> budget.Verdict:
-        devices = self._snapshot.devices
-        gpus = [g for g in (devices.gpus if devices else ()) if g.memory_total]
-        if gpus:
-            return budget.check(hparams, min(g.memory_total or 0 for g in gpus), "GPU memory")
-        return budget.check(hparams, budget.available_memory())
+        return TrainingSession(
+            hparams,
+            data,
+            self.controls,
+            model=model,
+            epochs_done=epochs_done,
+            strategy=self.strategy,
+            progress_interval=self.setup.progress_interval,
+        )
 
     def _execute_round(self, plan: RoundPlan) -> StopReason:
         try:
@@ -316,20 +280,10 @@ class TrainingController:
             return StopReason.ERROR
 
     def _train_round(self, plan: RoundPlan) -> StopReason:
-        from tui.core.platform.runtime import tensorboard_installed
-        from tui.core.runs.record import run_callbacks
-        from tui.core.training.session import TrainingSession
-
         assert self.data is not None
         old = self.session
         if old is None or old.model is None:
-            session = TrainingSession(
-                plan.hparams,
-                self.data,
-                self.controls,
-                strategy=self.strategy,
-                progress_interval=self.setup.progress_interval,
-            )
+            session = self._new_session(plan.hparams, self.data)
             self._round_length = plan.hparams.epochs
         elif (
             old.hparams.with_changes(
@@ -342,35 +296,19 @@ class TrainingController:
             session.hparams = plan.hparams
         else:
             # Batch size, schedule, split or train size changed: same model, new settings.
-            session = TrainingSession(
-                plan.hparams,
-                self.data,
-                self.controls,
-                model=old.model,
-                epochs_done=old.epochs_done,
-                strategy=self.strategy,
-                progress_interval=self.setup.progress_interval,
-            )
+            session = self._new_session(plan.hparams, self.data, old.model, old.epochs_done)
         self.session = session
-        run = self._record_round(plan, session)
-        callbacks: list[Any] = []
-        if run is not None:
-            tensorboard = self.setup.tensorboard
-            if tensorboard and not tensorboard_installed():
-                tensorboard = False
-                self.notice(
-                    "TensorBoard logs are off: the tensorboard package is not installed "
-                    "(`pip install tensorboard`).",
-                    "warning",
-                    "No TensorBoard",
-                )
-            callbacks = run_callbacks(
-                run,
-                session.clock,
-                lambda: self.controls.learning_rate,
-                lambda text: self.notice(text, "warning", "Not recorded"),
-                tensorboard=tensorboard,
-            )
+        created = self.recorder.begin_round(
+            fresh=plan.fresh,
+            preset=plan.preset,
+            hparams=plan.hparams,
+            round_length=self._round_length,
+            data=self.data,
+            train_samples=lambda: len(session.split()[0]),
+        )
+        if created is not None:
+            self.publish(RunRecording(str(created.path)))
+        callbacks = self.recorder.callbacks(session.clock, lambda: self.controls.learning_rate)
         outcome = session.train(self._from_training, callbacks)
         self.publish(
             TrainingStopped(
@@ -405,62 +343,18 @@ class TrainingController:
 
     def _record_health(self, measured: LayerHealthMeasured) -> None:
         """Into the run directory, and each kind of problem said once per layer."""
-        run = self.run
-        if run is not None and self.setup.record:
-            with contextlib.suppress(OSError):  # figures to look at: never worth a failure
-                run.append_health(measured)
+        self.recorder.record_health(measured)
         for problem in measured.problems:
-            # "conv2: 71% of its ReLU units ... (dead units)." -> ("conv2", "dead units").
-            layer = problem.split(":")[0].split()[0]
-            kind = problem.rsplit("(", 1)[-1] if "(" in problem else "weights"
-            seen = (layer, kind)
+            seen = (problem.layer, problem.kind)
             if seen not in self._problems_said:
                 self._problems_said.add(seen)
-                self.notice(f"Layer health: {problem}", "warning", "Layer health")
+                self.notice(f"Layer health: {problem.text}", "warning", "Layer health")
 
     def _report_devices(self) -> None:
         from tui.core.platform.runtime import device_report
 
         with contextlib.suppress(Exception):  # a report is a nicety; never a failure
             self.publish(DevicesReported(device_report(self.snapshot.device or None)))
-
-    def _record_round(self, plan: RoundPlan, session: TrainingSession) -> RunDirectory | None:
-        """The run directory this round records into, made or updated; None if unrecorded."""
-        if not self.setup.record:
-            return None
-        run = self.run
-        hparams = plan.hparams
-        if not plan.fresh and run is not None:
-            try:
-                # hparams.toml's epochs stays the length of one round, which `t` adds again.
-                run.update_hparams(hparams.with_changes(epochs=self._round_length))
-            except OSError as err:
-                self.notice(f"hparams.toml in {run.path} not updated: {err}", "warning")
-            return run
-        if run is not None and run.epochs_saved == 0 and run.data == self.data_info:
-            # A first attempt that saved nothing: reuse it rather than leave an empty folder.
-            with contextlib.suppress(OSError):
-                run.update_hparams(hparams)
-                return run
-        assert self.data is not None
-        train_samples = len(session.split()[0])
-        try:
-            created = RunDirectory.create(
-                self.setup.runs_dir, plan.preset, hparams, self.data.info, train_samples
-            )
-            lock = RunLock(created.path, self.holder).acquire()
-        except RunError as err:
-            self.notice(f"This run is not recorded: {err}", "warning", "No run directory")
-            self._release_run()
-            return None
-        self._release_run()
-        self.run, self._run_lock = created, lock
-        self.publish(RunRecording(str(created.path)))
-        return created
-
-    @property
-    def data_info(self) -> Any:
-        return self.data.info if self.data is not None else None
 
     def _evaluate(self, predictions: Predictions, epochs_done: int) -> None:
         with self._lock:
@@ -471,16 +365,8 @@ class TrainingController:
         )
         self.publish(evaluated)
         self.publish(PredictionsReady(len(predictions.labels), predictions.accuracy, version))
-        run = self.run
-        if run is None or not self.setup.record or self._opened is not None:
-            return
-        try:
-            run.save_evaluation(evaluated)
-            run.save_predictions(predictions.probabilities, predictions.labels)
-        except OSError as err:
-            self.notice(
-                f"cannot write the test results to {run.path}: {err.strerror or err}", "warning"
-            )
+        if self._opened is None:  # a model opened from a file has no run to record into
+            self.recorder.record_results(evaluated, predictions)
 
     # --- the controls -------------------------------------------------------------------------
     def stop_now(self) -> None:
@@ -593,32 +479,15 @@ class TrainingController:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def _open_run(self, path: Path) -> None:
-        from tui.core.runs.resume import resume
-        from tui.core.training.session import TrainingSession
-
-        RunDirectory.open(path)  # a folder that is not a run is refused before anything else
-        path = path.resolve()
-        same = self.run is not None and self.run.path == path
-        lock = self._run_lock if same else RunLock(path, self.holder).acquire()
-        try:
-            with self._scope():
-                resumed = resume(path)
-            data = self._data_for(resumed.run_dir)
-        except BaseException:
-            if not same and lock is not None:
-                lock.release()
-            raise
-        self._forget_model(publish=False, keep_run=same)  # releases the old run unless `same`
-        self.run, self._run_lock = resumed.run_dir, lock
-        session = TrainingSession(
-            resumed.hparams,
-            data,
-            self.controls,
-            model=resumed.model,
-            epochs_done=resumed.epochs_done,
-            strategy=self.strategy,
-            progress_interval=self.setup.progress_interval,
-        )
+        assert self.data is not None
+        resumed, data = self.recorder.reopen(path, self._scope, self.data)
+        if data is not self.data:
+            self.data = data
+            note = f"the data run {resumed.run_dir.name} was trained on"
+            self.publish(DataLoaded(data.info, note))
+        # The recorder now holds the reopened run, having released any other.
+        self._forget_model(publish=False, keep_run=True)
+        session = self._new_session(resumed.hparams, data, resumed.model, resumed.epochs_done)
         if resumed.model is not None:
             session.ensure_model()  # batches per call to suit this strategy
         self.session = session
@@ -646,41 +515,6 @@ class TrainingController:
 
             self.publish(ModelDescribed(describe_layers(resumed.model)))
             self._evaluate(session.predict(), resumed.epochs_done)
-
-    def _data_for(self, run: RunDirectory) -> MnistData:
-        """The data to continue `run` on (see `claim_open_run`); publishes a change of data."""
-        assert self.data is not None
-        recorded = run.data
-        current = self.data
-        if recorded is None:
-            self.notice(
-                f"run {run.name} has no record of its data's fingerprint ({run.data_label}); "
-                f"it continues on {current.describe()}.",
-                "warning",
-            )
-            return current
-        if recorded.fingerprint == current.fingerprint:
-            return current
-        if self.setup.data_path is not None:
-            run.record_data_change(current.info)
-            self.notice(
-                f"run {run.name} was trained on {recorded.describe()}; it continues on "
-                f"{current.describe()} as --data asks, and run.json records the change.",
-                "warning",
-                "Other data",
-            )
-            return current
-        try:
-            data = load_recorded(recorded)
-        except DataError as err:
-            raise ControllerError(
-                f"run {run.name} was trained on {recorded.describe()} from {recorded.source} "
-                f"(fingerprint {recorded.short_fingerprint}), but {err}; pass --data PATH to "
-                "continue it on other data (run.json records the change)."
-            ) from None
-        self.data = data
-        self.publish(DataLoaded(data.info, f"the data run {run.name} was trained on"))
-        return data
 
     def _open_model(self, path: Path) -> None:
         from tui.core.runs.resume import load_model_file
@@ -713,22 +547,15 @@ class TrainingController:
         Raises:
             ControllerError: no model, training runs, or the file cannot be written.
         """
-        from tui.core.runs.files import reserve_unique
-        from tui.core.runs.record import save_model_atomic
+        from tui.core.runs.record import save_model_file
 
         with self._lock:
             self._require(Action.SAVE_MODEL)
             model = self.model
-        target = Path(path)
         try:
-            if not overwrite:
-                target = reserve_unique(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_model_atomic(model, target)
-        except OSError as err:
-            raise ControllerError(
-                f"the model was not saved to {target}: {err.strerror or err}"
-            ) from None
+            target = save_model_file(model, Path(path), overwrite=overwrite)
+        except RunError as err:
+            raise ControllerError(str(err)) from None
         self.publish(ModelSaved(str(target)))
         return target
 
@@ -745,15 +572,10 @@ class TrainingController:
         self._opened = None
         self._predictions = None
         if not keep_run:
-            self._release_run()
+            self.recorder.release()
         self._round_length = self.setup.hparams.epochs
         if publish:
             self.publish(ModelReset())
-
-    def _release_run(self) -> None:
-        if self._run_lock is not None:
-            self._run_lock.release()
-        self.run, self._run_lock = None, None
 
     # --- what viewers ask for -----------------------------------------------------------------
     @property
@@ -775,94 +597,35 @@ class TrainingController:
         pixels: np.ndarray = np.rint(self.data.x_test[..., 0] * 255.0).astype(np.uint8)
         return pixels
 
-    def _adapter(self) -> ModelAdapter:
+    def _read(self, question: Callable[[ModelReader], T]) -> T:
+        """Ask the current model `question` (see `ModelReader`); any thread."""
+        from tui.core.inspect.reader import ModelReader
         from tui.core.training.adapter import ModelAdapter
 
         self._require(Action.CLASSIFY)
-        return self._opened or ModelAdapter.for_model(self.model)
+        adapter = self._opened or ModelAdapter.for_model(self.model)
+        try:
+            return question(ModelReader(adapter, self.data, self._predictions))
+        except ValueError as err:
+            raise ControllerError(str(err)) from None
 
     def classify(self, images: np.ndarray) -> np.ndarray:
-        """(n, 10) probabilities for (n, 28, 28, 1) float images (a drawing); any thread."""
-        return self._adapter().classify(images)
+        """(n, 10) probabilities for (n, 28, 28, 1) float images (a drawing)."""
+        return self._read(lambda model: model.classify(images))
 
     def predict_shifted(self) -> Predictions:
-        """The test set's probabilities averaged over each digit and its one-pixel shifts
-        (`tui.core.inspect.tta`): what test-time augmentation makes of the current model. Any
-        thread; the model is read, never changed, and the published predictions stay the plain
-        ones."""
-        from tui.core.inspect.tta import predict_shifted
-        from tui.core.training.adapter import ModelMismatch
-        from tui.core.training.session import EVAL_BATCH
-
-        adapter, data, plain = self._adapter(), self.data, self._predictions
-        if data is None:
-            raise ControllerError("MNIST is not loaded yet.")
-        labels = data.y_test
-        # The plain pass is the published predictions, when they are of this test set.
-        base = None
-        if plain is not None and len(plain.labels) == len(labels):
-            base = plain.probabilities
-        try:
-            return predict_shifted(
-                lambda images: adapter.predict(images, labels, EVAL_BATCH)[0].probabilities,
-                data.x_test,
-                labels,
-                base=base,
-            )
-        except ModelMismatch as err:
-            raise ControllerError(f"test-time augmentation failed: {err}") from None
+        """The test set under test-time augmentation (`ModelReader.predict_shifted`)."""
+        return self._read(lambda model: model.predict_shifted())
 
     def explain(
-        self,
-        image: np.ndarray,
-        class_index: int | None = None,
-        *,
-        method: str = "smoothgrad",
+        self, image: np.ndarray, class_index: int | None = None, *, method: str = "smoothgrad"
     ) -> Explanation:
-        """What the model looks at in `image` ((28, 28, 1) float): its probabilities, the
-        saliency map for `class_index` (the predicted class when None) and the strongest feature
-        maps of each conv layer. Any thread; the model is read, never changed."""
-        from tui.core.inspect.views import saliency, top_feature_maps
-
-        self._require(Action.CLASSIFY)
-        model = self.model
-        probabilities = self.classify(image[np.newaxis])[0]
-        chosen = int(probabilities.argmax()) if class_index is None else int(class_index)
-        if not 0 <= chosen < len(probabilities):
-            raise ControllerError(f"class {chosen} is not a digit from 0 to 9.")
-        try:
-            heat = saliency(model, image, chosen, method=method)  # type: ignore[arg-type]
-            maps = top_feature_maps(model, image)
-        except ValueError as err:  # a model from elsewhere that cannot be looked into
-            raise ControllerError(f"This model cannot be looked into: {err}") from None
-        return Explanation(probabilities, chosen, heat, maps)
+        """What the model looks at in `image` (`ModelReader.explain`)."""
+        return self._read(lambda model: model.explain(image, class_index, method))  # type: ignore[arg-type]
 
     def clusters(self) -> np.ndarray:
-        """The test set's penultimate-layer features projected on their two principal axes,
-        (n, 2) float32, in test-set order."""
-        from tui.core.inspect.views import pca_2d, penultimate_features
-
-        self._require(Action.CLASSIFY)
-        model, data = self.model, self.data
-        if data is None:
-            raise ControllerError("MNIST is not loaded yet.")
-        try:
-            return pca_2d(penultimate_features(model, data.x_test))
-        except ValueError as err:
-            raise ControllerError(f"This model cannot be looked into: {err}") from None
-
-    def check_writable(self) -> None:
-        """Raise ControllerError now if runs cannot be recorded where they would go."""
-        from tui.core.runs.layout import runs_root
-
-        root = runs_root(self.setup.runs_dir)
-        try:
-            check_writable(root)
-        except OSError as err:
-            raise ControllerError(
-                f"runs cannot be recorded in {root}: {err.strerror or err}; pass --runs-dir "
-                "or set MNIST_TUI_RUNS to a writable folder."
-            ) from None
+        """The test set's clusters (`ModelReader.clusters`)."""
+        return self._read(lambda model: model.clusters())
 
     # --- leaving ------------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -877,4 +640,4 @@ class TrainingController:
     def close(self) -> None:
         """Release the run's lock (the process is ending)."""
         with self._lock:
-            self._release_run()
+            self.recorder.release()

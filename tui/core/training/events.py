@@ -14,6 +14,7 @@ from typing import TypeAlias
 import msgspec
 
 from tui.core.data.info import DataInfo
+from tui.core.inspect.problems import LayerProblem
 from tui.core.platform.devices import DeviceReport
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training.phase import Phase
@@ -274,7 +275,7 @@ class LayerHealthMeasured(Event, frozen=True):
 
     epoch: int
     layers: tuple[LayerFigures, ...]
-    problems: tuple[str, ...] = ()
+    problems: tuple[LayerProblem, ...] = ()
 
 
 TrainingEvent: TypeAlias = (

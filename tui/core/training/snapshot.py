@@ -244,10 +244,6 @@ def refusal(snapshot: Snapshot, action: Action) -> Refusal | None:
     return Refusal(reason) if reason else None
 
 
-def can(snapshot: Snapshot, action: Action) -> bool:
-    return refusal(snapshot, action) is None
-
-
 def _train(s: Snapshot, phase: Phase) -> str:
     if phase is Phase.OPENING:
         return "Still opening; training can start in a moment."
