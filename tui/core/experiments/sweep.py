@@ -47,6 +47,8 @@ WORKER_ENV = "MNIST_TUI_SWEEP_WORKER"
 PRUNE_AFTER = 2
 """Trials that must complete before the median pruner judges others."""
 HOST = socket.gethostname()
+STORAGE_ATTEMPTS = 4
+"""Tries at opening a database store that other processes are creating at the same moment."""
 
 
 class SweepError(Exception):
@@ -175,11 +177,19 @@ class SweepFolder:
             from optuna.storages.journal import JournalFileBackend
 
             return optuna.storages.JournalStorage(JournalFileBackend(str(self.path / JOURNAL)))
-        try:
-            return optuna.storages.RDBStorage(url)
-        except Exception as err:  # a bad URL, a missing driver, a database that will not answer
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise SweepError(f"--storage {url} cannot be used: {first}") from None
+        for attempt in range(STORAGE_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(url)
+            except Exception as err:  # a bad URL, a missing driver, a database that is away
+                # Processes that start together on a new database race to create its tables;
+                # the loser's error goes once the winner has made them.
+                if attempt + 1 < STORAGE_ATTEMPTS and "IntegrityError" in repr(err):
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                text = str(err).strip()
+                first = text.splitlines()[0] if text else type(err).__name__
+                raise SweepError(f"--storage {url} cannot be used: {first}") from None
+        raise AssertionError("unreachable")
 
     def study(self, sampler_seed: int) -> optuna.Study:
         """The study, created on first use (by whichever process comes first)."""
