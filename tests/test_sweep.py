@@ -238,3 +238,29 @@ def test_workers_share_the_sweeps_journal(tmp_path: Path) -> None:
     assert sorted(_lineage(folder)) == [0, 1, 2, 3]
     assert sorted(int(n) for n, _ in TRIAL_LINE.findall(done.stdout)) == [0, 1, 2, 3]
     assert (folder / "worker-1.log").is_file() and (folder / "worker-2.log").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_sweep_after_saying_what_finished(tmp_path: Path) -> None:
+    folder = tmp_path / "sw"
+    command = [sys.executable, "-m", "tui", "sweep", *TINY_FLAGS, "--epochs", "1", "--trials",
+               "4", "--out", str(folder)]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: (folder / JOURNAL).is_file() and len(_study(folder)) >= 2, 300, "trial 1")
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Stopping the sweep" in out and "Stopped; carry on with: mnist-tui sweep --resume" in out
+    assert re.search(r"^trial +0 +complete ", out, re.MULTILINE), out
+    states = {r.number: (r.state, r.note) for r in _study(folder)}
+    assert states[1] == ("failed", "interrupted")
+    assert states[2] == ("waiting", "re-runs trial 1"), "queued for --resume"

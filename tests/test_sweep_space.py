@@ -125,4 +125,6 @@ def test_sweep_flags_are_checked_before_anything_is_written(
     assert "--dropout cannot change a sweep being resumed" in capsys.readouterr().err
     assert main(["sweep", "--resume", "nowhere"]) == 2
     assert "nowhere is not a sweep folder" in capsys.readouterr().err
+    assert main(["sweep", "--storage", "nodb://x", "--study", "s", "--out", "sw"]) == 2
+    assert "--storage nodb://x cannot be used" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

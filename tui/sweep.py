@@ -77,6 +77,8 @@ class SweepRequest:
 
 
 def run_sweep(request: SweepRequest, console: Console) -> int:
+    """Make or reopen the sweep, run its trials here or in `--workers` processes, print them;
+    the exit code (130 when Ctrl+C stopped it)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = _resumed(request) if request.resume is not None else _created(request)
     settings = folder.settings
@@ -93,10 +95,7 @@ def run_sweep(request: SweepRequest, console: Console) -> int:
         interrupted = _with_workers(folder, request.workers, console)
         study = folder.study(0)
     else:
-        outcome = _in_this_process(folder, request, console)
-        if isinstance(outcome, int):
-            return outcome
-        study, interrupted = outcome
+        study, interrupted = _in_this_process(folder, request, console)
     return _summary(folder, study, request, console, interrupted)
 
 
@@ -143,11 +142,14 @@ def _created(request: SweepRequest) -> SweepFolder:
     )
     try:
         folder = SweepFolder.create(out, settings)
-        if not settings.study:
-            folder = folder.with_settings(study=folder.path.name)
+    except SweepError as err:
+        raise UsageError(str(err)) from None
+    if not settings.study:
+        folder = folder.with_settings(study=folder.path.name)
+    try:
         folder.study(0)  # a store that cannot be used is said now, before anything trains
     except SweepError as err:
-        if "folder" in locals() and not existed:
+        if not existed:
             shutil.rmtree(folder.path, ignore_errors=True)
         raise UsageError(str(err)) from None
     return folder
@@ -181,9 +183,9 @@ def _describe(space: SearchSpace) -> str:
 # --- running trials here ------------------------------------------------------------------------
 def _in_this_process(
     folder: SweepFolder, request: SweepRequest, console: Console
-) -> tuple[optuna.Study, bool] | int:
+) -> tuple[optuna.Study, bool]:
     """Load TensorFlow and the data once, then run trials until the sweep has them; the study
-    and whether Ctrl+C stopped it, or an exit code."""
+    and whether Ctrl+C stopped it."""
     settings = folder.settings
     setup = dataclasses.replace(
         request.setup,

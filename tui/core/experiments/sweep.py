@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import os
 import queue
 import re
@@ -136,8 +137,6 @@ class SweepFolder:
     @classmethod
     def open(cls, path: str | Path) -> SweepFolder:
         """The sweep in `path`; `SweepError` when it is not one."""
-        import json
-
         path = Path(path)
         if not (path / SWEEP_JSON).is_file():
             raise SweepError(
@@ -430,7 +429,7 @@ class SweepRunner:
         work = threading.Thread(target=lambda: outcome.append(job.run()), name="trial")
         began = time.monotonic()
         work.start()
-        pruned = over_budget = False
+        pruned = over_budget = halted = False
         values: list[float] = []
         metric = "val_accuracy"
         while work.is_alive() or not epochs.empty():
@@ -438,10 +437,15 @@ class SweepRunner:
                 event = epochs.get(timeout=0.1)
             except queue.Empty:
                 budget = settings.trial_budget
-                if budget is not None and not over_budget and time.monotonic() - began > budget:
-                    over_budget = True
-                    with contextlib.suppress(ControllerError):
+                late = budget is not None and time.monotonic() - began > budget
+                # A stop asked for before `fit` began found nothing to stop: ask again.
+                if (late and not over_budget) or (self._stopping.is_set() and not halted):
+                    try:
                         controller.stop_now()
+                    except ControllerError:
+                        continue  # not fitting yet, or not any more
+                    over_budget = over_budget or late
+                    halted = halted or self._stopping.is_set()
                 continue
             metric, value = _metric(event)
             if value is None:
