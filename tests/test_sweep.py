@@ -146,6 +146,19 @@ def test_a_trial_that_falls_behind_is_pruned_not_failed(
     assert study.trials[2].state is optuna.trial.TrialState.PRUNED
 
 
+def test_a_trial_budget_stops_each_trial_and_scores_what_it_reached(
+    tmp_path: Path, controller: TrainingController
+) -> None:
+    space = parse_space({"learning_rate": [0.003]}, TINY.with_changes(epochs=200), "test")
+    settings = SweepSettings(space, preset="tiny", study="budget", trials=1, trial_budget=8.0)
+    folder = SweepFolder.create(tmp_path / "sw", settings)
+    ended: list[TrialResult] = []
+    SweepRunner(folder, controller, folder.study(0), ended.append).run()
+    [trial] = ended
+    assert trial.state == "complete" and 1 <= trial.epochs < 200
+    assert trial.value == _recorded_best(_lineage(folder.path)[0])
+
+
 # --- killed, resumed, shared: real processes -----------------------------------------------------
 def _wait_for(condition: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
