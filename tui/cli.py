@@ -245,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_tta_flag(train)
     _add_hyperparam_flags(train)
+    _add_sweep_command(commands)
 
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
     evaluate.add_argument("--model", required=True, metavar="PATH")
@@ -281,6 +282,57 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(stop, "--now", action="store_true", help="stop within a group of batches")
     _add_runs_dir_flag(stop)
     return parser
+
+
+def _add_sweep_command(commands: Any) -> None:
+    sweep = commands.add_parser(
+        "sweep", help="search for the best settings: many runs, chosen by Optuna"
+    )
+    _add_setup_flags(sweep)
+    group = sweep.add_argument_group("sweep", "what to search and for how long")
+    _flag(
+        group,
+        "--space",
+        metavar="FILE.toml",
+        help="the settings to vary: `name = [a, b]` choices, `name = {low = 1e-4, high = 1e-2, "
+        "log = true}` a range, `name = value` fixed (default: learning rate, batch size and "
+        "dropout around the preset)",
+    )
+    _flag(group, "--trials", type=int, metavar="N", help="trials to finish (default: 10)")
+    _flag(group, "--timeout", type=float, metavar="SECONDS", help="start no trial after this")
+    _flag(
+        group,
+        "--trial-budget",
+        type=float,
+        metavar="SECONDS",
+        help="stop each trial after this much training; it scores the accuracy reached by then",
+    )
+    _flag(
+        group,
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N trial processes on this machine, sharing the study (default: 1)",
+    )
+    _flag(
+        group,
+        "--storage",
+        metavar="URL",
+        help="a database Optuna's RDB storage takes (sqlite:///file.db, postgresql://...), so "
+        "that several machines share one study (default: a journal file in the sweep's folder)",
+    )
+    _flag(group, "--study", metavar="NAME", help="the study's name in --storage")
+    _flag(
+        group, "--out", metavar="DIR", help="the sweep's folder (default: sweeps/<time>-<preset>)"
+    )
+    _flag(group, "--resume", metavar="SWEEP_DIR", help="carry on an interrupted sweep")
+    _flag(
+        group,
+        "--save-config",
+        metavar="FILE.toml",
+        help="write the best trial's settings, for --config",
+    )
+    _add_hyperparam_flags(sweep)
 
 
 def _accepted(parser: argparse.ArgumentParser, command: str | None) -> set[str]:
@@ -427,6 +479,40 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
     )
 
 
+def sweep_request(args: argparse.Namespace) -> Any:
+    """The `SweepRequest` for `mnist-tui sweep`; raises UsageError."""
+    from tui.sweep import SweepRequest  # Optuna: for this command only
+
+    for flag in ("trials", "workers", "timeout", "trial_budget"):
+        value = getattr(args, flag, None)
+        if value is not None and not value > 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be above 0, not {value:g}.")
+    resume = getattr(args, "resume", None)
+    typed = tuple(name for name in HYPERPARAMS if hasattr(args, name))
+    if resume is not None:
+        kept = ("config", "preset", "space", "storage", "study", "out", "trial_budget", "data")
+        changed = [f"--{name.replace('_', '-')}" for name in (*typed, *kept) if hasattr(args, name)]
+        if changed:
+            raise UsageError(
+                f"{', '.join(changed)} cannot change a sweep being resumed; only --trials, "
+                "--timeout, --workers and --save-config can."
+            )
+    return SweepRequest(
+        setup=setup_from(args),
+        space=getattr(args, "space", None),
+        fixed=typed,
+        trials=getattr(args, "trials", None),
+        timeout=getattr(args, "timeout", None),
+        trial_budget=getattr(args, "trial_budget", None),
+        workers=getattr(args, "workers", 1),
+        storage=getattr(args, "storage", None),
+        study=getattr(args, "study", None),
+        resume=resume,
+        out=getattr(args, "out", None),
+        save_config=getattr(args, "save_config", None),
+    )
+
+
 def predict_request(args: argparse.Namespace) -> PredictRequest:
     return PredictRequest(
         model=args.model,
@@ -472,6 +558,8 @@ def _headless(command: str, args: argparse.Namespace) -> int:
     request: Any
     if command == "train":
         request = train_request(args)
+    elif command == "sweep":
+        request = sweep_request(args)
     elif command == "evaluate":
         request = EvaluateRequest(
             args.model, getattr(args, "data", None), getattr(args, "tta", False)
@@ -490,6 +578,10 @@ def _headless(command: str, args: argparse.Namespace) -> int:
         "evaluate": headless.run_evaluate,
         "predict": headless.run_predict,
     }
+    if command == "sweep":
+        from tui.sweep import run_sweep  # Optuna: for this command only
+
+        runners["sweep"] = run_sweep
     with quiet_runtime(tensorflow_log_path()):
         # Created inside so that its stderr is the terminal, not the log.
         console = Console(highlight=False, soft_wrap=True)

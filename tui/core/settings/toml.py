@@ -29,7 +29,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ValueError(f"config file {path} is not valid TOML: {err}.") from None
 
 
-def _nearest(name: str, known: list[str]) -> str:
+def nearest(name: str, known: list[str]) -> str:
+    """ "; did you mean 'x'?" for the closest of `known`, else the list of them."""
     close = difflib.get_close_matches(name, known, n=1)
     return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}."
 
@@ -68,14 +69,14 @@ def load_toml_with_preset(
                 )
             if key not in (TOML_TABLE, *TOML_TOP_KEYS):
                 where = "table" if isinstance(raw[key], dict) else "key"
-                hint = _nearest(key, [TOML_TABLE, *TOML_TOP_KEYS, *known])
+                hint = nearest(key, [TOML_TABLE, *TOML_TOP_KEYS, *known])
                 raise ValueError(f"config file {path}: unknown {where} {key!r}{hint}")
         top = {key: raw[key] for key in TOML_TOP_KEYS if key in raw}
     else:
         table, top = dict(raw), {}
         for key, value in table.items():
             if isinstance(value, dict):
-                hint = _nearest(key, [TOML_TABLE])
+                hint = nearest(key, [TOML_TABLE])
                 raise ValueError(f"config file {path}: unknown table [{key}]{hint}")
     file_preset = table.pop("preset", None) or top.get("preset")
     if file_preset is not None and not isinstance(file_preset, str):
@@ -83,7 +84,7 @@ def load_toml_with_preset(
     for key in table:
         if key not in known:
             raise ValueError(
-                f"config file {path}: unknown hyperparameter {key!r}{_nearest(key, known)}"
+                f"config file {path}: unknown hyperparameter {key!r}{nearest(key, known)}"
             )
     filters = table.get("conv_filters")
     if isinstance(filters, str):

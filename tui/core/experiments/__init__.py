@@ -1,0 +1,1 @@
+"""Experiments over many runs: sweeps (Optuna) and the search spaces they draw from."""
