@@ -3,6 +3,9 @@ environment, and the CPU count a process may really use."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,9 @@ import pytest
 
 from tui.core.data import mnist as mnist_module
 from tui.core.data.mnist import DataError, load_mnist, load_npz, load_sample
+from tui.core.platform.cpus import cgroup_cpu_quota, cores_text, usable_cores
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def sample_arrays() -> dict[str, np.ndarray]:
@@ -70,3 +76,62 @@ def test_a_missing_file_from_the_environment_says_it_came_from_there(
     with pytest.raises(DataError) as typed:
         load_mnist(missing, allow_download=False)
     assert "MNIST_TUI_DATA" not in str(typed.value)
+
+
+def test_the_cores_said_are_those_the_process_may_use() -> None:
+    """Under `taskset -c 0` the header, the log, `train`'s model line and the device panel
+    said "CPU (2 cores)" on a two-core machine: all of them read `device_info`/`device_report`."""
+    script = (
+        "from tui.core.platform.runtime import device_info, device_report\n"
+        "print(device_info().describe())\n"
+        "print(device_report().render())\n"
+    )
+    done = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, *panel = done.stdout.splitlines()
+    assert first == "CPU (1 core)"
+    assert any(line.startswith("CPU") and "1 core ·" in line for line in panel), done.stdout
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_cgroup_v2_quota_caps_the_cores(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    membership = write(tmp_path / "self-cgroup", "0::/user.slice/job\n")
+    write(root / "user.slice" / "job" / "cpu.max", "max 100000\n")
+    assert cgroup_cpu_quota(root, membership) is None
+    # A limit on a parent cgroup binds its children too.
+    write(root / "user.slice" / "cpu.max", "150000 100000\n")
+    assert cgroup_cpu_quota(root, membership) == 1.5
+    assert usable_cores(root, membership) == min(2, len(os.sched_getaffinity(0)))
+    write(root / "user.slice" / "job" / "cpu.max", "50000 100000\n")
+    assert usable_cores(root, membership) == 1
+
+
+def test_a_cgroup_v1_quota_caps_the_cores(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    membership = write(tmp_path / "self-cgroup", "4:memory:/x\n2:cpu,cpuacct:/docker/abc\n")
+    folder = root / "cpu,cpuacct" / "docker" / "abc"
+    write(folder / "cpu.cfs_quota_us", "-1\n")
+    write(folder / "cpu.cfs_period_us", "100000\n")
+    assert cgroup_cpu_quota(root, membership) is None
+    write(folder / "cpu.cfs_quota_us", "100000\n")
+    assert cgroup_cpu_quota(root, membership) == 1.0
+    assert usable_cores(root, membership) == 1
+
+
+def test_no_cgroups_to_read_leaves_the_affinity(tmp_path: Path) -> None:
+    assert cgroup_cpu_quota(tmp_path, tmp_path / "absent") is None
+    assert usable_cores(tmp_path, tmp_path / "absent") == len(os.sched_getaffinity(0))
+    assert (cores_text(1), cores_text(2)) == ("1 core", "2 cores")
