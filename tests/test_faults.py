@@ -135,3 +135,59 @@ def test_no_cgroups_to_read_leaves_the_affinity(tmp_path: Path) -> None:
     assert cgroup_cpu_quota(tmp_path, tmp_path / "absent") is None
     assert usable_cores(tmp_path, tmp_path / "absent") == len(os.sched_getaffinity(0))
     assert (cores_text(1), cores_text(2)) == ("1 core", "2 cores")
+
+
+def mnist_tui(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(cwd / "cache")},
+        timeout=300,
+        check=False,
+    )
+
+
+TINY_AUGMENTED = ["--data", str(ROOT / "tui" / "sample" / "mnist_sample.npz"), "--train-size",
+                  "600", "--conv-filters", "8", "--dense-units", "16", "--batch-size", "64",
+                  "--augment", "--clean-epochs", "1"]  # fmt: skip
+
+
+def test_a_saved_augmented_model_opens_in_plain_keras_and_resumes_augmented(
+    tmp_path: Path,
+) -> None:
+    """`train --preset best --out m.keras`, then `keras.models.load_model("m.keras")` without
+    mnist-tui: "Could not locate class 'Augmentation'"."""
+    runs = tmp_path / "runs"
+    first = mnist_tui(tmp_path, "train", *TINY_AUGMENTED, "--epochs", "1", "--runs-dir",
+                      str(runs), "--out", "m.keras")  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run,) = runs.iterdir()
+    models = [tmp_path / "m.keras", run / "last.keras", run / "best.keras"]
+    # A Python that does not import mnist-tui (-I: no PYTHONPATH, no current folder on the path).
+    plain = (
+        "import sys, keras\n"
+        "for path in sys.argv[1:]:\n"
+        "    model = keras.models.load_model(path)\n"
+        "    print(path, model.count_params(), [layer.name for layer in model.layers][0])\n"
+        "assert not any(name == 'tui' or name.startswith('tui.') for name in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    opened = subprocess.run(
+        [sys.executable, "-I", "-c", plain, *map(str, models)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    assert opened.returncode == 0, opened.stderr[-2000:]
+    assert len(opened.stdout.splitlines()) == 3
+
+    # Resumed, the model trains augmented again, and the switch still turns it off at the end.
+    resumed = mnist_tui(tmp_path, "train", "--resume", str(run), "--epochs", "3")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Augmentation off from epoch 3" in resumed.stdout, resumed.stdout
+    assert "cannot be switched off" not in resumed.stdout
