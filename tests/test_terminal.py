@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,19 +72,16 @@ def test_without_a_terminal_the_app_refuses_in_one_line(
 
 def test_the_watch_sees_a_hang_up_and_nothing_else() -> None:
     with pseudo_terminal() as (master, slave):
-        told: list[float] = []
-        watch = TerminalWatch(
-            (slave,), on_gone=lambda: told.append(time.monotonic()), interval=0.05
-        )
+        told = threading.Event()
+        watch = TerminalWatch((slave,), on_gone=told.set)
         watch.start()
-        os.write(master, b"keys")  # input is not a hang-up
-        time.sleep(0.2)  # several intervals pass with the terminal alive
-        assert told == []
-        closed = time.monotonic()
-        os.close(master)
-        watch._thread.join(5)
-        assert len(told) == 1 and told[0] - closed < 1.0
-        watch.stop()
+        try:
+            os.write(master, b"keys")  # input is not a hang-up
+            assert not told.wait(0.3), "told while the terminal lived"
+            os.close(master)
+            assert told.wait(1.0), "the hang-up went unnoticed"
+        finally:
+            watch.stop()
 
 
 class OwnSessionTerminal(Terminal):

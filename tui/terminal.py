@@ -23,9 +23,6 @@ STREAMS = (("stdin", 0), ("stdout", 1), ("stderr", 2))
 """What the app needs to be terminals: it reads keys from one, paints on stderr, and says how
 to come back to a detached run on stdout."""
 
-WATCH_INTERVAL = 1.0
-"""Seconds between two looks at whether the watch should end; a hang-up wakes it at once."""
-
 
 def missing_terminal() -> str | None:
     """The sentence refusing to start when a standard stream is not a terminal, else None."""
@@ -49,40 +46,41 @@ class TerminalWatch:
     SIGHUP only to the session it controls; a process in a session of its own (`su -c`,
     `setsid`) gets nothing, and Textual's input thread then spins on end-of-file for ever. The
     kernel does mark the file hung up, which `poll` reports without reading a byte: this thread
-    waits on that (so costs nothing while the terminal lives) and then raises the very signal
-    the app already handles by detaching.
+    sleeps in `poll` (no cost while the terminal lives) and then raises the very signal the
+    app already handles by detaching.
     """
 
-    def __init__(
-        self,
-        fds: tuple[int, ...],
-        on_gone: Callable[[], None] | None = None,
-        interval: float = WATCH_INTERVAL,
-    ) -> None:
+    def __init__(self, fds: tuple[int, ...], on_gone: Callable[[], None] | None = None) -> None:
         self.fds = fds
         self.on_gone = on_gone or functools.partial(os.kill, os.getpid(), signal.SIGHUP)
-        self.interval = interval
-        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        # Written to by `stop`, so that leaving the app never waits on the watch.
+        self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._watch, name="terminal-watch", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        """End the watch (at once: it is woken, not waited for), and close its pipe."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        os.write(self._wake_write, b"x")
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
 
     def _watch(self) -> None:
         poller = select.poll()
         for fd in self.fds:
             # No events asked for: hang-up, error and a closed descriptor are always reported.
             poller.register(fd, 0)
-        while not self._stop.is_set():
-            if poller.poll(self.interval * 1000):
-                if not self._stop.is_set():
-                    self.on_gone()
-                return
+        poller.register(self._wake_read, select.POLLIN)
+        poller.poll()
+        if not self._stopped.is_set():
+            self.on_gone()
 
 
 def terminal_driver() -> type[Driver] | None:
