@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from textual.driver import Driver
 
 STREAMS = (("stdin", 0), ("stdout", 1), ("stderr", 2))
-"""What the app needs to be terminals: it reads keys from one, paints on stderr, and says how
+"""What the app needs to be terminals: it reads keys from stdin, paints on stderr, and says how
 to come back to a detached run on stdout."""
 
 

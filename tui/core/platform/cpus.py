@@ -25,7 +25,7 @@ def usable_cores(cgroup_root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROU
 
 
 def cores_text(count: int) -> str:
-    """ "1 core", "2 cores": how the header, the log and the device panel say it."""
+    """A count of cores as the header, the log and the device panel say it: "1 core", "2 cores"."""
     return f"{count} core" if count == 1 else f"{count} cores"
 
 
@@ -40,7 +40,10 @@ def cgroup_cpu_quota(
         return None
     quotas: list[float] = []
     for line in memberships:
-        _, controllers, path = line.split(":", 2)
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
         if controllers == "":  # cgroup v2: one unified tree
             readings = [_read_v2(folder) for folder in _up_to_root(cgroup_root, path)]
         elif "cpu" in controllers.split(","):
