@@ -97,6 +97,10 @@ def terminal_driver() -> type[Driver] | None:
 
         def start_application_mode(self) -> None:
             super().start_application_mode()  # type: ignore[no-untyped-call]
+            # A SIGCONT without a SIGTSTP before it (`kill -STOP`, `kill -CONT`) starts
+            # application mode again without stopping it: one watch, not two.
+            if self._watch is not None:
+                self._watch.stop()
             painted_on = () if self._file is None else (self._file.fileno(),)
             self._watch = TerminalWatch((self.fileno, *painted_on))
             self._watch.start()
