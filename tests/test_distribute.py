@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tui.cli import build_parser, distribute_options
+from tui.core.platform.cpus import cores_text, usable_cores
 from tui.core.platform.devices import DeviceReport, GpuStatus
 from tui.core.platform.distribute import (
     DistributeError,
@@ -269,7 +270,7 @@ def test_device_report_renders_cpu_only_here() -> None:
     text = report.render()
     assert "none: CPU only" in text
     assert "tensorflow" in text and "intra-op threads" in text
-    assert f"{os.cpu_count()} cores" in text
+    assert f"{cores_text(usable_cores())} ·" in text
     assert device_report("MirroredStrategy · 2x CPU").training_on.startswith("Mirrored")
 
 

@@ -1,33 +1,53 @@
 """Run the app in this terminal: `mnist-tui` on a new engine, `mnist-tui attach` on a live one.
 
-What a process needs around the app and not inside it: native stderr kept off the screen, the
-signals that end it, the line it prints when it is gone, and finding the engine or run to open.
+What a process needs around the app and not inside it: a terminal, native stderr kept off the
+screen, the signals that end it, the line it prints when it is gone, and finding the engine or
+run to open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 from tui.app import create_app
 from tui.core.settings.requests import AppOptions, AttachRequest, Setup
 from tui.engine.connect import Connector, SocketConnector
+from tui.errors import UsageError
+from tui.terminal import missing_terminal, terminal_driver
 
 
 def run_app(options: AppOptions, connector: Connector | None = None) -> int:
-    """Run the app in this terminal; returns the exit code (128 + the signal that ended it)."""
+    """Run the app in this terminal; returns the exit code (128 + the signal that ended it).
+
+    Raises:
+        UsageError: there is no terminal to run in (nothing is started then).
+    """
     from tui.core.platform.quiet import native_stderr_to, tensorflow_log_path
 
+    _require_terminal()
     path = tensorflow_log_path()
     # The app is built inside the redirection so Textual paints on the terminal stream.
     with native_stderr_to(path):
         app = create_app(options, connector)
         app.log_path = str(path)
         app.handle_signals = True
+        driver = terminal_driver()
+        if driver is not None:
+            app.driver_class = driver
         app.run()
     if app.farewell:
-        print(app.farewell, file=sys.stdout, flush=True)
+        # A terminal that hung up takes the farewell with it; the exit code still says why.
+        with contextlib.suppress(OSError):
+            print(app.farewell, file=sys.stdout, flush=True)
     return app.return_code or 0
+
+
+def _require_terminal() -> None:
+    problem = missing_terminal()
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def run_attached(request: AttachRequest) -> int:
@@ -36,6 +56,7 @@ def run_attached(request: AttachRequest) -> int:
     from tui.engine import registry
     from tui.errors import EXIT_FAILED, say_error
 
+    _require_terminal()
     try:
         engine = registry.find_engine(request.run)
     except registry.RegistryError as err:

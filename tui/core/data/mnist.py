@@ -147,10 +147,14 @@ def _first(array: np.ndarray, count: int | None) -> np.ndarray:
 
 
 def _check_split(images: np.ndarray, labels: np.ndarray, origin: str) -> None:
-    """Raise DataError unless images are (n, 28, 28) uint8 and labels (n,) integers in 0-9."""
+    """Raise DataError unless images are (n, 28, 28) uint8 using more than 0/1 and labels (n,)
+    integers in 0-9."""
     fix = f"replace it with {_WHAT_TO_PASS}"
     if images.dtype != np.uint8:
-        raise DataError(f"{origin}: images are {images.dtype}, expected uint8 pixels; {fix}.")
+        found = f" from {images.min():g} to {images.max():g}" if images.size else ""
+        raise DataError(
+            f"{origin}: images are {images.dtype}{found}, expected uint8 pixels 0-255; {fix}."
+        )
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
         raise DataError(f"{origin}: images have shape {images.shape}, expected (n, 28, 28); {fix}.")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
@@ -168,6 +172,13 @@ def _check_split(images: np.ndarray, labels: np.ndarray, origin: str) -> None:
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high > 9:
         raise DataError(f"{origin}: labels range from {low} to {high}, expected 0-9; {fix}.")
+    brightest = int(images.max())
+    if brightest <= 1:
+        # A binarised MNIST (0/1 pixels) scales to 0-0.004 and trains silently to chance.
+        raise DataError(
+            f"{origin}: every pixel is 0{' or 1' if brightest else ''}, expected values 0-255 "
+            f"(a binarised MNIST? multiply its images by 255); {fix}."
+        )
 
 
 def _build(splits: dict[str, np.ndarray], origin: str, *, source: str, kind: str) -> MnistData:
@@ -403,9 +414,17 @@ def load_mnist(
     Raises:
         DataError: if `path` or $MNIST_TUI_DATA is given but unusable.
     """
-    chosen = path if path is not None else os.environ.get(ENV_VAR) or None
-    if chosen is not None:
-        return load_path(chosen)
+    if path is not None:
+        return load_path(path)
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        try:
+            return load_path(from_env)
+        except DataError as err:
+            # Nobody typed this path in the command: say where it came from.
+            raise DataError(
+                f"{str(err).rstrip('.')} (the path is ${ENV_VAR}'s: fix or unset it)."
+            ) from None
 
     cache = keras_cache_path()
     if cache.is_file():

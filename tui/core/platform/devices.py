@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tui.core.platform.cpus import cores_text
+
 
 @dataclass(frozen=True)
 class DeviceInfo:
@@ -13,7 +15,7 @@ class DeviceInfo:
     kind: str
     """"GPU" or "CPU"."""
     name: str
-    """Human name, e.g. "NVIDIA A100-SXM4-40GB" or "CPU (2 threads)"."""
+    """Human name, e.g. "NVIDIA A100-SXM4-40GB" or "CPU (2 cores)"."""
     count: int
     """How many devices of that kind TensorFlow sees."""
 
@@ -86,7 +88,7 @@ class DeviceReport:
         rows.append(
             (
                 "CPU",
-                f"{self.cpu_cores} cores · intra-op threads {_threads(self.intra_op_threads)}"
+                f"{cores_text(self.cpu_cores)} · intra-op threads {_threads(self.intra_op_threads)}"
                 f" · inter-op {_threads(self.inter_op_threads)}",
             )
         )

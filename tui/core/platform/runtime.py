@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 from types import ModuleType
 
+from tui.core.platform.cpus import cores_text, usable_cores
 from tui.core.platform.devices import DeviceInfo, DeviceReport, GpuStatus
 from tui.core.platform.quiet import quiet_tensorflow
 
@@ -47,7 +47,7 @@ def device_info() -> DeviceInfo:
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         return DeviceInfo("GPU", str(details.get("device_name", "GPU")), len(gpus))
-    return DeviceInfo("CPU", f"CPU ({os.cpu_count() or 1} cores)", 1)
+    return DeviceInfo("CPU", f"CPU ({cores_text(usable_cores())})", 1)
 
 
 def device_report(training_on: str | None = None) -> DeviceReport:
@@ -63,7 +63,7 @@ def device_report(training_on: str | None = None) -> DeviceReport:
     keras = import_keras()
     backend = keras.backend.backend()
     precision = keras.mixed_precision.global_policy().name
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if backend != "tensorflow":
         return DeviceReport(
             backend=f"{backend} (Keras {keras.__version__})",

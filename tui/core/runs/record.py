@@ -22,6 +22,7 @@ from tui.core.runs.layout import (
     finite,
 )
 from tui.core.training.callback import EpochClock
+from tui.core.training.model import portable
 
 keras = import_keras()
 
@@ -35,9 +36,10 @@ def save_model_atomic(model: Any, target: Path) -> None:
     Keras's `ModelCheckpoint` calls `model.save(filepath)` on the final name, so a kill during the
     write leaves a truncated archive; it has no write-then-rename option, hence this helper.
     The temporary name ends in `.keras` because `Model.save` picks the format from the suffix.
+    The model is saved `portable`: without its augmentation layer, so that plain Keras opens it.
     """
     with replacing(target, suffix=".tmp.keras") as tmp:
-        model.save(tmp)
+        portable(model).save(tmp)
 
 
 def save_model_file(model: Any, path: Path, *, overwrite: bool) -> Path:

@@ -24,6 +24,7 @@ from tui.core.runs.layout import (
 )
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training.events import EpochEnded
+from tui.core.training.model import with_augmentation
 from tui.errors import error_line
 
 keras = import_keras()
@@ -70,6 +71,7 @@ def resume(path: str | Path) -> ResumedRun:
                 f"run {run.name}: {LAST_MODEL} cannot be loaded ({problem}); copy {BEST_MODEL} "
                 "over it to continue from the best epoch, or start a new run."
             )
+        model = with_augmentation(model, run.hparams)
         iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         saved = run.info.get("saved", {})
         epochs_done = int(saved.get("epoch", 0))

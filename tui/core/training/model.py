@@ -71,6 +71,68 @@ def build_model(
     return model
 
 
+def portable(model: Any) -> Any:
+    """`model` as plain Keras opens it, with no import of ours: without its `Augmentation` layer.
+
+    The same layers (weights shared, nothing copied), the same compiled optimizer and its state;
+    only the training-time augmentation in front is left out, which inference skips anyway.
+    Every model the tool saves goes through this; `with_augmentation` puts the layer back.
+    """
+    from tui.core.data.augment import Augmentation
+
+    kept = [layer for layer in model.layers if not isinstance(layer, Augmentation)]
+    if len(kept) == len(model.layers):
+        return model
+    keras = import_keras()
+    image = keras.Input(shape=model.input_shape[1:], name="image")
+    plain = keras.Sequential([image, *kept], name=model.name)
+    if model.optimizer is not None:
+        plain.compile(
+            optimizer=model.optimizer,
+            loss=model.loss,
+            metrics=["accuracy"],
+            steps_per_execution=model.steps_per_execution,
+        )
+    return plain
+
+
+def with_augmentation(loaded: Any, hparams: Hyperparams) -> Any:
+    """A model saved by `portable`, with the augmentation its hyperparameters ask for back in
+    front: the same weights and optimizer state, in fresh layers of the hyperparameters' model.
+
+    Returned unchanged when there is nothing to add (no augmentation asked for, a model saved
+    with the layer inside, one that does not match its hyperparameters).
+    """
+    from tui.core.data.augment import Augmentation
+
+    if not hparams.augment or any(isinstance(layer, Augmentation) for layer in loaded.layers):
+        return loaded
+    # Fresh layers rather than the loaded ones: a layer used by two models answers `.output`
+    # for the first, and the layer views (saliency, feature maps) read it on the second.
+    model = build_model(hparams, compile_model=False)
+    layers = [layer for layer in model.layers if not isinstance(layer, Augmentation)]
+    if len(layers) != len(loaded.layers):
+        return loaded
+    try:
+        for layer, source in zip(layers, loaded.layers, strict=True):
+            layer.set_weights(source.get_weights())
+    except ValueError:  # other shapes: not the model these hyperparameters build
+        return loaded
+    if loaded.optimizer is None:
+        return model
+    optimizer = type(loaded.optimizer).from_config(loaded.optimizer.get_config())
+    model.compile(
+        optimizer=optimizer,
+        loss=loaded.loss,
+        metrics=["accuracy"],
+        steps_per_execution=loaded.steps_per_execution,
+    )
+    optimizer.build(model.trainable_variables)
+    for variable, saved in zip(optimizer.variables, loaded.optimizer.variables, strict=True):
+        variable.assign(saved)
+    return model
+
+
 def set_steps_per_execution(model: Any, steps: int) -> None:
     """Run `steps` batches per call from now on, also for a model loaded from a file (Keras
     restores the setting it was saved with, which may not suit the strategy it now runs under)."""
