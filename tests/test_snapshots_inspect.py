@@ -21,6 +21,7 @@ from tui.core.settings.hyperparams import preset
 from tui.core.training.budget import estimate
 from tui.core.training.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
 from tui.engine import protocol as p
+from tui.engine.arrays import pack
 from tui.screens.clusters import ClustersScreen
 
 SIZES = [(80, 24), (120, 40)]
@@ -62,22 +63,22 @@ INSIDE = [*FINISHED, ModelDescribed(LAYERS), *(health(n) for n in range(1, 6))]
 
 def answer(command: p.Command) -> p.Reply:
     if isinstance(command, p.GetPredictions):
-        value: Any = p.Arrays(PROBABILITIES.tobytes(), LABELS.tobytes(), 500, 1)
+        value: Any = p.Arrays(pack(PROBABILITIES), pack(LABELS, "uint8"), 1)
     elif isinstance(command, p.GetTestImages):
-        value = p.Arrays(IMAGES.tobytes(), LABELS.tobytes(), 500)
+        value = p.Arrays(pack(IMAGES, "uint8"), pack(LABELS, "uint8"))
     elif isinstance(command, p.GetClusters):
-        value = p.Arrays(POINTS.tobytes(), LABELS.tobytes(), 500)
+        value = p.Arrays(pack(POINTS), pack(LABELS, "uint8"))
     elif isinstance(command, p.Explain):
         ys, xs = np.mgrid[0:28, 0:28]
         heat = np.exp(-((ys - 12) ** 2 + (xs - 15) ** 2) / 40.0).astype(np.float32)
         fixed = np.random.default_rng(3)  # the same tiles however often it is asked
         tiles = tuple(
-            p.Tile(layer, channel, 0.8 - 0.1 * i, side, side, tile.tobytes())
+            p.Tile(layer, channel, 0.8 - 0.1 * i, pack(tile))
             for layer, side in (("conv1", 26), ("conv2", 11))
             for i, channel in enumerate((3, 17, 5, 9))
             for tile in [fixed.random((side, side)).astype(np.float32)]
         )
-        value = p.Explanation(PROBABILITIES[0].tobytes(), 4, heat.tobytes(), tiles)
+        value = p.Explanation(pack(PROBABILITIES[0]), 4, pack(heat), tiles)
     else:
         return p.Reply(command.id, error="scripted")
     return p.Reply(command.id, value=value)

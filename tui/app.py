@@ -41,6 +41,7 @@ from tui.core.training.phase import FITTING, Action, Phase
 from tui.core.training.snapshot import Snapshot, initial_snapshot, refusal
 from tui.core.training.snapshot import advance as fold
 from tui.engine import protocol as p
+from tui.engine.arrays import pack, unpack
 from tui.engine.client import EngineClient, EngineUnavailable
 from tui.engine.connect import Connector, SpawnConnector
 from tui.messages import ArraysFetched, EngineConnected, EngineEvent, EngineLost
@@ -380,19 +381,20 @@ class MnistApp(App[None]):
 
     @on(ArraysFetched)
     def _arrays_fetched(self, message: ArraysFetched) -> None:
-        import numpy as np
-
         from tui.core.inspect.predictions import Predictions
 
         arrays = message.value
         if not isinstance(arrays, p.Arrays):
             return
-        labels = np.frombuffer(arrays.labels, np.uint8)
-        if message.what == "predictions":
-            probabilities = np.frombuffer(arrays.first, np.float32).reshape(arrays.count, 10)
-            self.predictions = Predictions(probabilities, labels)
-        else:
-            self.test_images = np.frombuffer(arrays.first, np.uint8).reshape(arrays.count, 28, 28)
+        try:
+            if message.what == "predictions":
+                assert arrays.labels is not None
+                labels = unpack(arrays.labels, None)
+                self.predictions = Predictions(unpack(arrays.values, len(labels), 10), labels)
+            else:
+                self.test_images = unpack(arrays.values, None, 28, 28)
+        except (AssertionError, ValueError) as err:
+            self.notify(f"The engine's {message.what} are not usable: {err}.", severity="error")
 
     # --- which keys act -----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -511,11 +513,9 @@ class MnistApp(App[None]):
         self, index: int | None, image: np.ndarray | None, class_index: int | None, method: str
     ) -> Seen:
         """What the model looks at (the engine computes it); called from a screen's thread."""
-        import numpy as np
-
         from tui.screens.inspect import Seen, Tile
 
-        pixels = None if image is None else np.ascontiguousarray(image, np.float32).tobytes()
+        pixels = None if image is None else pack(image.reshape(28, 28))
         reply = self._ask_from_thread(
             p.Explain, 60, index=index, pixels=pixels, class_index=class_index, method=method
         )
@@ -523,18 +523,12 @@ class MnistApp(App[None]):
         if reply.error or not isinstance(found, p.Explanation):
             raise EngineUnavailable(reply.error or "no explanation came back")
         tiles = [
-            Tile(
-                t.layer,
-                t.channel,
-                t.mean,
-                np.frombuffer(t.pixels, np.float32).reshape(t.height, t.width),
-            )
-            for t in found.tiles
+            Tile(t.layer, t.channel, t.mean, unpack(t.values, None, None)) for t in found.tiles
         ]
         return Seen(
-            np.frombuffer(found.probabilities, np.float32),
+            unpack(found.probabilities, 10),
             found.class_index,
-            np.frombuffer(found.saliency, np.float32).reshape(28, 28),
+            unpack(found.saliency, 28, 28),
             tiles,
         )
 
@@ -568,9 +562,7 @@ class MnistApp(App[None]):
         if reply is None or not isinstance(reply.value, p.Arrays):
             screen.show_failure("The engine could not project the digits (see the notice).")
             return
-        import numpy as np
-
-        points = np.frombuffer(reply.value.first, np.float32).reshape(reply.value.count, 2)
+        points = unpack(reply.value.values, None, 2)
         if len(points) != digits:
             screen.show_failure("The engine's test set changed meanwhile: esc, then k again.")
             return
@@ -592,13 +584,11 @@ class MnistApp(App[None]):
 
     def _classify(self, images: np.ndarray) -> np.ndarray:
         """The engine's model on drawn digits; called from the draw screen's thread."""
-        import numpy as np
-
-        pixels = np.ascontiguousarray(images, np.float32).tobytes()
-        reply = self._ask_from_thread(p.Classify, 30, pixels=pixels, count=len(images))
+        pixels = pack(images.reshape(len(images), 28, 28))
+        reply = self._ask_from_thread(p.Classify, 30, pixels=pixels)
         if reply.error or not isinstance(reply.value, p.Arrays):
             raise EngineUnavailable(reply.error or "no probabilities came back")
-        return np.frombuffer(reply.value.first, np.float32).reshape(len(images), 10)
+        return unpack(reply.value.values, len(images), 10)
 
     def _ask_from_thread(self, kind: type[p.Command], seconds: float, **fields: Any) -> p.Reply:
         """A request to the engine from a screen's worker thread, answered within `seconds`."""
