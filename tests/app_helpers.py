@@ -42,7 +42,7 @@ async def app_on_engine(
         async with app.run_test(size=size, notifications=True) as pilot:
             if ready:
                 await until(
-                    pilot, lambda: app.phase is not Phase.LOADING and app.client is not None
+                    pilot, lambda: app.phase is not Phase.LOADING and app.handle.client is not None
                 )
             yield app, pilot, local
 

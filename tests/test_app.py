@@ -269,7 +269,7 @@ async def test_a_second_viewer_sees_and_steers_the_same_training(mnist_small: Mn
         await until(pilot, lambda: first.phase is Phase.TRAINING)
         second = create_app(engine.options, engine.connector())
         async with second.run_test(size=(100, 30)) as other:
-            await until(other, lambda: second.client is not None)
+            await until(other, lambda: second.handle.client is not None)
             assert second.snapshot.phase is Phase.TRAINING
             target = second.snapshot.target
             await other.press("plus")

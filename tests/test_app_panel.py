@@ -44,7 +44,7 @@ async def scripted(
     with ScriptedEngine(snapshot or ready()) as engine:
         app = create_app(engine.options, engine.connector())
         async with app.run_test(size=size, notifications=True) as pilot:
-            await until(pilot, lambda: app.client is not None)
+            await until(pilot, lambda: app.handle.client is not None)
             yield app, pilot, engine
 
 
@@ -97,7 +97,7 @@ async def test_a_refusal_from_the_engine_is_a_notification() -> None:
     with ScriptedEngine(ready(), refuse) as engine:
         app = create_app(engine.options, engine.connector())
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await until(pilot, lambda: app.client is not None)
+            await until(pilot, lambda: app.handle.client is not None)
             await pilot.press("t")
             await until(pilot, lambda: any("do not fit" in t for t in toasts(app)))
             assert app.is_running

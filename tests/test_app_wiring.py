@@ -90,14 +90,11 @@ async def test_train_records_a_run_then_v_c_d_s_and_continue(
         assert isinstance(app.screen, ConfusionScreen)
         await pilot.press("escape", "d")
         draw = app.screen
-        assert isinstance(draw, DrawScreen) and draw.predict_fn is not None
-        # A drawing goes to the engine and its probabilities come back (from this thread too).
-        probabilities: list[np.ndarray] = []
-        drawing = np.zeros((1, 28, 28, 1), np.float32)
-        worker = threading.Thread(target=lambda: probabilities.append(draw.predict_fn(drawing)))
-        worker.start()
-        await until(pilot, lambda: not worker.is_alive())
-        assert probabilities[0].shape == (1, 10) and probabilities[0].sum() == pytest.approx(1)
+        assert isinstance(draw, DrawScreen) and draw.classify is not None
+        # A drawing goes to the engine and its probabilities come back.
+        probabilities = await draw.classify(np.zeros((1, 28, 28, 1), np.float32))
+        assert probabilities is not None
+        assert probabilities.shape == (1, 10) and probabilities.sum() == pytest.approx(1)
         await pilot.press("escape")
 
         # S saves the model under a name; the file reloads and predicts the same.
@@ -167,7 +164,7 @@ async def test_without_a_model_the_screens_say_so(mnist_small: MnistData, tmp_pa
         await pilot.press("escape", "c")
         assert isinstance(app.screen, ConfusionScreen)
         await pilot.press("escape", "d")
-        assert isinstance(app.screen, DrawScreen) and app.screen.predict_fn is None
+        assert isinstance(app.screen, DrawScreen) and app.screen.classify is None
         await pilot.press("escape")
         # S without a model is not offered.
         await pilot.press("S")
@@ -219,7 +216,7 @@ async def test_model_flag_browses_without_training(mnist_small: MnistData, run_c
         assert isinstance(app.screen, PredictionBrowser)
         assert app.screen.predictions is app.predictions
         await pilot.press("escape", "d")
-        assert isinstance(app.screen, DrawScreen) and app.screen.predict_fn is not None
+        assert isinstance(app.screen, DrawScreen) and app.screen.classify is not None
 
 
 async def test_a_bad_model_or_a_corrupt_run_is_one_line(

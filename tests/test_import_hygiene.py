@@ -44,7 +44,7 @@ TENSORFLOW_FREE = [
     # The controller loads TensorFlow in `load()`, so that an engine answers while it loads.
     *("tui.core.training.controller", "tui.engine.server", "tui.engine.main"),
     *("tui.engine.client", "tui.engine.connect", "tui.engine.spawn", "tui.engine.commands"),
-    *("tui.engine.protocol", "tui.engine.registry"),
+    *("tui.engine.protocol", "tui.engine.registry", "tui.engine.arrays", "tui.engine.handle"),
 ]
 
 

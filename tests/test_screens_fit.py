@@ -52,7 +52,7 @@ async def showing(
     with ScriptedEngine(snapshot) as engine:
         app = create_app(engine.options, engine.connector())
         async with app.run_test(size=size, notifications=True) as pilot:
-            await until(pilot, lambda: app.client is not None)
+            await until(pilot, lambda: app.handle.client is not None)
             await pilot.pause()
             yield app, pilot, engine
 

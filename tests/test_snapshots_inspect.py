@@ -14,6 +14,7 @@ from app_helpers import until
 from scripted_engine import ScriptedEngine
 from test_snapshots_app import FINISHED, HPARAMS, state
 from textual.pilot import Pilot
+from textual.worker import WorkerState
 
 from tui.app import MnistApp, create_app
 from tui.core.data.mnist import load_sample
@@ -22,7 +23,9 @@ from tui.core.training.budget import estimate
 from tui.core.training.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
 from tui.engine import protocol as p
 from tui.engine.arrays import pack
+from tui.screens.browser import PredictionBrowser
 from tui.screens.clusters import ClustersScreen
+from tui.screens.inspect import InspectScreen
 
 SIZES = [(80, 24), (120, 40)]
 SAMPLE = load_sample()
@@ -94,7 +97,8 @@ def app() -> Iterator[MnistApp]:
 async def ready(pilot: Pilot[None]) -> None:
     app: Any = pilot.app
     await until(
-        pilot, lambda: app.client and app.predictions is not None and app.test_images is not None
+        pilot,
+        lambda: app.handle.client and app.predictions is not None and app.test_images is not None,
     )
     await pilot.pause()
 
@@ -165,3 +169,37 @@ async def test_esc_closes_the_clusters_screen_while_the_engine_is_still_projecti
                 release.set()
             await pilot.pause()
             assert not isinstance(app.screen, ClustersScreen), "the late answer reopened nothing"
+
+
+async def test_a_question_whose_screen_closed_before_the_answer_is_dropped_cleanly() -> None:
+    """`w` asks the engine; esc closes the screen before it answers. The request is cancelled
+    with the screen: the late answer writes to no widget, and nothing says anything went wrong."""
+    asked, release = threading.Event(), threading.Event()
+
+    def slow(command: p.Command) -> p.Reply:
+        if isinstance(command, p.Explain):
+            asked.set()
+            assert release.wait(30)
+        return answer(command)
+
+    with ScriptedEngine(state(INSIDE), slow) as engine:
+        app = create_app(engine.options, engine.connector())
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            try:
+                await ready(pilot)
+                await pilot.press("v", "w")
+                await until(pilot, lambda: isinstance(app.screen, InspectScreen), 10)
+                inspect = app.screen
+                assert await asyncio.to_thread(asked.wait, 10)
+                (worker,) = [w for w in app.workers if w.node is inspect]
+                await pilot.press("escape")
+                await until(pilot, lambda: not isinstance(app.screen, InspectScreen), 10)
+            finally:
+                release.set()
+            # Replies come in order: once a later command is answered, the late one has arrived.
+            assert app.handle.client is not None
+            await app.handle.client.request(p.Pause)
+            await pilot.pause()
+            assert worker.state is WorkerState.CANCELLED
+            assert app.is_running and isinstance(app.screen, PredictionBrowser)
+            assert not app.screen.query("Toast") and inspect.seen is None

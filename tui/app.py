@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import msgspec
 from textual import on, work
@@ -41,10 +41,10 @@ from tui.core.training.phase import FITTING, Action, Phase
 from tui.core.training.snapshot import Snapshot, initial_snapshot, refusal
 from tui.core.training.snapshot import advance as fold
 from tui.engine import protocol as p
-from tui.engine.arrays import pack, unpack
-from tui.engine.client import EngineClient, EngineUnavailable
+from tui.engine.client import EngineUnavailable
 from tui.engine.connect import Connector, SpawnConnector
-from tui.messages import ArraysFetched, EngineConnected, EngineEvent, EngineLost
+from tui.engine.handle import EngineHandle
+from tui.messages import EngineConnected, EngineEvent, EngineLost
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.quit import DETACH, STOP, QuitScreen
@@ -61,8 +61,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tui.core.inspect.predictions import Predictions
-    from tui.screens.clusters import ClustersScreen
-    from tui.screens.inspect import Seen
 
 MIN_EPOCHS, MAX_EPOCHS = INT_BOUNDS["epochs"]
 DASHBOARD_ONLY = frozenset(
@@ -126,7 +124,8 @@ class MnistApp(App[None]):
         setup = options.setup
         self.snapshot: Snapshot = initial_snapshot(setup.hparams, setup.preset)
         """The engine's state as last heard; every widget shows part of it."""
-        self.client: EngineClient | None = None
+        self.handle = EngineHandle(lambda text, severity: self.notify(text, severity=severity))
+        """The app's and its screens' one way to the engine."""
         self.engine: p.EngineInfo | None = None
         self.predictions: Predictions | None = None
         """The current model's test-set predictions, fetched when the engine has new ones."""
@@ -222,7 +221,7 @@ class MnistApp(App[None]):
 
     @on(EngineConnected)
     def _connected(self, message: EngineConnected) -> None:
-        self.client = message.client
+        self.handle.client = message.client
         self.engine = message.client.engine
         self._show_snapshot(message.client.welcome.snapshot)
 
@@ -310,7 +309,7 @@ class MnistApp(App[None]):
 
     @on(EngineLost)
     def _engine_lost(self, message: EngineLost) -> None:
-        self.client = None
+        self.handle.client = None
         was = self.snapshot
         self.snapshot = msgspec.structs.replace(
             was, phase=Phase.BROKEN, problem="the engine is gone"
@@ -337,64 +336,22 @@ class MnistApp(App[None]):
         self.training_log.forget()
         self._connect()
 
-    async def command(self, kind: type[p.Command], **fields: Any) -> p.Reply | None:
-        """Send a command; an error reply becomes a notification. None when not carried out."""
-        client = self.client
-        if client is None:
-            self.notify("Not connected to an engine yet.", severity="warning")
-            return None
-        try:
-            reply = await client.request(kind, **fields)
-        except EngineUnavailable as err:
-            self.notify(str(err), severity="error")
-            return None
-        if reply.error:
-            self.notify(reply.error, severity="warning")
-            return None
-        return reply
-
     # --- arrays for the screens ---------------------------------------------------------------
-    @work(group="fetch-predictions", exclusive=True, exit_on_error=False)
+    @work(group="fetch-predictions", exclusive=True)
     async def _fetch_predictions(self) -> None:
-        reply = await self._quiet_request(p.GetPredictions)
-        if reply is not None:
-            self.post_message(ArraysFetched("predictions", reply.value))
+        predictions = await self.handle.predictions()
+        if predictions is not None:
+            self.predictions = predictions
 
-    @work(group="fetch-images", exclusive=True, exit_on_error=False)
+    @work(group="fetch-images", exclusive=True)
     async def _fetch_images(self) -> None:
         data = self.snapshot.data
         if data is None or data.fingerprint == self._images_for:
             return
-        reply = await self._quiet_request(p.GetTestImages)
-        if reply is not None:
+        images = await self.handle.test_images()
+        if images is not None:
             self._images_for = data.fingerprint
-            self.post_message(ArraysFetched("images", reply.value))
-
-    async def _quiet_request(self, kind: type[p.Command]) -> p.Reply | None:
-        if self.client is None:
-            return None
-        try:
-            reply = await self.client.request(kind)
-        except EngineUnavailable:
-            return None
-        return None if reply.error or reply.value is None else reply
-
-    @on(ArraysFetched)
-    def _arrays_fetched(self, message: ArraysFetched) -> None:
-        from tui.core.inspect.predictions import Predictions
-
-        arrays = message.value
-        if not isinstance(arrays, p.Arrays):
-            return
-        try:
-            if message.what == "predictions":
-                assert arrays.labels is not None
-                labels = unpack(arrays.labels, None)
-                self.predictions = Predictions(unpack(arrays.values, len(labels), 10), labels)
-            else:
-                self.test_images = unpack(arrays.values, None, 28, 28)
-        except (AssertionError, ValueError) as err:
-            self.notify(f"The engine's {message.what} are not usable: {err}.", severity="error")
+            self.test_images = images
 
     # --- which keys act -----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -427,21 +384,21 @@ class MnistApp(App[None]):
             self.notify(error, title="Fix this field first", severity="error")
             return
         preset = self.panel.preset_name or self.snapshot.preset
-        await self.command(p.Train, hparams=self.panel.hyperparams(), preset=preset)
+        await self.handle.command(p.Train, hparams=self.panel.hyperparams(), preset=preset)
 
     async def action_stop_now(self) -> None:
-        await self.command(p.StopNow)
+        await self.handle.command(p.StopNow)
 
     async def action_stop_after_epoch(self) -> None:
-        if await self.command(p.StopAfterEpoch) is not None:
+        if await self.handle.command(p.StopAfterEpoch) is not None:
             self.notify("Training stops when this epoch ends.")
 
     async def action_pause(self) -> None:
-        await self.command(p.Pause)
+        await self.handle.command(p.Pause)
 
     async def action_change_target(self, delta: int) -> None:
         if self.phase in FITTING:
-            await self.command(p.SetTarget, delta=delta)
+            await self.handle.command(p.SetTarget, delta=delta)
             return
         value = self.panel.raw_values().get("epochs")
         current = value if isinstance(value, int) else self.snapshot.target
@@ -455,14 +412,14 @@ class MnistApp(App[None]):
         if self.phase not in FITTING:
             return
         if message.name == "epochs":
-            reply = await self.command(p.SetTarget, target=int(message.value))
+            reply = await self.handle.command(p.SetTarget, target=int(message.value))
             actual = reply.value if reply is not None else None
             if isinstance(actual, p.Target) and actual.target != message.value:
                 self.notify(
                     f"The target cannot go below the epoch in progress; it is {actual.target}."
                 )
         elif message.name == "learning_rate":
-            await self.command(p.SetLearningRate, learning_rate=float(message.value))
+            await self.handle.command(p.SetLearningRate, learning_rate=float(message.value))
 
     def action_toggle_loss(self) -> None:
         self.curves.show_loss = not self.curves.show_loss
@@ -496,7 +453,7 @@ class MnistApp(App[None]):
     def action_browse(self) -> None:
         from tui.screens.browser import PredictionBrowser
 
-        explain = self._explain if self.snapshot.model is not None else None
+        explain = self.handle.explain if self.snapshot.model is not None else None
         self.push_screen(PredictionBrowser(*self._screen_arrays(), explain=explain))
 
     def _browse_within(self, indices: np.ndarray, label: str) -> None:
@@ -505,37 +462,9 @@ class MnistApp(App[None]):
         predictions, images = self._screen_arrays()
         self.push_screen(
             PredictionBrowser(
-                predictions, images, within=indices, within_label=label, explain=self._explain
+                predictions, images, within=indices, within_label=label, explain=self.handle.explain
             )
         )
-
-    def _explain(
-        self, index: int | None, image: np.ndarray | None, class_index: int | None, method: str
-    ) -> Seen:
-        """What the model looks at (the engine computes it); called from a screen's thread."""
-        from tui.screens.inspect import Seen, Tile
-
-        pixels = None if image is None else pack(image.reshape(28, 28))
-        reply = self._ask_from_thread(
-            p.Explain, 60, index=index, pixels=pixels, class_index=class_index, method=method
-        )
-        found = reply.value
-        if reply.error or not isinstance(found, p.Explanation):
-            raise EngineUnavailable(reply.error or "no explanation came back")
-        tiles = [
-            Tile(t.layer, t.channel, t.mean, unpack(t.values, None, None)) for t in found.tiles
-        ]
-        return Seen(
-            unpack(found.probabilities, 10),
-            found.class_index,
-            unpack(found.saliency, 28, 28),
-            tiles,
-        )
-
-    def _client_or_raise(self) -> EngineClient:
-        if self.client is None:
-            raise EngineUnavailable("the engine is gone")
-        return self.client
 
     def action_model(self) -> None:
         from tui.screens.model import ModelScreen
@@ -549,24 +478,11 @@ class MnistApp(App[None]):
         if predictions is None or images is None:
             self.notify("No predictions yet: train a model (t) or open one.", severity="warning")
             return
-        screen = ClustersScreen(predictions.labels, predictions.predicted, self._browse_within)
-        self.push_screen(screen)
-        self._project(screen, len(predictions.labels))
-
-    @work(exclusive=True, group="clusters")
-    async def _project(self, screen: ClustersScreen, digits: int) -> None:
-        """Ask the engine for the projection in a worker: keys (esc) keep working meanwhile."""
-        reply = await self.command(p.GetClusters)
-        if not screen.is_attached:
-            return  # closed while waiting
-        if reply is None or not isinstance(reply.value, p.Arrays):
-            screen.show_failure("The engine could not project the digits (see the notice).")
-            return
-        points = unpack(reply.value.values, None, 2)
-        if len(points) != digits:
-            screen.show_failure("The engine's test set changed meanwhile: esc, then k again.")
-            return
-        screen.show(points)
+        self.push_screen(
+            ClustersScreen(
+                predictions.labels, predictions.predicted, self._browse_within, self.handle.clusters
+            )
+        )
 
     def action_confusion(self) -> None:
         from tui.screens.confusion import ConfusionScreen
@@ -578,31 +494,9 @@ class MnistApp(App[None]):
 
         has_model = self.snapshot.model is not None
         if has_model:
-            self.push_screen(DrawScreen(self._classify, explain=self._explain))
+            self.push_screen(DrawScreen(self.handle.classify, explain=self.handle.explain))
         else:
             self.push_screen(DrawScreen(None))
-
-    def _classify(self, images: np.ndarray) -> np.ndarray:
-        """The engine's model on drawn digits; called from the draw screen's thread."""
-        pixels = pack(images.reshape(len(images), 28, 28))
-        reply = self._ask_from_thread(p.Classify, 30, pixels=pixels)
-        if reply.error or not isinstance(reply.value, p.Arrays):
-            raise EngineUnavailable(reply.error or "no probabilities came back")
-        return unpack(reply.value.values, len(images), 10)
-
-    def _ask_from_thread(self, kind: type[p.Command], seconds: float, **fields: Any) -> p.Reply:
-        """A request to the engine from a screen's worker thread, answered within `seconds`."""
-
-        async def ask() -> p.Reply:
-            try:
-                return await asyncio.wait_for(
-                    self._client_or_raise().request(kind, **fields), seconds
-                )
-            except TimeoutError:
-                raise EngineUnavailable(f"no answer from the engine in {seconds:.0f} s") from None
-
-        reply: p.Reply = self.call_from_thread(ask)  # type: ignore[arg-type]  # (mypy: Never)
-        return reply
 
     def action_runs(self) -> None:
         from tui.screens.runs import RunsScreen
@@ -615,7 +509,7 @@ class MnistApp(App[None]):
 
     async def _run_chosen(self, path: Path | None) -> None:
         if path is not None:
-            await self.command(p.OpenRun, path=str(path))
+            await self.handle.command(p.OpenRun, path=str(path))
 
     def action_save_model(self) -> None:
         from tui.screens.save_model import SUFFIX, SaveModelScreen
@@ -635,7 +529,7 @@ class MnistApp(App[None]):
 
     async def _save_chosen(self, folder: Path, name: str | None, suffix: str) -> None:
         if name is not None:
-            reply = await self.command(p.SaveModel, path=str(folder / f"{name}{suffix}"))
+            reply = await self.handle.command(p.SaveModel, path=str(folder / f"{name}{suffix}"))
             if reply is not None and isinstance(reply.value, p.Saved):
                 self.notify(reply.value.path, title="Model saved")
 
@@ -656,12 +550,12 @@ class MnistApp(App[None]):
 
     async def _reset_confirmed(self, confirmed: bool | None) -> None:
         if confirmed:
-            await self.command(p.Reset)
+            await self.handle.command(p.Reset)
 
     # --- leaving ------------------------------------------------------------------------------
     async def action_quit(self) -> None:  # type: ignore[override]
         """Quit; while training, ask whether to leave it running or to stop it."""
-        if self.client is not None and self.phase in FITTING | {Phase.EVALUATING}:
+        if self.handle.client is not None and self.phase in FITTING | {Phase.EVALUATING}:
             if isinstance(self.screen, QuitScreen):
                 return
             self.push_screen(QuitScreen(self.snapshot.run), self._quit_chosen)
@@ -672,7 +566,7 @@ class MnistApp(App[None]):
         if choice == DETACH:
             self.detach()
         elif choice == STOP:
-            await self.command(p.Shutdown)
+            await self.handle.command(p.Shutdown)
             self._leave()
 
     def detach(self) -> None:
@@ -701,8 +595,8 @@ class MnistApp(App[None]):
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
-        if self.client is not None:
-            await self.client.close()
+        if self.handle.client is not None:
+            await self.handle.client.close()
 
 
 def create_app(options: AppOptions, connector: Connector | None = None) -> MnistApp:
