@@ -127,7 +127,7 @@ async def connected(pilot: Pilot[None]) -> None:
     app: Any = pilot.app
     await until(pilot, lambda: app.handle.client is not None)
     await pilot.pause()
-    app.curves.replot()
+    app.dashboard.curves.replot()
     await pilot.pause()
 
 

@@ -20,7 +20,13 @@ from tui.app import MnistApp, create_app
 from tui.core.data.mnist import load_sample
 from tui.core.settings.hyperparams import preset
 from tui.core.training.budget import estimate
-from tui.core.training.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
+from tui.core.training.events import (
+    LayerFigures,
+    LayerHealthMeasured,
+    LayerInfo,
+    ModelDescribed,
+    PredictionsReady,
+)
 from tui.engine import protocol as p
 from tui.engine.arrays import pack
 from tui.screens.browser import PredictionBrowser
@@ -203,3 +209,40 @@ async def test_a_question_whose_screen_closed_before_the_answer_is_dropped_clean
             assert worker.state is WorkerState.CANCELLED
             assert app.is_running and isinstance(app.screen, PredictionBrowser)
             assert not app.screen.query("Toast") and inspect.seen is None
+
+
+async def test_news_from_the_engine_reaches_the_screens_that_are_open() -> None:
+    """The model screen and the browser follow the app's snapshot while they are open: a new
+    epoch's health redraws the layers, new predictions redraw the browser's verdicts."""
+    better = np.full((500, 10), 0.01, np.float32)
+    better[np.arange(500), LABELS] = 0.91  # every digit right
+    current = {"probabilities": PROBABILITIES}
+
+    def answers(command: p.Command) -> p.Reply:
+        if isinstance(command, p.GetPredictions):
+            arrays = p.Arrays(pack(current["probabilities"]), pack(LABELS, "uint8"), 2)
+            return p.Reply(command.id, value=arrays)
+        return answer(command)
+
+    with ScriptedEngine(state(INSIDE), answers) as engine:
+        app = create_app(engine.options, engine.connector())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+
+            def header(selector: str) -> str:
+                return str(app.screen.query_one(selector).render())
+
+            await pilot.press("m")
+            assert "health after 5 epochs" in header("#model-header")
+            engine.emit(health(6))
+            await until(pilot, lambda: "health after 6 epochs" in header("#model-header"), 10)
+
+            await pilot.press("escape", "v")
+            assert isinstance(app.screen, PredictionBrowser)
+            wrong = int((PREDICTED != LABELS).sum())
+            assert f"accuracy {1 - wrong / 500:.1%}" in header("#browser-header")
+            current["probabilities"] = better
+            engine.emit(PredictionsReady(500, 1.0, 2))
+            await until(pilot, lambda: "accuracy 100.0%" in header("#browser-header"), 10)
+            await pilot.press("m")  # misclassified only: none left
+            assert "0 of 500" in header("#browser-header")
