@@ -42,13 +42,13 @@ async def app_on_engine(
         async with app.run_test(size=size, notifications=True) as pilot:
             if ready:
                 await until(
-                    pilot, lambda: app.phase is not Phase.LOADING and app.client is not None
+                    pilot, lambda: app.phase is not Phase.LOADING and app.handle.client is not None
                 )
             yield app, pilot, local
 
 
 def log_text(app: MnistApp) -> str:
-    return "\n".join(line.text for line in app.training_log.lines)
+    return "\n".join(line.text for line in app.dashboard.training_log.lines)
 
 
 def logged(app: MnistApp, text: str) -> bool:
@@ -79,7 +79,7 @@ def round_over(app: MnistApp, before: object = None) -> bool:
 
 def status_line(app: MnistApp) -> str:
     """The status bar as shown (it shortens itself to fit the terminal's width)."""
-    return str(app.status.render())
+    return str(app.dashboard.status.render())
 
 
 def shows_epoch(app: MnistApp, done: int, target: int) -> bool:

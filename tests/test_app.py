@@ -36,18 +36,18 @@ from tui.screens.quit import QuitScreen
 async def test_training_streams_epochs_curves_and_predictions(mnist_small: MnistData) -> None:
     async with app_on_engine(TINY, mnist_small) as (app, pilot, engine):
         plotted: list[tuple[float, int]] = []
-        add_progress = app.curves.add_progress
+        add_progress = app.dashboard.curves.add_progress
 
         def spy(event: BatchProgress) -> None:
             add_progress(event)
-            plotted.append((app.curves.running[-1][0], len(app.curves.epochs)))
+            plotted.append((app.dashboard.curves.running[-1][0], len(app.dashboard.curves.epochs)))
 
-        app.curves.add_progress = spy  # type: ignore[method-assign]
+        app.dashboard.curves.add_progress = spy  # type: ignore[method-assign]
         await train(pilot, app)
         assert app.phase is Phase.FINISHED
         text = log_text(app)
         assert "epoch 1/2" in text and "epoch 2/2" in text and "test accuracy" in text
-        assert [e.epoch for e in app.curves.epochs] == [1, 2]
+        assert [e.epoch for e in app.dashboard.curves.epochs] == [1, 2]
         # The running accuracy was on the plot inside the very first epoch.
         assert any(x < 1.0 and done == 0 for x, done in plotted)
         assert shows_epoch(app, 2, 2) and "finished" in status_line(app)
@@ -56,8 +56,8 @@ async def test_training_streams_epochs_curves_and_predictions(mnist_small: Mnist
         await until(pilot, lambda: app.predictions is not None)
         assert app.predictions is not None
         assert app.predictions.probabilities.shape == (len(mnist_small.y_test), 10)
-        assert app.panel.mode == "model"
-        assert app.panel.query_one("#hp-conv_filters", Input).disabled
+        assert app.dashboard.panel.mode == "model"
+        assert app.dashboard.panel.query_one("#hp-conv_filters", Input).disabled
         assert app.snapshot == engine.controller.snapshot, "the viewer shows the engine's state"
 
 
@@ -71,7 +71,7 @@ async def test_the_curves_legend_names_validation_only_when_there_is_one(
         _,
     ):
         await until(pilot, lambda: app.phase is Phase.READY)
-        legend = str(app.curves.border_subtitle)
+        legend = str(app.dashboard.curves.border_subtitle)
         assert "train" in legend
         assert ("validation" in legend) is named
 
@@ -82,17 +82,17 @@ async def test_pause_raise_target_and_live_learning_rate(mnist_small: MnistData)
         # it, so training holds at its first batch and the test cannot race a one-epoch run.
         # (Pilot waits for the process to go idle between two keys, which an engine training
         # in this very process only does once it is done.)
-        await app.action_train()
-        await app.action_pause()
+        await app.dashboard.action_train()
+        await app.dashboard.action_pause()
         await until(pilot, lambda: app.phase is Phase.PAUSED)
         assert "paused in epoch 1" in log_text(app)
         await pilot.press("plus")
         await until(pilot, lambda: engine.controller.snapshot.target == 2)
-        await until(pilot, lambda: app.panel.query_one("#hp-epochs", Input).value == "2")
+        await until(pilot, lambda: app.dashboard.panel.query_one("#hp-epochs", Input).value == "2")
         assert shows_epoch(app, 0, 2)
         # A live edit of the learning rate, applied when the field is confirmed with Enter,
         # which also hands the keys back: q after it quits rather than typing into the field.
-        lr = app.panel.query_one("#hp-learning_rate", Input)
+        lr = app.dashboard.panel.query_one("#hp-learning_rate", Input)
         lr.focus()
         lr.value = "0.005"
         await pilot.press("enter")
@@ -100,12 +100,12 @@ async def test_pause_raise_target_and_live_learning_rate(mnist_small: MnistData)
         assert not lr.has_focus
         await pilot.press("p")
         await until(pilot, lambda: round_over(app))
-        assert [e.epoch for e in app.curves.epochs] == [1, 2]
+        assert [e.epoch for e in app.dashboard.curves.epochs] == [1, 2]
         text = log_text(app)
         assert "resumed after" in text
         assert "epoch target is now 2" in text
         assert "learning rate is now 0.005" in text
-        assert app.curves.epochs[-1].learning_rate == pytest.approx(0.005)
+        assert app.dashboard.curves.epochs[-1].learning_rate == pytest.approx(0.005)
         assert lr.value == "0.005"
 
 
@@ -113,14 +113,14 @@ async def test_a_field_being_edited_is_not_overwritten_by_the_engine(
     mnist_small: MnistData,
 ) -> None:
     async with app_on_engine(TINY.with_changes(epochs=1), mnist_small) as (app, pilot, engine):
-        await app.action_train()
-        await app.action_pause()
+        await app.dashboard.action_train()
+        await app.dashboard.action_pause()
         await until(pilot, lambda: app.phase is Phase.PAUSED)
-        lr = app.panel.query_one("#hp-learning_rate", Input)
+        lr = app.dashboard.panel.query_one("#hp-learning_rate", Input)
         lr.focus()
         lr.value = "0.00"  # half typed, not yet confirmed
         engine.controller.change_target(1)  # another viewer's +: an event that refreshes the panel
-        await until(pilot, lambda: app.panel.query_one("#hp-epochs", Input).value == "2")
+        await until(pilot, lambda: app.dashboard.panel.query_one("#hp-epochs", Input).value == "2")
         assert lr.value == "0.00"
         engine.controller.stop_now()
         await until(pilot, lambda: round_over(app))
@@ -129,22 +129,22 @@ async def test_a_field_being_edited_is_not_overwritten_by_the_engine(
 async def test_stop_now_ends_within_the_epoch_and_rolls_it_back(mnist_small: MnistData) -> None:
     async with app_on_engine(TINY.with_changes(epochs=50), mnist_small) as (app, pilot, engine):
         await pilot.press("t")
-        await until(pilot, lambda: len(app.curves.epochs) >= 1)
+        await until(pilot, lambda: len(app.dashboard.curves.epochs) >= 1)
         await pilot.press("p")
         await until(pilot, lambda: app.phase is Phase.PAUSED)
-        done = len(app.curves.epochs)
+        done = len(app.dashboard.curves.epochs)
         await pilot.press("s")
         await until(pilot, lambda: round_over(app))
         stopped = app.snapshot.stopped
         assert stopped is not None and stopped.reason is StopReason.USER
         assert app.phase is Phase.STOPPED
         assert engine.controller.snapshot.epochs_done == done
-        assert [e.epoch for e in app.curves.epochs] == list(range(1, done + 1))
+        assert [e.epoch for e in app.dashboard.curves.epochs] == list(range(1, done + 1))
         assert f"stopped by user in epoch {done + 1}" in log_text(app)
         # A stop still evaluates, and says which epoch's model it evaluated.
         assert f"after epoch {done})" in log_text(app)
         # The progress line shows the last epoch done, not the abandoned one at 0%.
-        progress = app.progress.query_one("#progress-epoch").render()
+        progress = app.dashboard.progress.query_one("#progress-epoch").render()
         assert f"epoch {done}/50" in str(progress)
 
 
@@ -158,10 +158,10 @@ async def test_stop_after_epoch_finishes_the_epoch(mnist_small: MnistData) -> No
         assert app.snapshot.stopped.reason is StopReason.AFTER_EPOCH
         done = engine.controller.snapshot.epochs_done
         assert 1 <= done < 50
-        assert [e.epoch for e in app.curves.epochs] == list(range(1, done + 1))
+        assert [e.epoch for e in app.dashboard.curves.epochs] == list(range(1, done + 1))
         assert "stopped after epoch" in log_text(app)
         assert "will stop when this epoch ends" in log_text(app)
-        progress = str(app.progress.query_one("#progress-epoch").render())
+        progress = str(app.dashboard.progress.query_one("#progress-epoch").render())
         assert progress == f"epoch {done}/50", "not the next epoch at 0%"
 
 
@@ -172,7 +172,7 @@ async def test_continue_after_a_finished_run_then_reset(mnist_small: MnistData) 
         run = app.snapshot.run
         await train(pilot, app)
         assert app.snapshot.epochs_done == 2 and app.snapshot.run == run
-        assert [e.epoch for e in app.curves.epochs] == [1, 2]
+        assert [e.epoch for e in app.dashboard.curves.epochs] == [1, 2]
         assert "Continuing: epoch 2" in log_text(app)
         # Reset asks first; "n" keeps the model, "y" drops it.
         await pilot.press("r")
@@ -181,17 +181,17 @@ async def test_continue_after_a_finished_run_then_reset(mnist_small: MnistData) 
         assert app.snapshot.model is not None
         await pilot.press("r", "y")
         await until(pilot, lambda: app.snapshot.model is None)
-        assert app.curves.epochs == [] and engine.controller.model is None
-        assert app.panel.mode == "free" and app.phase is Phase.READY
-        assert not app.panel.query_one("#hp-conv_filters", Input).disabled
+        assert app.dashboard.curves.epochs == [] and engine.controller.model is None
+        assert app.dashboard.panel.mode == "free" and app.phase is Phase.READY
+        assert not app.dashboard.panel.query_one("#hp-conv_filters", Input).disabled
 
 
 async def test_continue_with_a_new_batch_size_keeps_the_model(mnist_small: MnistData) -> None:
     async with app_on_engine(TINY.with_changes(epochs=1), mnist_small) as (app, pilot, engine):
         await train(pilot, app)
         model = engine.controller.model
-        assert app.panel.query_one("#hp-conv_filters", Input).disabled
-        batch = app.panel.query_one("#hp-batch_size", Input)
+        assert app.dashboard.panel.query_one("#hp-conv_filters", Input).disabled
+        batch = app.dashboard.panel.query_one("#hp-batch_size", Input)
         assert not batch.disabled
         batch.value = "32"
         await train(pilot, app)
@@ -269,7 +269,7 @@ async def test_a_second_viewer_sees_and_steers_the_same_training(mnist_small: Mn
         await until(pilot, lambda: first.phase is Phase.TRAINING)
         second = create_app(engine.options, engine.connector())
         async with second.run_test(size=(100, 30)) as other:
-            await until(other, lambda: second.client is not None)
+            await until(other, lambda: second.handle.client is not None)
             assert second.snapshot.phase is Phase.TRAINING
             target = second.snapshot.target
             await other.press("plus")

@@ -43,7 +43,7 @@ async def scripted(
     with ScriptedEngine(snapshot or ready()) as engine:
         app = create_app(engine.options, engine.connector())
         async with app.run_test(size=size, notifications=True) as pilot:
-            await until(pilot, lambda: app.client is not None)
+            await until(pilot, lambda: app.handle.client is not None)
             yield app, pilot, engine
 
 
@@ -52,14 +52,14 @@ def sent(engine: ScriptedEngine, kind: type) -> list[Any]:
 
 
 def error_text(app: MnistApp, name: str) -> str:
-    return str(app.panel.query_one(f"#hp-{name}-error", Static).render())
+    return str(app.dashboard.panel.query_one(f"#hp-{name}-error", Static).render())
 
 
 async def test_t_while_loading_says_so() -> None:
     loading = initial_snapshot(preset("default"), "default")
     async with scripted(loading) as (app, pilot, engine):
         assert app.phase is Phase.LOADING
-        assert "loading" in str(app.status.render())
+        assert "loading" in str(app.dashboard.status.render())
         await pilot.press("t")
         await until(pilot, lambda: any("Still loading" in t for t in toasts(app)))
         assert not sent(engine, p.Train)
@@ -80,7 +80,7 @@ async def test_a_refusal_from_the_engine_is_a_notification() -> None:
     with ScriptedEngine(ready(), refuse) as engine:
         app = create_app(engine.options, engine.connector())
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await until(pilot, lambda: app.client is not None)
+            await until(pilot, lambda: app.handle.client is not None)
             await pilot.press("t")
             await until(pilot, lambda: any("do not fit" in t for t in toasts(app)))
             assert app.is_running
@@ -88,31 +88,31 @@ async def test_a_refusal_from_the_engine_is_a_notification() -> None:
 
 async def test_panel_shows_every_field_and_the_preset() -> None:
     async with scripted(ready(preset_name="seed")) as (app, _pilot, _engine):
-        assert app.panel.query_one("#hp-preset", Select).value == "seed"
-        assert app.panel.hyperparams() == preset("seed")
+        assert app.dashboard.panel.query_one("#hp-preset", Select).value == "seed"
+        assert app.dashboard.panel.hyperparams() == preset("seed")
         for name in FIELD_NAMES:
-            assert app.panel.query_one(f"#hp-{name}").display
+            assert app.dashboard.panel.query_one(f"#hp-{name}").display
 
 
 async def test_choosing_a_preset_fills_the_fields() -> None:
     async with scripted() as (app, pilot, _engine):
-        app.panel.query_one("#hp-preset", Select).value = "fast"
+        app.dashboard.panel.query_one("#hp-preset", Select).value = "fast"
         await pilot.pause()
-        assert app.panel.hyperparams() == preset("fast")
-        assert app.panel.query_one("#hp-padding", Select).value == "same"
+        assert app.dashboard.panel.hyperparams() == preset("fast")
+        assert app.dashboard.panel.query_one("#hp-padding", Select).value == "same"
         # A switch says on or off in words, so it reads without colour (fast: BN on, no augment).
-        assert str(app.panel.query_one("#hp-batch_norm", Checkbox).label) == "on"
-        assert str(app.panel.query_one("#hp-augment", Checkbox).label) == "off"
+        assert str(app.dashboard.panel.query_one("#hp-batch_norm", Checkbox).label) == "on"
+        assert str(app.dashboard.panel.query_one("#hp-augment", Checkbox).label) == "off"
         # Editing a field makes it a custom set (fast has batch 32).
-        app.panel.query_one("#hp-batch_size", Input).value = "64"
+        app.dashboard.panel.query_one("#hp-batch_size", Input).value = "64"
         await pilot.pause()
-        assert app.panel.query_one("#hp-preset", Select).value is Select.NULL
+        assert app.dashboard.panel.query_one("#hp-preset", Select).value is Select.NULL
 
 
 async def test_loading_a_preset_checks_the_fields_once() -> None:
     async with scripted() as (app, pilot, _engine):
         await pilot.pause()
-        panel = app.panel
+        panel = app.dashboard.panel
         checks: list[tuple[str, str] | None] = []
         first_invalid = panel.first_invalid
 
@@ -144,7 +144,7 @@ async def test_loading_a_preset_checks_the_fields_once() -> None:
 
 async def test_invalid_field_blocks_training_and_is_focused() -> None:
     async with scripted() as (app, pilot, engine):
-        field = app.panel.query_one("#hp-epochs", Input)
+        field = app.dashboard.panel.query_one("#hp-epochs", Input)
         field.value = "abc"
         await pilot.pause()
         assert error_text(app, "epochs") == "epochs = 'abc' must be a whole number."
@@ -156,29 +156,29 @@ async def test_invalid_field_blocks_training_and_is_focused() -> None:
 
 async def test_cross_field_error_lands_on_conv_filters_and_clears() -> None:
     async with scripted() as (app, pilot, _engine):
-        app.panel.query_one("#hp-conv_filters", Input).value = "8,8,8,8"
+        app.dashboard.panel.query_one("#hp-conv_filters", Input).value = "8,8,8,8"
         await pilot.pause()
         assert "shrink the 28x28 image to nothing" in error_text(app, "conv_filters")
         assert error_text(app, "kernel_size") == ""
-        app.panel.query_one("#hp-padding", Select).value = "same"
+        app.dashboard.panel.query_one("#hp-padding", Select).value = "same"
         await pilot.pause()
         assert error_text(app, "conv_filters") == ""
-        assert app.panel.hyperparams().conv_filters == (8, 8, 8, 8)
+        assert app.dashboard.panel.hyperparams().conv_filters == (8, 8, 8, 8)
 
 
 async def test_narrow_terminal_hides_the_panel_until_h() -> None:
     async with scripted(size=(80, 24)) as (app, pilot, _engine):
-        assert not app.panel.display
-        assert app.curves.display and app.training_log.display
+        assert not app.dashboard.panel.display
+        assert app.dashboard.curves.display and app.dashboard.training_log.display
         await pilot.press("h")
-        assert app.panel.display and not app.query_one("#main").display
+        assert app.dashboard.panel.display and not app.query_one("#main").display
         await pilot.press("escape")
-        assert not app.panel.display
+        assert not app.dashboard.panel.display
         # An invalid field brings the panel back, focused.
-        app.panel.query_one("#hp-dropout", Input).value = "2"
+        app.dashboard.panel.query_one("#hp-dropout", Input).value = "2"
         await pilot.press("t")
-        assert app.panel.display
-        assert app.focused is app.panel.query_one("#hp-dropout", Input)
+        assert app.dashboard.panel.display
+        assert app.focused is app.dashboard.panel.query_one("#hp-dropout", Input)
 
 
 async def test_help_lists_the_keys_and_closes() -> None:
@@ -192,7 +192,7 @@ async def test_help_lists_the_keys_and_closes() -> None:
 async def test_plus_and_minus_move_the_epochs_field_when_idle() -> None:
     async with scripted() as (app, pilot, _engine):
         await pilot.press("plus", "plus", "minus")
-        assert app.panel.query_one("#hp-epochs", Input).value == "6"
+        assert app.dashboard.panel.query_one("#hp-epochs", Input).value == "6"
 
 
 async def test_quit_while_idle_exits_without_asking() -> None:
@@ -233,7 +233,7 @@ async def test_bad_strings_never_crash_and_never_train(edits: list[tuple[str, st
     defaults = Hyperparams()
     async with scripted(ready(defaults)) as (app, pilot, engine):
         for index, (name, text) in enumerate(edits):
-            field = app.panel.query_one(f"#hp-{name}", Input)
+            field = app.dashboard.panel.query_one(f"#hp-{name}", Input)
             field.value = text
             await pilot.pause()
             expected = core_error(name, text)
@@ -262,10 +262,10 @@ def _text_of(hparams: Hyperparams, name: str) -> str:
 @pytest.mark.parametrize("name", INPUT_FIELDS)
 async def test_each_field_rejects_words(name: str) -> None:
     async with scripted() as (app, pilot, _engine):
-        app.panel.query_one(f"#hp-{name}", Input).value = "lots"
+        app.dashboard.panel.query_one(f"#hp-{name}", Input).value = "lots"
         await pilot.pause()
         assert error_text(app, name).startswith(name)
-        assert app.panel.first_invalid() == (name, error_text(app, name))
+        assert app.dashboard.panel.first_invalid() == (name, error_text(app, name))
 
 
 async def test_data_that_cannot_be_loaded_is_one_clear_line_and_t_says_why() -> None:
@@ -273,7 +273,7 @@ async def test_data_that_cannot_be_loaded_is_one_clear_line_and_t_says_why() -> 
     async with scripted(initial_snapshot(preset("default"), "default")) as (app, pilot, engine):
         engine.emit(LoadFailed("data", reason), PhaseChanged(Phase.BROKEN))
         await until(pilot, lambda: app.phase is Phase.BROKEN)
-        assert "no data" in str(app.status.render())
+        assert "no data" in str(app.dashboard.status.render())
         assert logged(app, reason.split(";")[0]) and not logged(app, "Traceback")
         await pilot.press("t")
         await until(pilot, lambda: any("not a readable" in t for t in toasts(app)))

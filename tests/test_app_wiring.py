@@ -90,14 +90,11 @@ async def test_train_records_a_run_then_v_c_d_s_and_continue(
         assert isinstance(app.screen, ConfusionScreen)
         await pilot.press("escape", "d")
         draw = app.screen
-        assert isinstance(draw, DrawScreen) and draw.predict_fn is not None
-        # A drawing goes to the engine and its probabilities come back (from this thread too).
-        probabilities: list[np.ndarray] = []
-        drawing = np.zeros((1, 28, 28, 1), np.float32)
-        worker = threading.Thread(target=lambda: probabilities.append(draw.predict_fn(drawing)))
-        worker.start()
-        await until(pilot, lambda: not worker.is_alive())
-        assert probabilities[0].shape == (1, 10) and probabilities[0].sum() == pytest.approx(1)
+        assert isinstance(draw, DrawScreen) and draw.classify is not None
+        # A drawing goes to the engine and its probabilities come back.
+        probabilities = await draw.classify(np.zeros((1, 28, 28, 1), np.float32))
+        assert probabilities is not None
+        assert probabilities.shape == (1, 10) and probabilities.sum() == pytest.approx(1)
         await pilot.press("escape")
 
         # S saves the model under a name; the file reloads and predicts the same.
@@ -138,7 +135,7 @@ async def test_run_files_are_never_written_on_an_event_loop(
     root = tmp_path / "runs"
     async with app_on_engine(ONE, mnist_small, runs_dir=root) as (app, pilot, _engine):
         await train(pilot, app)
-        app.panel.query_one("#hp-batch_size", Input).value = "32"
+        app.dashboard.panel.query_one("#hp-batch_size", Input).value = "32"
         await train(pilot, app)
         (run,) = run_dirs(root)
         assert {layout.HPARAMS_TOML, layout.RUN_JSON} <= {name for name, _ in writes}
@@ -167,7 +164,7 @@ async def test_without_a_model_the_screens_say_so(mnist_small: MnistData, tmp_pa
         await pilot.press("escape", "c")
         assert isinstance(app.screen, ConfusionScreen)
         await pilot.press("escape", "d")
-        assert isinstance(app.screen, DrawScreen) and app.screen.predict_fn is None
+        assert isinstance(app.screen, DrawScreen) and app.screen.classify is None
         await pilot.press("escape")
         # S without a model is not offered.
         await pilot.press("S")
@@ -183,16 +180,16 @@ async def test_resume_redraws_the_run_and_t_continues_it(
         engine,
     ):
         await until(pilot, lambda: app.snapshot.model is not None and app.phase is Phase.READY)
-        assert [e.epoch for e in app.curves.epochs] == [1]
+        assert [e.epoch for e in app.dashboard.curves.epochs] == [1]
         assert app.snapshot.epochs_done == 1
         await until(pilot, lambda: app.predictions is not None)
-        assert app.panel.mode == "model"
-        assert app.panel.query_one("#hp-conv_filters", Input).disabled
-        assert app.panel.hyperparams().conv_filters == TINY.conv_filters
+        assert app.dashboard.panel.mode == "model"
+        assert app.dashboard.panel.query_one("#hp-conv_filters", Input).disabled
+        assert app.dashboard.panel.hyperparams().conv_filters == TINY.conv_filters
         assert logged(app, "t continues at epoch 2")
         await train(pilot, app)
         assert engine.controller.snapshot.epochs_done == 2
-        assert [e.epoch for e in app.curves.epochs] == [1, 2]
+        assert [e.epoch for e in app.dashboard.curves.epochs] == [1, 2]
         assert logged(app, "Continuing: epoch 2")
         assert run_dirs(run_copy.parent) == [run_copy]
         assert [row["epoch"] for row in metric_rows(run_copy)] == ["0", "1"]
@@ -206,7 +203,7 @@ async def test_runs_screen_enter_resumes_the_run(mnist_small: MnistData, run_cop
         await until(pilot, lambda: not screen.loading)
         await pilot.press("enter")
         await until(pilot, lambda: app.snapshot.run == str(run_copy) and idle(app))
-        assert [e.epoch for e in app.curves.epochs] == [1]
+        assert [e.epoch for e in app.dashboard.curves.epochs] == [1]
 
 
 async def test_model_flag_browses_without_training(mnist_small: MnistData, run_copy: Path) -> None:
@@ -219,7 +216,7 @@ async def test_model_flag_browses_without_training(mnist_small: MnistData, run_c
         assert isinstance(app.screen, PredictionBrowser)
         assert app.screen.predictions is app.predictions
         await pilot.press("escape", "d")
-        assert isinstance(app.screen, DrawScreen) and app.screen.predict_fn is not None
+        assert isinstance(app.screen, DrawScreen) and app.screen.classify is not None
 
 
 async def test_a_bad_model_or_a_corrupt_run_is_one_line(
@@ -269,14 +266,14 @@ async def test_strategy_and_device_panel(mnist_small: MnistData, tmp_path: Path)
     ):
         assert isinstance(engine.controller.strategy, tf.distribute.MirroredStrategy)
         assert app.snapshot.device.startswith("MirroredStrategy")
-        assert app.devices.report is not None
-        assert not app.devices.display
+        assert app.dashboard.devices.report is not None
+        assert not app.dashboard.devices.display
         await pilot.press("i")
-        assert app.devices.display
+        assert app.dashboard.devices.display
         before = app.snapshot.devices
         await train(pilot, app)
         assert app.phase is Phase.FINISHED
         # A fresh report after each epoch (the memory in use moves as training runs).
         await until(pilot, lambda: app.snapshot.devices is not before)
-        assert app.devices.report is not None
-        assert app.devices.report.training_on.startswith("MirroredStrategy")
+        assert app.dashboard.devices.report is not None
+        assert app.dashboard.devices.report.training_on.startswith("MirroredStrategy")

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pytest
 from local_engine import LocalEngine
 from scripted_engine import ScriptedEngine
@@ -35,6 +36,7 @@ from tui.core.training.phase import Phase
 from tui.core.training.snapshot import Snapshot, advance, initial_snapshot
 from tui.engine import protocol as p
 from tui.engine import registry
+from tui.engine.arrays import pack, unpack
 from tui.engine.client import EngineClient, EngineUnavailable, with_engine
 from tui.engine.spawn import SpawnedEngine, spawn_engine, wait_for_socket
 
@@ -465,8 +467,9 @@ def test_viewers_get_events_in_the_order_the_controller_published_them(
 
 def test_an_answer_the_viewer_cannot_read_fails_its_request_instead_of_hanging() -> None:
     """A NaN in an answer reaches the viewer as null, which a float field refuses."""
-    tile = p.Tile("conv1", 0, math.nan, 1, 1, b"\0\0\0\0")
-    broken = p.Explanation(b"\0" * 40, 0, b"\0" * 4 * 28 * 28, (tile,))
+    zeros = np.zeros((28, 28), np.float32)
+    tile = p.Tile("conv1", 0, math.nan, pack(zeros[:1, :1]))
+    broken = p.Explanation(pack(zeros[0, :10]), 0, pack(zeros), (tile,))
 
     async def ask(socket_path: str) -> str:
         client = await EngineClient.connect(socket_path, "test")
@@ -486,3 +489,23 @@ def test_an_answer_the_viewer_cannot_read_fails_its_request_instead_of_hanging()
     with scripted:
         reason = run(ask(scripted.socket))
     assert "answer was not understood" in reason
+
+
+def test_an_array_crosses_the_wire_with_its_dtype_and_shape() -> None:
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    sent = p.Arrays(pack(images, "uint8"), pack([3, 7], "uint8"), version=2)
+    reply = p.decode_server(p.encode(p.Reply(5, value=sent)))
+    assert isinstance(reply, p.Reply) and isinstance(reply.value, p.Arrays)
+    np.testing.assert_array_equal(unpack(reply.value.values, None, 28, 28), images)
+    assert reply.value.labels is not None
+    assert unpack(reply.value.labels).tolist() == [3, 7]
+    with pytest.raises(ValueError, match="expected a n x 10 array, got 2 x 28 x 28"):
+        unpack(reply.value.values, None, 10)
+
+
+def test_an_array_whose_bytes_do_not_fit_its_shape_is_a_bad_message() -> None:
+    line = p.encode(p.Classify(id=3, pixels=pack(np.zeros((28, 28), np.float32))))
+    torn = line.replace(b'"shape":[28,28]', b'"shape":[28,29]')
+    with pytest.raises(p.ProtocolError, match="is 3248 bytes, not 3136"):
+        p.decode_client(torn)
+    assert p.command_id(torn) == 3

@@ -202,8 +202,13 @@ async def test_the_line_under_the_cluster_cursor_counts_every_digit_there() -> N
     labels = np.array([6, 6, 0, 3, 5, 1, 1])
     predicted = np.array([6, 0, 0, 3, 5, 1, 1])
     browsed: list[tuple[np.ndarray, str]] = []
-    screen = ClustersScreen(labels, predicted, lambda i, label: browsed.append((i, label)), points)
+
+    async def project() -> np.ndarray:
+        return points
+
+    screen = ClustersScreen(labels, predicted, lambda i, label: browsed.append((i, label)), project)
     async with _Clusters(screen).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
 
         def under() -> str:
             return str(screen.query_one("#clusters-under", Static).render())

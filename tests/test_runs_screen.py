@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -13,10 +14,14 @@ from pathlib import Path
 import msgspec
 import pytest
 import tiny
+from app_helpers import until
+from scripted_engine import ScriptedEngine
+from test_snapshots_app import FINISHED, HPARAMS, LOADED, state
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Static
 
+from tui.app import create_app
 from tui.core.data.info import DataInfo
 from tui.core.data.mnist import MnistData
 from tui.core.runs.layout import (
@@ -28,13 +33,17 @@ from tui.core.runs.layout import (
     RUN_JSON,
     RunDirectory,
 )
+from tui.core.runs.lock import RunLock
 from tui.core.runs.resume import resume
 from tui.core.settings.hyperparams import Hyperparams
-from tui.core.settings.requests import Setup
+from tui.core.settings.requests import AppOptions, Setup
 from tui.core.settings.toml import dump_toml
 from tui.core.training.controller import TrainingController
 from tui.core.training.events import EpochEnded, StopReason
-from tui.screens.runs import MARK, WARNING, CompareScreen, RunsScreen
+from tui.core.training.phase import Phase
+from tui.engine import protocol as p
+from tui.engine import registry
+from tui.screens.runs import LIVE, MARK, WARNING, CompareScreen, RunsScreen
 from tui.screens.save_model import SaveModelScreen, name_problem
 from tui.widgets.compare import ComparePlot, RunCurve
 
@@ -509,3 +518,42 @@ async def test_a_run_without_validation_shows_its_best_training_accuracy(
         assert seed.best_accuracy == pytest.approx(0.970)
         row = table_rows(screen)[screen.summaries.index(seed)]
         assert row[4] == "97.00% train", "a training accuracy, said to be one"
+
+
+async def test_r_marks_the_live_run_and_enter_watches_its_engine(
+    real_root: Path, tmp_path: Path
+) -> None:
+    """A run another engine trains (its lock held, its engine in the registry) is marked live
+    in R, a finished one is not; Enter on the live one switches the app to that engine (as
+    `mnist-tui attach` does) instead of asking this app's engine to open it."""
+    root = tmp_path / "runs"
+    finished = shutil.copytree(real_root / "20250101-090000-tiny", root / "20250101-090000-tiny")
+    live = shutil.copytree(real_root / "20250102-090000-tiny", root / "20250102-090000-tiny")
+    own = ScriptedEngine(state(LOADED))
+    theirs = ScriptedEngine(state(FINISHED))
+    with own, theirs, RunLock(live, "engine").acquire():
+        info = msgspec.structs.replace(
+            theirs.info, id=registry.new_engine_id(), pid=os.getpid(), socket=theirs.socket,
+            run=str(live),
+        )  # fmt: skip
+        registry.write_record(info)
+        options = AppOptions(Setup(HPARAMS, preset="default", runs_dir=str(root)))
+        app = create_app(options, own.connector())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.handle.client is not None, 10)
+            await pilot.press("R")
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            await until(pilot, lambda: not screen.loading and screen.table.row_count == 2, 10)
+            cells = {str(key.value): screen.table.get_row(key) for key in screen.table.rows}
+            assert str(cells[str(live)][-2]) == LIVE
+            assert not any("live" in str(cell) for cell in cells[str(finished)])
+            assert "1 live" in str(screen.query_one("#runs-header", Static).render())
+            detail = str(screen.query_one("#runs-detail", Static).render())
+            assert "Training now: Enter watches it" in detail
+            await pilot.press("enter")  # the newest run, the live one, is highlighted
+            # The scripted engines greet alike; the other one is in FINISHED, this app's in READY.
+            await until(pilot, lambda: app.snapshot.phase is Phase.FINISHED, 10)
+            assert app.snapshot.history == theirs.snapshot.history
+            assert not [c for c in own.commands if isinstance(c, p.OpenRun)]
+            registry.remove_record(info)

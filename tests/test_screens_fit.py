@@ -53,7 +53,7 @@ async def showing(
     with ScriptedEngine(snapshot) as engine:
         app = create_app(engine.options, engine.connector())
         async with app.run_test(size=size, notifications=True) as pilot:
-            await until(pilot, lambda: app.client is not None)
+            await until(pilot, lambda: app.handle.client is not None)
             await pilot.pause()
             yield app, pilot, engine
 
@@ -84,7 +84,7 @@ async def test_after_stop_after_epoch_the_bar_shows_the_last_epoch_done() -> Non
     async with showing(state(events)) as (app, _pilot, _engine):
         assert label(app, "#progress-epoch") == "epoch 5/14"
         assert "stopped after epoch" in label(app, "#progress-figures")
-        assert "6/14" not in str(app.status.render())
+        assert "6/14" not in str(app.dashboard.status.render())
 
 
 async def test_between_two_epochs_no_figure_of_the_last_one_stays() -> None:
@@ -102,7 +102,7 @@ async def test_while_evaluating_the_status_says_so_and_shows_no_old_test_figure(
         PhaseChanged(Phase.EVALUATING),
     ]
     async with showing(state(events)) as (app, _pilot, _engine):
-        status = str(app.status.render())
+        status = str(app.dashboard.status.render())
         assert "evaluating" in status and "test -" in status
         assert "evaluating on the test set" in label(app, "#progress-figures")
 
@@ -111,13 +111,13 @@ async def test_while_evaluating_the_status_says_so_and_shows_no_old_test_figure(
 async def test_the_status_bar_names_the_training_subset() -> None:
     hparams = preset("default").with_changes(train_size=6000)
     async with showing(state(LOADED, hparams)) as (app, _pilot, _engine):
-        assert "6,000 of 60,000 train" in str(app.status.render())
+        assert "6,000 of 60,000 train" in str(app.dashboard.status.render())
 
 
 async def test_the_sample_is_named_once() -> None:
     sample = DataInfo("sample", "bundled sample", "1" * 64, 6000, 1000)
     async with showing(state([DataLoaded(sample, "This is a sample.")])) as (app, _pilot, _e):
-        log = "\n".join(line.text for line in app.training_log.lines)
+        log = "\n".join(line.text for line in app.dashboard.training_log.lines)
         assert "bundled sample · 6,000 train / 1,000 test (sample)" in log
         assert "from bundled sample" not in log
 
@@ -125,7 +125,7 @@ async def test_the_sample_is_named_once() -> None:
 # --- 3. Enter in a live field gives the keys back -------------------------------------------------
 async def test_enter_in_the_learning_rate_field_while_training_gives_back_the_keys() -> None:
     async with showing(state(training(5, 1))) as (app, pilot, engine):
-        field = app.panel.query_one("#hp-learning_rate", Input)
+        field = app.dashboard.panel.query_one("#hp-learning_rate", Input)
         field.focus()
         field.value = "0.0001"
         await pilot.press("enter")
@@ -138,12 +138,12 @@ async def test_enter_in_the_learning_rate_field_while_training_gives_back_the_ke
 # --- 4. the log wraps again when its width changes ------------------------------------------------
 async def test_log_lines_wrap_again_when_the_log_gets_wider() -> None:
     async with showing(state(training(5, 2)), size=(100, 30)) as (app, pilot, _engine):
-        narrow = len(app.training_log.lines)  # beside the panel
+        narrow = len(app.dashboard.training_log.lines)  # beside the panel
         await pilot.press("h")
         await pilot.pause()
-        wider = len(app.training_log.lines)
+        wider = len(app.dashboard.training_log.lines)
         assert wider < narrow
-        lines = [line.text for line in app.training_log.lines]
+        lines = [line.text for line in app.dashboard.training_log.lines]
         assert any("epoch 1/5  loss 0.2629 acc 92.03% │ val loss 0.0586" in line for line in lines)
 
 
@@ -174,8 +174,8 @@ async def test_the_save_dialog_wraps_its_messages() -> None:
 async def test_the_dashboard_fits_every_size(size: tuple[int, int]) -> None:
     events = [*training(5, 2), *progress(3, [200])]
     async with showing(state(events), size) as (app, _pilot, _engine):
-        status = str(app.status.render())
-        assert app.status.render().cell_len <= size[0] - 2
+        status = str(app.dashboard.status.render())
+        assert app.dashboard.status.render().cell_len <= size[0] - 2
         assert "training" in status and "val 98.6" in status
         footer = app.query_one("FittingFooter")
         used = sum(key.region.width for key in footer.query("FooterKey"))

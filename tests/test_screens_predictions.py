@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from app_helpers import until
 from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -65,6 +65,11 @@ def banded_predict(images: np.ndarray) -> np.ndarray:
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
     return probabilities
+
+
+async def banded(images: np.ndarray) -> np.ndarray:
+    """`banded_predict` as the draw screen asks its model: awaited."""
+    return banded_predict(images)
 
 
 @pytest.fixture
@@ -270,7 +275,7 @@ async def test_confusion_counts_and_enter_on_a_cell(
 
 # --- drawing ------------------------------------------------------------------------------------
 async def test_canvas_keyboard_drawing() -> None:
-    app = ScreenHost(lambda: DrawScreen(banded_predict))
+    app = ScreenHost(lambda: DrawScreen(banded))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         canvas = app.screen.query_one(Canvas)
@@ -302,11 +307,11 @@ async def test_canvas_keyboard_drawing() -> None:
 async def test_why_after_clearing_asks_for_a_drawing_instead_of_explaining_the_old_one() -> None:
     asked: list[tuple[object, ...]] = []
 
-    def explain(*request: object) -> Any:
+    async def explain(*request: object) -> Any:
         asked.append(request)
         raise AssertionError("nothing is drawn: the model must not be asked")
 
-    app = ScreenHost(lambda: DrawScreen(banded_predict, explain=explain))
+    app = ScreenHost(lambda: DrawScreen(banded, explain=explain))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -320,12 +325,12 @@ async def test_why_after_clearing_asks_for_a_drawing_instead_of_explaining_the_o
 
 
 async def test_clearing_drops_a_prediction_already_running() -> None:
-    started, release = threading.Event(), threading.Event()
+    started, release = asyncio.Event(), asyncio.Event()
 
-    def held_predict(images: np.ndarray) -> np.ndarray:
+    async def held_predict(images: np.ndarray) -> np.ndarray:
         """The model, held until the test lets it answer: clear comes in while it looks."""
         started.set()
-        assert release.wait(timeout=60)
+        await release.wait()
         return banded_predict(images)
 
     app = ScreenHost(lambda: DrawScreen(held_predict))
@@ -335,7 +340,7 @@ async def test_clearing_drops_a_prediction_already_running() -> None:
         assert isinstance(screen, DrawScreen)
         canvas, bars = screen.query_one(Canvas), screen.query_one(ProbabilityBars)
         await pilot.press("space")
-        assert await asyncio.to_thread(started.wait, 60)
+        await asyncio.wait_for(started.wait(), 60)
         await pilot.press("c")
         assert not canvas.pixels.any() and bars.probabilities is None
         release.set()
@@ -349,6 +354,43 @@ async def test_clearing_drops_a_prediction_already_running() -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert screen.last_probabilities is not None and bars.probabilities is not None
+
+
+async def test_several_drawings_in_a_row_show_the_newest_ones_answer() -> None:
+    """Each stroke asks the model; the answers are let out newest first, and the older ones,
+    let out after it, must not overwrite it (their requests were cancelled)."""
+    asked: list[np.ndarray] = []
+    gates: list[asyncio.Event] = []
+
+    async def held(images: np.ndarray) -> np.ndarray:
+        """Answers the n-th question with certainty for class n, once let out."""
+        gate = asyncio.Event()
+        asked.append(images)
+        gates.append(gate)
+        answer = np.eye(10, dtype=np.float32)[len(asked) - 1 : len(asked)]
+        await gate.wait()
+        return answer
+
+    app = ScreenHost(lambda: DrawScreen(held))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DrawScreen)
+        canvas = screen.query_one(Canvas)
+        await pilot.press("space", "down", "space", "down", "down", "space")
+        newest = preprocess_drawing(canvas.pixels)[np.newaxis]
+        await until(pilot, lambda: bool(asked) and np.array_equal(asked[-1], newest), 10)
+        for gate in reversed(gates):
+            gate.set()
+            await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        newest_answer = len(asked) - 1
+        assert screen.last_probabilities is not None
+        assert int(screen.last_probabilities.argmax()) == newest_answer
+        shown = screen.query_one(ProbabilityBars).probabilities
+        assert shown is not None and int(np.argmax(shown)) == newest_answer
+        assert f"Looks like {newest_answer}" in str(screen.query_one("#draw-verdict").render())
 
 
 def blocky(digit: np.ndarray) -> np.ndarray:
@@ -372,7 +414,7 @@ async def draw_with_mouse(pilot: Pilot[None], blocks: np.ndarray) -> Canvas:
 async def test_mouse_drawing_of_a_real_digit(mnist_small: MnistData) -> None:
     digit = mnist_small.x_test[0, :, :, 0]
     blocks = blocky(digit)
-    app = ScreenHost(lambda: DrawScreen(banded_predict))
+    app = ScreenHost(lambda: DrawScreen(banded))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         canvas = await draw_with_mouse(pilot, blocks)
@@ -416,6 +458,9 @@ async def test_a_drawn_digit_is_recognised_by_a_trained_model(
     """
     predict_fn = trained.classify
 
+    async def classify(images: np.ndarray) -> np.ndarray:
+        return await asyncio.to_thread(predict_fn, images)
+
     # The first few test digits whose blocky, preprocessed version the model gets right.
     chosen: list[int] = []
     for index in range(40):
@@ -427,7 +472,7 @@ async def test_a_drawn_digit_is_recognised_by_a_trained_model(
 
     for index in chosen[:3]:
         blocks = blocky(mnist_small.x_test[index, :, :, 0])
-        app = ScreenHost(lambda: DrawScreen(predict_fn))
+        app = ScreenHost(lambda: DrawScreen(classify))
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
             await draw_with_mouse(pilot, blocks)
@@ -512,7 +557,7 @@ def test_snapshot_canvas(
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
 
-    app = ScreenHost(lambda: DrawScreen(banded_predict))
+    app = ScreenHost(lambda: DrawScreen(banded))
     assert snap_compare(app, terminal_size=size, run_before=draw)
 
 

@@ -125,9 +125,9 @@ def engines() -> Iterator[Callable[[list[TrainingEvent]], MnistApp]]:
 
 async def connected(pilot: Pilot[None]) -> None:
     app: Any = pilot.app
-    await until(pilot, lambda: app.client is not None)
+    await until(pilot, lambda: app.handle.client is not None)
     await pilot.pause()
-    app.curves.replot()
+    app.dashboard.curves.replot()
     await pilot.pause()
 
 

@@ -14,15 +14,25 @@ from app_helpers import until
 from scripted_engine import ScriptedEngine
 from test_snapshots_app import FINISHED, HPARAMS, state
 from textual.pilot import Pilot
+from textual.worker import WorkerState
 
 from tui.app import MnistApp, create_app
 from tui.core.data.mnist import load_sample
 from tui.core.inspect.problems import LayerProblem
 from tui.core.settings.presets import preset
 from tui.core.training.budget import estimate
-from tui.core.training.events import LayerFigures, LayerHealthMeasured, LayerInfo, ModelDescribed
+from tui.core.training.events import (
+    LayerFigures,
+    LayerHealthMeasured,
+    LayerInfo,
+    ModelDescribed,
+    PredictionsReady,
+)
 from tui.engine import protocol as p
+from tui.engine.arrays import pack
+from tui.screens.browser import PredictionBrowser
 from tui.screens.clusters import ClustersScreen
+from tui.screens.inspect import InspectScreen
 
 SIZES = [(80, 24), (120, 40)]
 SAMPLE = load_sample()
@@ -62,22 +72,22 @@ INSIDE = [*FINISHED, ModelDescribed(LAYERS), *(health(n) for n in range(1, 6))]
 
 def answer(command: p.Command) -> p.Reply:
     if isinstance(command, p.GetPredictions):
-        value: Any = p.Arrays(PROBABILITIES.tobytes(), LABELS.tobytes(), 500, 1)
+        value: Any = p.Arrays(pack(PROBABILITIES), pack(LABELS, "uint8"), 1)
     elif isinstance(command, p.GetTestImages):
-        value = p.Arrays(IMAGES.tobytes(), LABELS.tobytes(), 500)
+        value = p.Arrays(pack(IMAGES, "uint8"), pack(LABELS, "uint8"))
     elif isinstance(command, p.GetClusters):
-        value = p.Arrays(POINTS.tobytes(), LABELS.tobytes(), 500)
+        value = p.Arrays(pack(POINTS), pack(LABELS, "uint8"))
     elif isinstance(command, p.Explain):
         ys, xs = np.mgrid[0:28, 0:28]
         heat = np.exp(-((ys - 12) ** 2 + (xs - 15) ** 2) / 40.0).astype(np.float32)
         fixed = np.random.default_rng(3)  # the same tiles however often it is asked
         tiles = tuple(
-            p.Tile(layer, channel, 0.8 - 0.1 * i, side, side, tile.tobytes())
+            p.Tile(layer, channel, 0.8 - 0.1 * i, pack(tile))
             for layer, side in (("conv1", 26), ("conv2", 11))
             for i, channel in enumerate((3, 17, 5, 9))
             for tile in [fixed.random((side, side)).astype(np.float32)]
         )
-        value = p.Explanation(PROBABILITIES[0].tobytes(), 4, heat.tobytes(), tiles)
+        value = p.Explanation(pack(PROBABILITIES[0]), 4, pack(heat), tiles)
     else:
         return p.Reply(command.id, error="scripted")
     return p.Reply(command.id, value=value)
@@ -93,7 +103,8 @@ def app() -> Iterator[MnistApp]:
 async def ready(pilot: Pilot[None]) -> None:
     app: Any = pilot.app
     await until(
-        pilot, lambda: app.client and app.predictions is not None and app.test_images is not None
+        pilot,
+        lambda: app.handle.client and app.predictions is not None and app.test_images is not None,
     )
     await pilot.pause()
 
@@ -164,3 +175,74 @@ async def test_esc_closes_the_clusters_screen_while_the_engine_is_still_projecti
                 release.set()
             await pilot.pause()
             assert not isinstance(app.screen, ClustersScreen), "the late answer reopened nothing"
+
+
+async def test_a_question_whose_screen_closed_before_the_answer_is_dropped_cleanly() -> None:
+    """`w` asks the engine; esc closes the screen before it answers. The request is cancelled
+    with the screen: the late answer writes to no widget, and nothing says anything went wrong."""
+    asked, release = threading.Event(), threading.Event()
+
+    def slow(command: p.Command) -> p.Reply:
+        if isinstance(command, p.Explain):
+            asked.set()
+            assert release.wait(30)
+        return answer(command)
+
+    with ScriptedEngine(state(INSIDE), slow) as engine:
+        app = create_app(engine.options, engine.connector())
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            try:
+                await ready(pilot)
+                await pilot.press("v", "w")
+                await until(pilot, lambda: isinstance(app.screen, InspectScreen), 10)
+                inspect = app.screen
+                assert await asyncio.to_thread(asked.wait, 10)
+                (worker,) = [w for w in app.workers if w.node is inspect]
+                await pilot.press("escape")
+                await until(pilot, lambda: not isinstance(app.screen, InspectScreen), 10)
+            finally:
+                release.set()
+            # Replies come in order: once a later command is answered, the late one has arrived.
+            assert app.handle.client is not None
+            await app.handle.client.request(p.Pause)
+            await pilot.pause()
+            assert worker.state is WorkerState.CANCELLED
+            assert app.is_running and isinstance(app.screen, PredictionBrowser)
+            assert not app.screen.query("Toast") and inspect.seen is None
+
+
+async def test_news_from_the_engine_reaches_the_screens_that_are_open() -> None:
+    """The model screen and the browser follow the app's snapshot while they are open: a new
+    epoch's health redraws the layers, new predictions redraw the browser's verdicts."""
+    better = np.full((500, 10), 0.01, np.float32)
+    better[np.arange(500), LABELS] = 0.91  # every digit right
+    current = {"probabilities": PROBABILITIES}
+
+    def answers(command: p.Command) -> p.Reply:
+        if isinstance(command, p.GetPredictions):
+            arrays = p.Arrays(pack(current["probabilities"]), pack(LABELS, "uint8"), 2)
+            return p.Reply(command.id, value=arrays)
+        return answer(command)
+
+    with ScriptedEngine(state(INSIDE), answers) as engine:
+        app = create_app(engine.options, engine.connector())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+
+            def header(selector: str) -> str:
+                return str(app.screen.query_one(selector).render())
+
+            await pilot.press("m")
+            assert "health after 5 epochs" in header("#model-header")
+            engine.emit(health(6))
+            await until(pilot, lambda: "health after 6 epochs" in header("#model-header"), 10)
+
+            await pilot.press("escape", "v")
+            assert isinstance(app.screen, PredictionBrowser)
+            wrong = int((PREDICTED != LABELS).sum())
+            assert f"accuracy {1 - wrong / 500:.1%}" in header("#browser-header")
+            current["probabilities"] = better
+            engine.emit(PredictionsReady(500, 1.0, 2))
+            await until(pilot, lambda: "accuracy 100.0%" in header("#browser-header"), 10)
+            await pilot.press("m")  # misclassified only: none left
+            assert "0 of 500" in header("#browser-header")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
@@ -42,12 +42,3 @@ class EngineLost(Message):
     def __init__(self, reason: str) -> None:
         super().__init__()
         self.reason = reason
-
-
-class ArraysFetched(Message):
-    """Predictions or test images arrived from the engine."""
-
-    def __init__(self, what: str, value: Any) -> None:
-        super().__init__()
-        self.what = what
-        self.value = value

@@ -104,7 +104,7 @@ async def key_latencies(flags: list[str], presses: int) -> list[float]:
     app = create_app(app_options(build_parser().parse_args(flags)))
     keys: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        while app.client is None or app.phase not in IDLE:
+        while app.handle.client is None or app.phase not in IDLE:
             await asyncio.sleep(0.05)
         await pilot.press("t")
         while app.phase not in FITTING or app.snapshot.progress is None:
@@ -153,14 +153,14 @@ async def event_latencies(data_path: str, preset_name: str, train_size: int) -> 
         engine.controller.subscribe(heard)
         app = create_app(engine.options, engine.connector())
         async with app.run_test(size=(120, 40)) as pilot:
-            show = app.progress.show_progress
+            show = app.dashboard.progress.show_progress
 
             def timed(event: BatchProgress, target: int) -> None:
                 show(event, target)
                 drawn.setdefault((event.epoch, event.step), time.monotonic())
 
-            app.progress.show_progress = timed  # type: ignore[method-assign]
-            while app.client is None or app.phase not in IDLE:
+            app.dashboard.progress.show_progress = timed  # type: ignore[method-assign]
+            while app.handle.client is None or app.phase not in IDLE:
                 await asyncio.sleep(0.05)
             await pilot.press("t")
             while app.snapshot.stopped is None or app.phase not in IDLE:
@@ -179,14 +179,16 @@ async def model_screen_cost(
 
     app = create_app(app_options(build_parser().parse_args([*flags, "--epochs", str(epochs)])))
     async with app.run_test(size=(120, 40)) as pilot:
-        while app.client is None or app.phase not in IDLE:
+        while app.handle.client is None or app.phase not in IDLE:
             await asyncio.sleep(0.05)
         rates: list[list[float]] = []
         for screen_keys in ((), ("m",)) * rounds:
             await pilot.press(*screen_keys)
             before = app.snapshot.stopped
             done = app.snapshot.epochs_done
-            await app.action_train()  # as `t` does (the key itself works on the dashboard only)
+            await (
+                app.dashboard.action_train()
+            )  # as `t` does (the key itself works on the dashboard only)
             while app.snapshot.stopped is before or app.phase not in IDLE:
                 await asyncio.sleep(0.05)
             epochs_run = [e for e in app.snapshot.history if e.epoch > done + 1]

@@ -16,10 +16,12 @@ import msgspec
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training.events import TrainingEvent
 from tui.core.training.snapshot import Snapshot
+from tui.engine.arrays import Array
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 """Bumped whenever a message changes shape (2: Hyperparams gained convs_per_block, 3: clean_epochs,
-4: layer problems as `LayerProblem`s); a viewer of another version is refused in a line."""
+4: layer problems as `LayerProblem`s, 5: arrays travel as `Array`, dtype and shape with the
+bytes); a viewer of another version is refused in a line."""
 MAX_COMMAND_BYTES = 1 << 20
 """The longest line the engine reads from a viewer (a drawing is 25 KB); longer: dropped."""
 MAX_MESSAGE_BYTES = 64 << 20
@@ -102,17 +104,16 @@ class GetTestImages(Command, frozen=True):
 
 
 class Classify(Command, frozen=True):
-    """Probabilities for drawn digits: `pixels` is (count, 28, 28) float32, C order."""
+    """Probabilities for drawn digits: `pixels` is (count, 28, 28) float32."""
 
-    pixels: bytes
-    count: int = 1
+    pixels: Array
 
 
 class Explain(Command, frozen=True):
     """What the model looks at: test digit `index`, or `pixels` (28 x 28 float32, a drawing)."""
 
     index: int | None = None
-    pixels: bytes | None = None
+    pixels: Array | None = None
     class_index: int | None = None
     """The class to explain; None for the predicted one."""
     method: str = "smoothgrad"
@@ -197,31 +198,30 @@ class Saved(msgspec.Struct, frozen=True, tag=True):
 
 
 class Arrays(msgspec.Struct, frozen=True, tag=True):
-    """Arrays as raw bytes: `first` is float32 (probabilities) or uint8 (images)."""
+    """Test-set arrays: `values` are the probabilities (n x 10 float32), the images (n x 28 x 28
+    uint8) or the projected points (n x 2 float32); `labels` the n true classes (uint8)."""
 
-    first: bytes
-    labels: bytes
-    count: int
+    values: Array
+    labels: Array | None = None
     version: int = 0
+    """Which predictions these are (`PredictionsReady.version`); 0 for the rest."""
 
 
 class Tile(msgspec.Struct, frozen=True):
-    """One feature map: `pixels` is (height, width) float32 in [0, 1]."""
+    """One feature map: `values` is height x width float32 in [0, 1]."""
 
     layer: str
     channel: int
     mean: float
-    height: int
-    width: int
-    pixels: bytes
+    values: Array
 
 
 class Explanation(msgspec.Struct, frozen=True, tag=True):
-    probabilities: bytes
-    """(10,) float32."""
+    probabilities: Array
+    """10 float32."""
     class_index: int
-    saliency: bytes
-    """(28, 28) float32 in [0, 1]."""
+    saliency: Array
+    """28 x 28 float32 in [0, 1]."""
     tiles: tuple[Tile, ...]
 
 

@@ -33,6 +33,7 @@ from tui.core.training.events import BatchProgress, PhaseChanged, TrainingEvent
 from tui.core.training.phase import BUSY
 from tui.core.training.snapshot import Snapshot, advance
 from tui.engine import protocol as p
+from tui.engine.arrays import Array, pack, unpack
 
 log = logging.getLogger("mnist_tui.engine")
 T = TypeVar("T")
@@ -391,8 +392,8 @@ class EngineServer:
                 return await self._in_helper(self._predictions)
             case p.GetTestImages():
                 return await self._in_helper(self._test_images)
-            case p.Classify(pixels=pixels, count=count):
-                return await self._in_helper(lambda: self._classify(pixels, count))
+            case p.Classify(pixels=pixels):
+                return await self._in_helper(lambda: self._classify(pixels))
             case p.Explain(index=index, pixels=drawing, class_index=wanted, method=method):
                 return await self._in_helper(lambda: self._explain(index, drawing, wanted, method))
             case p.GetClusters():
@@ -415,9 +416,8 @@ class EngineServer:
             raise ControllerError("There are no predictions yet; train (t) or open a model.")
         version = self.controller.snapshot.predictions
         return p.Arrays(
-            np.ascontiguousarray(predictions.probabilities, np.float32).tobytes(),
-            np.ascontiguousarray(predictions.labels, np.uint8).tobytes(),
-            len(predictions.labels),
+            pack(predictions.probabilities),
+            pack(predictions.labels, "uint8"),
             version.version if version else 0,
         )
 
@@ -426,28 +426,21 @@ class EngineServer:
         data = self.controller.data
         if images is None or data is None:
             raise ControllerError("MNIST is not loaded yet.")
-        labels = np.ascontiguousarray(data.y_test, np.uint8)
-        return p.Arrays(images.tobytes(), labels.tobytes(), len(labels))
+        return p.Arrays(pack(images, "uint8"), pack(data.y_test, "uint8"))
 
-    def _classify(self, pixels: bytes, count: int) -> p.Arrays:
-        if count < 1 or len(pixels) != count * 28 * 28 * 4:
-            raise ControllerError(
-                f"a drawing is {count} x 28 x 28 float32; got {len(pixels)} bytes"
-            )
-        images = np.frombuffer(pixels, np.float32).reshape(count, 28, 28, 1)
-        if not np.all(np.isfinite(images)):
-            raise ControllerError("a drawing must hold finite pixel values")
-        probabilities = self.controller.classify(np.clip(images, 0.0, 1.0))
-        return p.Arrays(np.asarray(probabilities, np.float32).tobytes(), b"", count)
+    def _classify(self, pixels: Array) -> p.Arrays:
+        images = _drawing(pixels, None, 28, 28)
+        if not len(images):
+            raise ControllerError("Classify needs at least one drawing.")
+        probabilities = self.controller.classify(images[..., np.newaxis])
+        return p.Arrays(pack(probabilities))
 
     def _explain(
-        self, index: int | None, pixels: bytes | None, wanted: int | None, method: str
+        self, index: int | None, pixels: Array | None, wanted: int | None, method: str
     ) -> p.Explanation:
         data = self.controller.data
         if pixels is not None:
-            if len(pixels) != 28 * 28 * 4:
-                raise ControllerError(f"a drawing is 28 x 28 float32; got {len(pixels)} bytes")
-            image = np.clip(np.frombuffer(pixels, np.float32).reshape(28, 28, 1), 0.0, 1.0)
+            image = _drawing(pixels, 28, 28)[..., np.newaxis]
         elif index is not None and data is not None and 0 <= index < len(data.x_test):
             image = data.x_test[index]
         else:
@@ -456,29 +449,31 @@ class EngineServer:
             raise ControllerError(f"{method!r} is not a saliency method (smoothgrad, gradient).")
         found = self.controller.explain(image, wanted, method=method)
         tiles = tuple(
-            p.Tile(
-                maps.layer,
-                int(channel),
-                float(mean),
-                int(picture.shape[0]),
-                int(picture.shape[1]),
-                np.ascontiguousarray(picture, np.float32).tobytes(),
-            )
+            p.Tile(maps.layer, int(channel), float(mean), pack(picture))
             for maps in found.maps
             for channel, mean, picture in zip(maps.channels, maps.means, maps.maps, strict=True)
         )
         return p.Explanation(
-            np.asarray(found.probabilities, np.float32).tobytes(),
-            found.class_index,
-            np.ascontiguousarray(found.saliency, np.float32).tobytes(),
-            tiles,
+            pack(found.probabilities), found.class_index, pack(found.saliency), tiles
         )
 
     def _clusters(self) -> p.Arrays:
-        points = np.ascontiguousarray(self.controller.clusters(), np.float32)
+        points = self.controller.clusters()
         data = self.controller.data
         labels = data.y_test if data is not None else np.zeros(len(points), np.uint8)
-        return p.Arrays(points.tobytes(), np.asarray(labels, np.uint8).tobytes(), len(points))
+        return p.Arrays(pack(points), pack(labels, "uint8"))
+
+
+def _drawing(pixels: Array, *shape: int | None) -> np.ndarray:
+    """A viewer's drawing as float32 pixels in [0, 1], after checking its shape and values."""
+    try:
+        images = unpack(pixels, *shape)
+    except ValueError as err:
+        raise ControllerError(f"a drawing is 28 x 28 pixels: {err}") from None
+    if pixels.dtype != "float32" or not np.all(np.isfinite(images)):
+        raise ControllerError("a drawing must hold finite float32 pixel values")
+    clipped: np.ndarray = np.clip(images, 0.0, 1.0)
+    return clipped
 
 
 def _peer(writer: asyncio.StreamWriter) -> int | bool | None:

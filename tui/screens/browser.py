@@ -170,11 +170,35 @@ class PredictionBrowser(Screen[None]):
         yield FittingFooter()
 
     def on_mount(self) -> None:
+        # The app's predictions change when the engine has new ones (an epoch trained, a run
+        # opened): the digits shown stay, their verdicts follow.
+        self.watch(self.app, "predictions", self._new_predictions, init=False)
+        self._show_first()
+
+    def _show_first(self) -> None:
         if self.predictions is None:
             self.query_one("#browser-header", Static).update("Predictions")
             return
         self._reselect(keep_selection=False)
         self.query_one(DigitGrid).focus()
+
+    async def _new_predictions(self, predictions: Predictions | None) -> None:
+        if self.images is None or (
+            predictions is not None and len(predictions.labels) != len(self.images)
+        ):
+            return  # not for these images: another test set is on its way
+        had = self.predictions is not None
+        self.predictions = predictions
+        if predictions is not None:
+            self._predicted = predictions.predicted
+            self._confidence = confidence(predictions.probabilities)
+        if had and predictions is not None:
+            grid = self.grid
+            grid.predicted, grid.confidence = self._predicted, self._confidence
+            self._reselect()
+        else:
+            await self.recompose()
+            self._show_first()
 
     @property
     def grid(self) -> DigitGrid:

@@ -4,10 +4,11 @@ marked; a cursor picks a spot and Enter browses the digits there."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 import numpy as np
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
@@ -120,20 +121,20 @@ class ClustersScreen(Screen[None]):
         labels: np.ndarray,
         predicted: np.ndarray,
         browse: Callable[[np.ndarray, str], None],
-        points: np.ndarray | None = None,
+        project: Callable[[], Awaitable[np.ndarray | None]],
     ) -> None:
         """
         Args:
             labels: (n,) true classes; `predicted`: (n,) the model's, in test-set order.
             browse: opens the browser on some test indices, with a label for its header.
-            points: (n, 2) projected features; None until `show(points)` brings them (the
-                screen says meanwhile that they are being projected).
+            project: asks for the (n, 2) projected features, awaited (the screen says
+                meanwhile that they are being projected); None when they cannot be had.
         """
         super().__init__()
         self.labels, self.predicted = labels, predicted
         self.browse_fn = browse
+        self.project = project
         self.plot: ClusterPlot | None = None
-        self.pending = points
 
     def compose(self) -> ComposeResult:
         wrong = int((self.labels != self.predicted).sum())
@@ -149,8 +150,19 @@ class ClustersScreen(Screen[None]):
         yield FittingFooter()
 
     def on_mount(self) -> None:
-        if self.pending is not None:
-            self.show(self.pending)
+        self._fetch()
+
+    @work(exclusive=True, group="clusters")
+    async def _fetch(self) -> None:
+        """Projecting takes a second or so: keys (esc) keep working meanwhile, and closing the
+        screen cancels the wait."""
+        points = await self.project()
+        if points is None:
+            self.show_failure("The engine could not project the digits (see the notice).")
+        elif len(points) != len(self.labels):
+            self.show_failure("The engine's test set changed meanwhile: esc, then k again.")
+        else:
+            self.show(points)
 
     def show(self, points: np.ndarray) -> None:
         """Draw the projected points (one per label, in the same order)."""

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import ClassVar, TypeAlias
 
 import numpy as np
@@ -14,10 +11,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
-from textual.worker import Worker, WorkerState
 
 from tui.core.data.preprocess import preprocess_drawing
 from tui.core.render import render_digit
@@ -27,24 +22,9 @@ from tui.widgets.canvas import Canvas
 from tui.widgets.digit import ProbabilityBars
 from tui.widgets.footer import FittingFooter
 
-PredictFn: TypeAlias = Callable[[np.ndarray], np.ndarray]
-"""Maps (k, 28, 28, 1) float32 images in [0, 1] to (k, 10) class probabilities."""
-
-MIN_INTERVAL = 0.05
-"""Seconds between two predictions at most: a drag paints faster than that, and each
-prediction costs CPU that the screen needs to stay smooth."""
-
-
-@dataclass
-class DrawingPredicted(Message):
-    """The model has looked at the drawing (posted from the prediction thread)."""
-
-    image: np.ndarray
-    """The preprocessed (28, 28, 1) image the model saw."""
-    probabilities: np.ndarray
-    """(10,) class probabilities."""
-    generation: int
-    """The screen's `_generation` when the drawing was taken: a stale one is not shown."""
+ClassifyFn: TypeAlias = Callable[[np.ndarray], Awaitable[np.ndarray | None]]
+"""Maps (k, 28, 28, 1) float32 images in [0, 1] to (k, 10) class probabilities, awaited; None
+when the model could not be asked (the asker has said why)."""
 
 
 class DrawScreen(Screen[None]):
@@ -65,26 +45,18 @@ class DrawScreen(Screen[None]):
         Binding("w", "inspect", "Why?"),
     ]
 
-    def __init__(self, predict_fn: PredictFn | None, *, explain: ExplainFn | None = None) -> None:
+    def __init__(self, classify: ClassifyFn | None, *, explain: ExplainFn | None = None) -> None:
         """
         Args:
-            predict_fn: the model, as a function from images to probabilities; None before
+            classify: the model, as a function from images to probabilities; None before
                 there is one (the canvas still works, nothing is predicted).
             explain: asks the model what it looked at in the drawing (`w`).
         """
         super().__init__()
-        self.predict_fn = predict_fn
+        self.classify = classify
         self.explain = explain
         self.last_image: np.ndarray | None = None
         """The drawing as the model last saw it, (28, 28, 1)."""
-        self._lock = threading.Lock()
-        self._pending: tuple[int, np.ndarray] | None = None
-        """The newest drawing not yet predicted, with its generation; older ones are dropped,
-        never queued."""
-        self._predicting = False
-        self._generation = 0
-        """Counts the times the canvas was emptied (on the UI thread): a prediction of a drawing
-        from before then arrives too late to be shown."""
         self.last_probabilities: np.ndarray | None = None
         """What the model said about the latest drawing it saw."""
 
@@ -119,7 +91,7 @@ class DrawScreen(Screen[None]):
         verdict = self.query_one("#draw-verdict", Static)
         canvas = self.query_one(Canvas)
         brush = f"brush {canvas.brush}  ·  "
-        if self.predict_fn is None:
+        if self.classify is None:
             verdict.update(brush + NO_MODEL)
         elif self.last_probabilities is None:
             verdict.update(brush + "Draw something.")
@@ -135,69 +107,39 @@ class DrawScreen(Screen[None]):
 
     @on(Canvas.Changed)
     def _drawing_changed(self, event: Canvas.Changed) -> None:
-        if self.predict_fn is None:
+        if self.classify is None:
             return
-        if not event.pixels.any():
-            with self._lock:
-                self._generation += 1
-                self._pending = None
-            self.last_probabilities = None
-            self.last_image = None
-            self.query_one(ProbabilityBars).probabilities = None
-            self.query_one("#draw-seen", Static).update("")
-            self._show_verdict()
+        if event.pixels.any():
+            self._predict(event.pixels)
             return
-        with self._lock:
-            self._pending = (self._generation, event.pixels)
-            if self._predicting:
-                return
-            self._predicting = True
-        self._predict()
-
-    @work(thread=True, exit_on_error=False, group="draw-predict")
-    def _predict(self) -> None:
-        """Predict the newest drawing until none is waiting; runs in a thread."""
-        predict_fn = self.predict_fn
-        assert predict_fn is not None
-        try:
-            while True:
-                with self._lock:
-                    pending, self._pending = self._pending, None
-                    if pending is None:
-                        self._predicting = False
-                        return
-                generation, pixels = pending
-                started = time.monotonic()
-                image = preprocess_drawing(pixels)
-                probabilities = np.asarray(predict_fn(image[np.newaxis]), dtype=np.float32)
-                self.post_message(DrawingPredicted(image, probabilities[0], generation))
-                # Throttle, not synchronise: newer drawings pile up into one while we wait.
-                time.sleep(max(0.0, MIN_INTERVAL - (time.monotonic() - started)))
-        except BaseException:
-            with self._lock:
-                self._predicting = False
-            raise
-
-    @on(DrawingPredicted)
-    def _show_prediction(self, event: DrawingPredicted) -> None:
-        if event.generation != self._generation:
-            return  # the canvas was cleared while the model looked at the old drawing
-        self.last_probabilities = event.probabilities
-        self.last_image = event.image
-        self.query_one(ProbabilityBars).probabilities = tuple(float(p) for p in event.probabilities)
-        self.query_one("#draw-seen", Static).update(
-            Content("What the model sees:\n")
-            + Content.from_rich_text(render_digit(event.image, compact=True))
-        )
+        # Cleared: an answer about the old drawing must not come back to show it.
+        self.workers.cancel_group(self, "draw-predict")
+        self.last_probabilities = None
+        self.last_image = None
+        self.query_one(ProbabilityBars).probabilities = None
+        self.query_one("#draw-seen", Static).update("")
         self._show_verdict()
 
-    @on(Worker.StateChanged)
-    def _prediction_failed(self, event: Worker.StateChanged) -> None:
-        if event.state is WorkerState.ERROR and event.worker.group == "draw-predict":
-            error = event.worker.error
+    @work(exclusive=True, group="draw-predict")
+    async def _predict(self, pixels: np.ndarray) -> None:
+        """Ask the model about the drawing; a newer drawing cancels this request, so only the
+        newest one's answer is ever shown."""
+        assert self.classify is not None
+        image = preprocess_drawing(pixels)
+        probabilities = await self.classify(image[np.newaxis])
+        if probabilities is None:
             self.query_one("#draw-verdict", Static).update(
-                Content.styled(f"Prediction failed: {type(error).__name__}: {error}", "$error")
+                Content.styled("The model could not be asked (see the notice).", "$error")
             )
+            return
+        self.last_probabilities = probabilities = np.asarray(probabilities[0], np.float32)
+        self.last_image = image
+        self.query_one(ProbabilityBars).probabilities = tuple(float(p) for p in probabilities)
+        self.query_one("#draw-seen", Static).update(
+            Content("What the model sees:\n")
+            + Content.from_rich_text(render_digit(image, compact=True))
+        )
+        self._show_verdict()
 
     def action_inspect(self) -> None:
         """What the model looked at in the drawing."""

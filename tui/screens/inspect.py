@@ -3,22 +3,20 @@ other, and the strongest feature maps of each conv layer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 import numpy as np
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
-from textual.worker import Worker, WorkerState
 
 from tui.core.render import heat_legend, render_map, render_overlay
+from tui.engine.handle import Seen, Tile
 from tui.widgets.digit import ProbabilityBars
 from tui.widgets.footer import FittingFooter
 
@@ -28,37 +26,9 @@ TILE_SIDE = 14
 """Feature maps wider than this are averaged down 2x2, so four fit beside each other."""
 
 
-@dataclass(frozen=True)
-class Tile:
-    layer: str
-    channel: int
-    mean: float
-    values: np.ndarray = field(repr=False)
-    """(height, width) in [0, 1]."""
-
-
-@dataclass(frozen=True)
-class Seen:
-    """The model's answer for one digit."""
-
-    probabilities: np.ndarray
-    class_index: int
-    """The class `saliency` explains."""
-    saliency: np.ndarray
-    """(28, 28) in [0, 1]."""
-    tiles: list[Tile]
-
-
-ExplainFn = Callable[[int | None, np.ndarray | None, int | None, str], Seen]
+ExplainFn = Callable[[int | None, np.ndarray | None, int | None, str], Awaitable[Seen | None]]
 """(test index, or None and the drawn image; the class, None for the predicted; the method) to
-what the model saw; called from a worker thread."""
-
-
-class Explained(Message):
-    def __init__(self, seen: Seen, generation: int) -> None:
-        super().__init__()
-        self.seen = seen
-        self.generation = generation
+what the model saw, awaited; None when it could not be asked (the asker has said why)."""
 
 
 def _shrink(values: np.ndarray) -> np.ndarray:
@@ -95,7 +65,7 @@ class InspectScreen(Screen[None]):
     ) -> None:
         """
         Args:
-            explain: asks the model (in a thread).
+            explain: asks the model.
             image: the digit, (28, 28[, 1]) float in [0, 1] or uint8.
             index: its test index, or None for a drawing.
             label: its true class, when known.
@@ -108,7 +78,6 @@ class InspectScreen(Screen[None]):
         self.class_index: int | None = None
         self.method = METHODS[0]
         self.seen: Seen | None = None
-        self._generation = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="inspect-header")
@@ -130,24 +99,26 @@ class InspectScreen(Screen[None]):
         return not self.app.no_color
 
     def _ask(self) -> None:
-        self._generation += 1
         what = "the predicted class" if self.class_index is None else f"class {self.class_index}"
         self.query_one("#inspect-header", Static).update(
             f"Asking the model what it looks at for {what}…"
         )
-        self._explain(self._generation)
+        self._explain()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="explain")
-    def _explain(self, generation: int) -> None:
+    @work(exclusive=True, group="explain")
+    async def _explain(self) -> None:
+        """Ask the model; a newer question (another class or method) cancels this one."""
         image = None if self.index is not None else np.asarray(self.image, np.float32)
-        seen = self.explain_fn(self.index, image, self.class_index, self.method)
-        self.post_message(Explained(seen, generation))
+        seen = await self.explain_fn(self.index, image, self.class_index, self.method)
+        if seen is None:
+            self.query_one("#inspect-header", Static).update(
+                Content.styled("The model could not be asked (see the notice).", "$error")
+            )
+            return
+        self._show(seen)
 
-    @on(Explained)
-    def _show(self, message: Explained) -> None:
-        if message.generation != self._generation:
-            return  # an answer to an older question
-        seen = self.seen = message.seen
+    def _show(self, seen: Seen) -> None:
+        self.seen = seen
         predicted = int(seen.probabilities.argmax())
         where = f"#{self.index}" if self.index is not None else "your drawing"
         truth = f"  true {self.label}" if self.label is not None else ""
@@ -187,14 +158,6 @@ class InspectScreen(Screen[None]):
                 picture = render_map(_shrink(tile.values), color=self.color)
                 caption = f"\n#{tile.channel} · {tile.mean:.2f}"
                 row.mount(Static(Content.from_rich_text(picture) + caption, classes="inspect-tile"))
-
-    @on(Worker.StateChanged)
-    def _failed(self, event: Worker.StateChanged) -> None:
-        if event.state is WorkerState.ERROR and event.worker.group == "explain":
-            error = event.worker.error
-            self.query_one("#inspect-header", Static).update(
-                Content.styled(f"The model could not be asked: {error}", "$error")
-            )
 
     def action_explain(self, digit: int) -> None:
         self.class_index = digit

@@ -52,7 +52,7 @@ def _figure(value: float | None, digits: int) -> str:
 
 
 class ModelScreen(Screen[None]):
-    """Fed by the app: `show(snapshot)` whenever the engine's state changes."""
+    """Bound to the app's snapshot: redrawn when the layers or their figures change."""
 
     DEFAULT_CSS = """
     ModelScreen {
@@ -86,6 +86,15 @@ class ModelScreen(Screen[None]):
             table.add_column(title, key=title or "mark")
         self.show(self.snapshot)
         table.focus()
+        self.watch(self.app, "snapshot", self._follow, init=False)
+
+    def _follow(self, snapshot: Snapshot) -> None:
+        # Progress changes the snapshot several times a second; the table only once an epoch.
+        if (
+            snapshot.layers is not self.snapshot.layers
+            or snapshot.health is not self.snapshot.health
+        ):
+            self.show(snapshot)
 
     def show(self, snapshot: Snapshot) -> None:
         """Redraw from the engine's state (the layers, and their figures so far)."""

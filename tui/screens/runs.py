@@ -30,6 +30,8 @@ MARK = "●"
 """Shown beside a run marked for comparison."""
 WARNING = "⚠"
 """Starts the note of a broken run, so it stands out without colour too."""
+LIVE = "● live"
+"""In the time column of a run that is training now: a word, so it reads without colour."""
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("mark", " "),
     ("started", "started"),
@@ -125,7 +127,7 @@ class RunsScreen(Screen[Path | None]):
 
     Contract: the screen dismisses with the path of the run opened with Enter (or a click on
     the highlighted row), or with None on Escape. Opening does not check that the run can be
-    resumed: the caller resumes it with `tui.core.runs.resume.resume(path)` and reports `RunError`.
+    resumed: the caller resumes it, or attaches to the engine training it when it is live.
     Space marks runs; `c` overlays the accuracy curves of the marked runs; `r` lists again.
     """
 
@@ -236,7 +238,9 @@ class RunsScreen(Screen[Path | None]):
         row = table.cursor_row
         kept = str(old[row].path) if old and 0 <= row < len(old) else None
         table.clear()
-        warning = f"bold {self.app.get_css_variables().get('text-warning', 'yellow')}"
+        colors = self.app.get_css_variables()
+        warning = f"bold {colors.get('text-warning', 'yellow')}"
+        success = colors.get("text-success", "green")
         # Accuracies measured on test sets of different sizes are not put side by side bare.
         mixed = len({s.test_samples for s in new if s.test_accuracy is not None}) > 1
         for summary in new:
@@ -248,7 +252,9 @@ class RunsScreen(Screen[Path | None]):
                 Text(str(summary.epochs_done), justify="right"),
                 best_cell(summary),
                 test_cell(summary, mixed),
-                Text(format_duration(summary.duration_seconds), justify="right"),
+                Text(LIVE, style=f"bold {success}")
+                if summary.live
+                else Text(format_duration(summary.duration_seconds), justify="right"),
                 Text(f"{WARNING} {summary.problem}", style=warning) if summary.problem else "",
                 key=str(summary.path),
             )
@@ -277,6 +283,8 @@ class RunsScreen(Screen[Path | None]):
         else:
             broken = sum(1 for s in self.summaries if s.problem)
             parts = [where, f"{len(self.summaries)} runs"]
+            if live := sum(1 for s in self.summaries if s.live):
+                parts.append(f"{live} live")
             if broken:
                 parts.append(f"{broken} with problems")
             if self.marked:
@@ -302,6 +310,8 @@ class RunsScreen(Screen[Path | None]):
             text = "" if self.loading else "No runs yet: runs appear here once training starts."
         elif summary.problem:
             text = f"{summary.name}\n{WARNING} {summary.problem}"
+        elif summary.live:
+            text = f"{summary.name}\nTraining now: Enter watches it · space marks · c compares"
         else:
             text = f"{summary.name}\nEnter opens · space marks · c compares the marked runs"
         detail.update(text)

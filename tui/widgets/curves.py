@@ -8,6 +8,7 @@ from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from tui.core.training.events import BatchProgress, EpochEnded
+from tui.core.training.snapshot import Snapshot
 
 REDRAW_INTERVAL = 0.5
 """Seconds between redraws of the running curve; a plotext redraw is the costliest paint."""
@@ -37,7 +38,11 @@ def nice_ticks(low: float, high: float, most: int) -> list[float]:
 
 
 class CurvesPlot(PlotextPlot):  # type: ignore[misc]
-    """Train and validation accuracy (or loss) per epoch, redrawn through `replot()`."""
+    """Train and validation accuracy (or loss) per epoch, redrawn through `replot()`.
+
+    Bound to the app's snapshot: the epochs are its `history` (no copy kept here), the running
+    points are its progress events inside the epoch in progress.
+    """
 
     show_loss: reactive[bool] = reactive(False)
     """Plot loss instead of accuracy."""
@@ -48,8 +53,8 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.epochs: list[EpochEnded] = []
-        """Completed epochs, in order."""
+        self.history: tuple[EpochEnded, ...] = ()
+        """The snapshot's completed epochs, in order."""
         self.running: list[tuple[float, float | None, float]] = []
         """(fractional epoch, running accuracy, running loss) inside the epoch in progress."""
         self._dirty = False
@@ -57,9 +62,32 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
     def on_mount(self) -> None:
         super().on_mount()
         self.set_interval(REDRAW_INTERVAL, self._redraw_if_dirty)
+        self.watch(self.app, "snapshot", self.show)
         self.replot()
 
+    @property
+    def epochs(self) -> list[EpochEnded]:
+        """The completed epochs drawn."""
+        return list(self.history)
+
     # --- data in ------------------------------------------------------------------------------
+    def show(self, snapshot: Snapshot | None) -> None:
+        """Follow the engine's state: a new history redraws at once, progress at the next tick."""
+        if snapshot is None:
+            return
+        self.target = snapshot.target
+        self.validation = snapshot.hparams.validation_split > 0
+        progress = snapshot.progress
+        if snapshot.history is not self.history or (progress is None and self.running):
+            # An epoch ended, a run was opened or reset, or the epoch in progress was abandoned.
+            # A whole new history (a viewer attaching) starts its running curve at the next
+            # progress event, as one that watched all along would have it.
+            self.history = snapshot.history
+            self.running = []
+            self.replot()
+        elif progress is not None:
+            self.add_progress(progress)
+
     def add_progress(self, event: BatchProgress) -> None:
         """Extend the running curve; drawn at the next tick rather than at once."""
         x = event.epoch - 1 + event.step / max(event.steps, 1)
@@ -67,30 +95,6 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
             return
         self.running.append((x, event.accuracy, event.loss))
         self._dirty = True
-
-    def load(self, history: list[EpochEnded]) -> None:
-        """Show a whole past run at once (one redraw, however many epochs)."""
-        self.epochs = list(history)
-        self.running = []
-        self.replot()
-
-    def add_epoch(self, event: EpochEnded) -> None:
-        """Record a finished epoch and redraw at once."""
-        self.epochs = [e for e in self.epochs if e.epoch < event.epoch]
-        self.epochs.append(event)
-        self.running = []
-        self.replot()
-
-    def end_epoch(self) -> None:
-        """Drop the running curve (the epoch in progress was abandoned)."""
-        self.running = []
-        self.replot()
-
-    def clear(self) -> None:
-        """Forget everything (a fresh model)."""
-        self.epochs = []
-        self.running = []
-        self.replot()
 
     def watch_show_loss(self) -> None:
         self.replot()
@@ -120,13 +124,13 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
         if self.size.height >= 14:
             # A short plot keeps its rows for data rather than an axis caption.
             plt.xlabel("epoch")
-        train_x = [float(e.epoch) for e in self.epochs]
-        train_y: list[float | None] = [e.loss if loss else e.accuracy for e in self.epochs]
+        train_x = [float(e.epoch) for e in self.history]
+        train_y: list[float | None] = [e.loss if loss else e.accuracy for e in self.history]
         # The running figure continues the train curve, so it moves during the very first epoch.
         train_x += [x for x, _, _ in self.running]
         train_y += [r_loss if loss else acc for _, acc, r_loss in self.running]
         val: list[tuple[float, float]] = []
-        for e in self.epochs:
+        for e in self.history:
             value = e.val_loss if loss else e.val_accuracy
             if value is not None and math.isfinite(value):
                 val.append((float(e.epoch), value))

@@ -9,10 +9,11 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.core.platform.devices import DeviceReport
+from tui.core.training.snapshot import Snapshot
 
 
 class DevicePanel(Static):
-    """Shows a `DeviceReport`; the app sets `report` (gathered off the UI thread) to refresh it.
+    """Shows a `DeviceReport`: the one in the app's snapshot (gathered off the UI thread).
 
     On a machine without GPUs it reads "none: CPU only" rather than leaving the GPU row out,
     so that someone expecting a GPU sees at once that TensorFlow did not find one.
@@ -27,6 +28,12 @@ class DevicePanel(Static):
 
     report: reactive[DeviceReport | None] = reactive(None)
     """The latest report; None until the backend has loaded."""
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self._follow, init=False)
+
+    def _follow(self, snapshot: Snapshot) -> None:
+        self.report = snapshot.devices
 
     def render(self) -> Text:
         if self.report is None:

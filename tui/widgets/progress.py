@@ -20,6 +20,9 @@ class EpochProgress(Vertical):
     same epoch.
     """
 
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self.show_state)
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="progress-top"):
             yield Label("epoch -", id="progress-epoch")
@@ -51,8 +54,10 @@ class EpochProgress(Vertical):
             parts.pop()
         return " · ".join(parts)
 
-    def show_state(self, s: Snapshot) -> None:
-        """Everything but the running figures, from the snapshot."""
+    def show_state(self, s: Snapshot | None) -> None:
+        """The epoch in progress, or where training stands, from the snapshot."""
+        if s is None:
+            return
         if s.progress is not None and s.phase in FITTING:
             self.show_progress(s.progress, s.target)
             if s.phase in (Phase.PAUSING, Phase.PAUSED, Phase.STOPPING):

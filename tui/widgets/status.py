@@ -35,6 +35,12 @@ class StatusBar(Static):
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
     """What the engine says; None until it first answers."""
 
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self._follow, init=False)
+
+    def _follow(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
     def render(self) -> Text:
         """The fullest of the line's forms that fits: every part spelt out; then shorter; then
         without the device; then without the data (the phase and the figures stay)."""

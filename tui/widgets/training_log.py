@@ -1,4 +1,4 @@
-"""The training log: one readable line per thing that happened, fed by the core's events."""
+"""The training log: one readable line per thing that happened, read from the snapshot's journal."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from textual.widgets import RichLog
 
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training import events
+from tui.core.training.phase import Phase
+from tui.core.training.snapshot import Snapshot
 from tui.format import format_percent, format_rate
+from tui.widgets.status import data_text
 
 MAX_LINES = 5000
 
@@ -39,6 +42,9 @@ def describe_hparams(h: Hyperparams) -> str:
 class TrainingLog(RichLog):
     """A scrolling log with one line per event, so the wording lives in one place.
 
+    Bound to the app's snapshot: it writes the journal's events it has not written yet, and the
+    whole journal of an engine it has not seen before (a viewer that attaches late).
+
     It keeps what it wrote, not only the lines as wrapped then: when its width changes (the
     panel hidden, the terminal resized) it wraps everything again to the new width.
     """
@@ -50,6 +56,30 @@ class TrainingLog(RichLog):
         )
         self._written: deque[Text] = deque(maxlen=MAX_LINES)
         self._wrapped_at = 0
+        self._last: events.TrainingEvent | None = None
+        """The newest journal entry written (by identity: the snapshot keeps the same objects)."""
+        self._phase: Phase | None = None
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self.follow)
+
+    def follow(self, snapshot: Snapshot | None) -> None:
+        """Write what the snapshot's journal holds that is not written yet."""
+        if snapshot is None:
+            return
+        journal, fresh = snapshot.journal, self._phase is None
+        if journal and journal[-1] is not self._last:
+            start = next(
+                (i + 1 for i in range(len(journal) - 1, -1, -1) if journal[i] is self._last), None
+            )
+            fresh = fresh or start is None
+            shown_data = data_text(snapshot, compact=False)
+            for event in journal[start or 0 :]:
+                self.show(event, shown_data)
+            self._last = journal[-1]
+        before, self._phase = self._phase, snapshot.phase
+        if snapshot.phase is Phase.READY and (not journal if fresh else before is Phase.LOADING):
+            self.note("Ready: press t to train.", "bold green")
 
     def write_line(self, text: Text) -> None:
         self._written.append(text)
@@ -71,6 +101,7 @@ class TrainingLog(RichLog):
     def forget(self) -> None:
         """Empty the log (a viewer starting over on another engine's history)."""
         self._written.clear()
+        self._last = self._phase = None
         self.clear()
 
     def note(self, message: str, style: str = "") -> None:

@@ -1,0 +1,186 @@
+"""The viewer's one way to its engine: awaitable requests, arrays unpacked, one error path.
+
+The app and every screen ask the engine through an `EngineHandle`. Whatever goes wrong (no
+engine yet or any more, an error reply, no answer in time, an answer that is not what was asked)
+becomes one notification and `None`; a request whose asker is cancelled (a screen closed, a
+newer drawing) is dropped without a word, and its late reply is ignored by the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+
+from tui.engine import protocol as p
+from tui.engine.arrays import Array, pack, unpack
+from tui.engine.client import EngineClient, EngineUnavailable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tui.core.inspect.predictions import Predictions
+
+Severity: TypeAlias = Literal["information", "warning", "error"]
+Notify: TypeAlias = Callable[[str, Severity], None]
+T = TypeVar("T")
+
+SLOW_ANSWER = 60.0
+"""Seconds a screen waits for the model (SmoothGrad on a busy CPU takes a second or two)."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One feature map of a conv layer."""
+
+    layer: str
+    channel: int
+    mean: float
+    values: np.ndarray = field(repr=False)
+    """(height, width) in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the model looks at in one digit."""
+
+    probabilities: np.ndarray
+    class_index: int
+    """The class `saliency` explains."""
+    saliency: np.ndarray
+    """(28, 28) in [0, 1]."""
+    tiles: list[Tile]
+
+
+class EngineHandle:
+    """The engine as the viewer sees it: `client` while connected, None before and after."""
+
+    def __init__(self, notify: Notify) -> None:
+        self.client: EngineClient | None = None
+        self.notify = notify
+
+    async def command(
+        self,
+        kind: type[p.Command],
+        *,
+        quiet: bool = False,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> p.Reply | None:
+        """Send a command and wait for its reply; None (and one notification unless `quiet`)
+        when it was not carried out."""
+        problem, severity = await self._ask(kind, timeout, fields)
+        if isinstance(problem, p.Reply):
+            return problem
+        if not quiet:
+            self.notify(problem, severity)
+        return None
+
+    async def _ask(
+        self, kind: type[p.Command], timeout: float | None, fields: dict[str, Any]
+    ) -> tuple[p.Reply | str, Severity]:
+        client = self.client
+        if client is None:
+            return "Not connected to an engine.", "warning"
+        try:
+            reply = await asyncio.wait_for(client.request(kind, **fields), timeout)
+        except TimeoutError:
+            return f"No answer from the engine in {timeout:.0f} s.", "error"
+        except EngineUnavailable as err:
+            return str(err).capitalize() + ".", "error"
+        if reply.error:
+            return reply.error, "warning"
+        return reply, "information"
+
+    async def _value(
+        self, kind: type[p.Command], read: Callable[[Any], T], *, quiet: bool = False, **fields: Any
+    ) -> T | None:
+        """The reply's value as `read` makes it; an answer of the wrong kind or shape is one
+        notification (unless `quiet`) and None, as a failed request is."""
+        reply = await self.command(kind, quiet=quiet, **fields)
+        if reply is None:
+            return None
+        try:
+            return read(reply.value)
+        except (TypeError, ValueError) as err:
+            if not quiet:
+                self.notify(
+                    f"The engine's answer to {kind.__name__} is not usable: {err}.", "error"
+                )
+            return None
+
+    async def predictions(self) -> Predictions | None:
+        """The current model's test-set predictions; None (quietly) when there are none."""
+
+        def read(value: object) -> Predictions:
+            from tui.core.inspect.predictions import Predictions
+
+            arrays = _arrays(value)
+            labels = unpack(_labels(arrays), None)
+            return Predictions(unpack(arrays.values, len(labels), 10), labels)
+
+        return await self._value(p.GetPredictions, read, quiet=True)
+
+    async def test_images(self) -> np.ndarray | None:
+        """The engine's test images, (n, 28, 28) uint8; None (quietly) before MNIST is loaded."""
+        return await self._value(
+            p.GetTestImages, lambda value: unpack(_arrays(value).values, None, 28, 28), quiet=True
+        )
+
+    async def classify(self, images: np.ndarray) -> np.ndarray | None:
+        """(n, 10) probabilities for (n, 28, 28[, 1]) float images in [0, 1] (drawings)."""
+        pixels = pack(images.reshape(len(images), 28, 28))
+        return await self._value(
+            p.Classify,
+            lambda value: unpack(_arrays(value).values, len(images), 10),
+            pixels=pixels,
+            timeout=SLOW_ANSWER,
+        )
+
+    async def explain(
+        self, index: int | None, image: np.ndarray | None, class_index: int | None, method: str
+    ) -> Seen | None:
+        """What the model looks at in test digit `index`, or in the drawn `image`."""
+        pixels = None if image is None else pack(image.reshape(28, 28))
+
+        def read(value: object) -> Seen:
+            if not isinstance(value, p.Explanation):
+                raise TypeError("no explanation came back")
+            return Seen(
+                unpack(value.probabilities, 10),
+                value.class_index,
+                unpack(value.saliency, 28, 28),
+                [
+                    Tile(t.layer, t.channel, t.mean, unpack(t.values, None, None))
+                    for t in value.tiles
+                ],
+            )
+
+        return await self._value(
+            p.Explain,
+            read,
+            index=index,
+            pixels=pixels,
+            class_index=class_index,
+            method=method,
+            timeout=SLOW_ANSWER,
+        )
+
+    async def clusters(self) -> np.ndarray | None:
+        """The test set's features projected to two dimensions, (n, 2)."""
+        return await self._value(
+            p.GetClusters, lambda value: unpack(_arrays(value).values, None, 2), timeout=SLOW_ANSWER
+        )
+
+
+def _arrays(value: object) -> p.Arrays:
+    if not isinstance(value, p.Arrays):
+        raise TypeError("no arrays came back")
+    return value
+
+
+def _labels(arrays: p.Arrays) -> Array:
+    if arrays.labels is None:
+        raise TypeError("the labels are missing")
+    return arrays.labels
