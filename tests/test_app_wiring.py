@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_helpers import app_on_engine, idle, logged, toasts, train, until
+from app_helpers import app_on_engine, idle, logged, round_over, toasts, train, until
 from textual.widgets import Input
 from tiny import TINY
 
@@ -149,11 +149,15 @@ async def test_a_run_directory_that_cannot_be_made_is_one_warning(
     root = tmp_path / "not-a-folder"
     root.write_text("a file where the runs folder should be")
     async with app_on_engine(ONE, mnist_small, runs_dir=root) as (app, pilot, _engine):
-        await train(pilot, app)
+        before = app.snapshot.stopped
+        await pilot.press("t")
+        # The warning shows while training starts (its toast lasts 10 s: a round on a loaded
+        # machine can outlast it, so it is looked for before the round ends).
+        await until(pilot, lambda: any("No run directory" in t for t in toasts(app)))
+        await until(pilot, lambda: round_over(app, before))
         # Training goes on unrecorded.
         assert app.phase is Phase.FINISHED and not app.snapshot.run
         assert logged(app, f"This run is not recorded: cannot create a run directory in {root}")
-        await until(pilot, lambda: any("No run directory" in t for t in toasts(app)))
 
 
 async def test_without_a_model_the_screens_say_so(mnist_small: MnistData, tmp_path: Path) -> None:
