@@ -1,9 +1,10 @@
 """Command line: argparse into typed requests, then the app or a command.
 
 `mnist-tui` starts the app (on a background engine); `train`, `evaluate` and `predict` run
-headless; `attach`, `ps` and `stop` reach live engines. Every flag is absent unless typed
-(argparse's SUPPRESS), so that a flag given before the subcommand is honoured like one given
-after it, and one the subcommand does not take is refused in one line.
+headless; `attach`, `ps` and `stop` reach live engines. The flags themselves are built in
+`tui.flags`. Every flag is absent unless typed (argparse's SUPPRESS), so that a flag given before
+the subcommand is honoured like one given after it, and one the subcommand does not take is
+refused in one line.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from dataclasses import fields
 from typing import Any, NoReturn
 
 from tui.core.platform.placement import (
-    STRATEGIES,
     DistributeError,
     DistributeOptions,
     parse_devices,
 )
 from tui.core.settings import presets
-from tui.core.settings.hyperparams import SETTINGS, Hyperparams
+from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.requests import (
     AppOptions,
     AttachRequest,
@@ -42,6 +42,15 @@ from tui.errors import (
     UsageError,
     say_error,
 )
+from tui.flags import (
+    add_app_flags,
+    add_data_flag,
+    add_hyperparam_flags,
+    add_runs_dir_flag,
+    add_setup_flags,
+    add_tta_flag,
+    flag,
+)
 
 SORTS = ("index", "confidence", "loss")
 """`--sort` orders (the values of `PredictionSort`, spelt here so the app's start skips numpy)."""
@@ -57,154 +66,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _converter(name: str, kind: str) -> Callable[[str], Any]:
-    """Parse a flag's text into the field's type, with a message naming the field on failure."""
-
-    def whole(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} = {text!r} must be a whole number.") from None
-
-    def number(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} = {text!r} must be a number.") from None
-
-    def filters(text: str) -> tuple[int, ...]:
-        try:
-            return tuple(int(part) for part in text.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} = {text!r} must be whole numbers separated by commas, e.g. 32,64."
-            ) from None
-
-    if kind == "int":
-        return whole
-    if kind == "float":
-        return number
-    if kind.startswith("tuple"):
-        return filters
-    return str
-
-
-_METAVARS = {"int": "N", "float": "X", "str": "TEXT"}
-
-
-def _flag(parser: argparse.ArgumentParser | Any, *names: str, **options: Any) -> None:
-    """`add_argument` with the default left out: an untyped flag leaves no attribute."""
-    parser.add_argument(*names, default=argparse.SUPPRESS, **options)
-
-
-def _add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per Hyperparams field, generated so the field list lives only in the core.
-
-    Range and choice checks are left to Hyperparams, whose sentences name the field, the value
-    and what is allowed.
-    """
-    group = parser.add_argument_group(
-        "hyperparameters", "each overrides --config, which overrides --preset"
-    )
-    base = presets.preset(presets.DEFAULT_PRESET)
-    for f in fields(Hyperparams):
-        flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        default = getattr(base, f.name)
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        text = f"{SETTINGS[f.name].help} (default: {shown})".replace("%", "%%")
-        if kind == "bool":
-            _flag(group, flag, dest=f.name, action=argparse.BooleanOptionalAction, help=text)
-            continue
-        choices = SETTINGS[f.name].choices
-        metavar = "{" + ",".join(choices) + "}" if choices else _METAVARS.get(kind, "N,...")
-        _flag(group, flag, dest=f.name, type=_converter(f.name, kind), metavar=metavar, help=text)
-
-
-def _add_setup_flags(parser: argparse.ArgumentParser) -> None:
-    """--preset, --config, --data, the devices and the runs: what the app and `train` share."""
-    _flag(
-        parser,
-        "--preset",
-        metavar="{" + ",".join(presets.PRESETS) + "}",
-        help=f"starting hyperparameters (default: {presets.DEFAULT_PRESET})",
-    )
-    _flag(parser, "--config", metavar="FILE.toml", help="hyperparameters from a TOML file")
-    _add_data_flag(parser)
-    _add_runs_dir_flag(parser)
-    _flag(
-        parser,
-        "--tensorboard",
-        action="store_true",
-        help="also write TensorBoard logs into the run directory's tensorboard/ folder "
-        "(needs `pip install tensorboard`)",
-    )
-    group = parser.add_argument_group("devices", "where training runs (not hyperparameters)")
-    _flag(
-        group,
-        "--strategy",
-        choices=STRATEGIES,
-        help="default: one device; mirrored: every local GPU (or two logical CPUs without one); "
-        "multiworker: several processes described by $TF_CONFIG (default: default)",
-    )
-    _flag(
-        group,
-        "--devices",
-        metavar="LIST",
-        help="for --strategy mirrored, the devices to use, e.g. gpu:0,gpu:1 or cpu:0,cpu:1",
-    )
-    _flag(
-        group,
-        "--mixed-precision",
-        action="store_true",
-        help="compute in float16 with float32 weights and output (faster on recent GPUs)",
-    )
-
-
-def _add_data_flag(parser: argparse.ArgumentParser) -> None:
-    _flag(
-        parser,
-        "--data",
-        metavar="PATH",
-        help="mnist.npz or a folder of IDX files (default: $MNIST_TUI_DATA, the Keras cache, "
-        "a download, then the bundled sample)",
-    )
-
-
-def _add_tta_flag(parser: argparse.ArgumentParser) -> None:
-    _flag(
-        parser,
-        "--tta",
-        action="store_true",
-        help="also the test accuracy with test-time augmentation: each digit's probabilities "
-        "averaged with those of its 8 one-pixel shifts (8 more predictions a digit)",
-    )
-
-
-def _add_runs_dir_flag(parser: argparse.ArgumentParser) -> None:
-    _flag(
-        parser,
-        "--runs-dir",
-        metavar="DIR",
-        help="where run directories go (default: $MNIST_TUI_RUNS, else ./runs)",
-    )
-
-
-def _add_app_flags(parser: argparse.ArgumentParser) -> None:
-    _flag(
-        parser,
-        "--resume",
-        metavar="RUN_DIR",
-        help="open a run directory: its curves, hyperparameters and model; t continues it",
-    )
-    _flag(
-        parser,
-        "--model",
-        metavar="PATH",
-        help="open a saved .keras model to browse its predictions (v, c) and draw (d)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: the app's flags plus the subcommands."""
     parser = _Parser(
@@ -213,74 +74,74 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a command, starts the app; training there goes on in the background when the "
         "terminal closes (`mnist-tui attach` comes back to it).",
     )
-    _add_setup_flags(parser)
-    _add_app_flags(parser)
-    _add_hyperparam_flags(parser)
+    add_setup_flags(parser)
+    add_app_flags(parser)
+    add_hyperparam_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     train = commands.add_parser(
         "train", help="train headless with a progress bar and a metrics table"
     )
-    _add_setup_flags(train)
-    _flag(
+    add_setup_flags(train)
+    flag(
         train,
         "--out",
         metavar="PATH",
         help="where to save the model (default: ./models/<preset>-<timestamp>.keras); "
         "a path ending in .keras names the file itself",
     )
-    _flag(train, "--overwrite", action="store_true", help="replace an existing --out file")
-    _flag(train, "--save-config", metavar="FILE.toml", help="write the hyperparameters used")
-    _flag(
+    flag(train, "--overwrite", action="store_true", help="replace an existing --out file")
+    flag(train, "--save-config", metavar="FILE.toml", help="write the hyperparameters used")
+    flag(
         train,
         "--resume",
         metavar="RUN_DIR",
         help="continue a run from its last completed epoch; --epochs sets a new target",
     )
-    _flag(
+    flag(
         train,
         "--detach",
         action="store_true",
         help="train in a background engine and return at once; `mnist-tui attach` follows it",
     )
-    _add_tta_flag(train)
-    _add_hyperparam_flags(train)
+    add_tta_flag(train)
+    add_hyperparam_flags(train)
     _add_sweep_command(commands)
 
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
     evaluate.add_argument("--model", required=True, metavar="PATH")
-    _add_data_flag(evaluate)
-    _add_tta_flag(evaluate)
+    add_data_flag(evaluate)
+    add_tta_flag(evaluate)
 
     predict = commands.add_parser("predict", help="show test digits with the model's guesses")
     predict.add_argument("--model", required=True, metavar="PATH")
-    _add_data_flag(predict)
-    _flag(predict, "--index", type=int, metavar="I", help="first test image (default: 0)")
-    _flag(predict, "--count", type=int, metavar="N", help="how many digits (default: 8)")
-    _flag(predict, "--misclassified", action="store_true", help="only digits the model got wrong")
-    _flag(predict, "--true", type=int, metavar="K", help="only digits of true class K")
-    _flag(predict, "--pred", type=int, metavar="K", help="only digits predicted as K")
-    _flag(
+    add_data_flag(predict)
+    flag(predict, "--index", type=int, metavar="I", help="first test image (default: 0)")
+    flag(predict, "--count", type=int, metavar="N", help="how many digits (default: 8)")
+    flag(predict, "--misclassified", action="store_true", help="only digits the model got wrong")
+    flag(predict, "--true", type=int, metavar="K", help="only digits of true class K")
+    flag(predict, "--pred", type=int, metavar="K", help="only digits predicted as K")
+    flag(
         predict,
         "--sort",
         choices=SORTS,
         help="index (default), confidence (least confident first) or loss (highest first)",
     )
-    _flag(predict, "--compact", action="store_true", help="half-size digits")
-    _flag(predict, "--no-color", action="store_true", help="plain characters, no colour")
+    flag(predict, "--compact", action="store_true", help="half-size digits")
+    flag(predict, "--no-color", action="store_true", help="plain characters, no colour")
 
     attach = commands.add_parser(
         "attach", help="open the app on a live training (the newest, or RUN's)"
     )
     attach.add_argument("run", nargs="?", metavar="RUN", help="a run directory or its name")
-    _add_runs_dir_flag(attach)
+    add_runs_dir_flag(attach)
 
     commands.add_parser("ps", help="list live trainings: run, phase, epoch, accuracy, ETA, pid")
 
     stop = commands.add_parser("stop", help="stop a live training after its epoch (or --now)")
     stop.add_argument("run", nargs="?", metavar="RUN", help="a run directory or its name")
-    _flag(stop, "--now", action="store_true", help="stop within a group of batches")
-    _add_runs_dir_flag(stop)
+    flag(stop, "--now", action="store_true", help="stop within a group of batches")
+    add_runs_dir_flag(stop)
     return parser
 
 
@@ -288,9 +149,9 @@ def _add_sweep_command(commands: Any) -> None:
     sweep = commands.add_parser(
         "sweep", help="search for the best settings: many runs, chosen by Optuna"
     )
-    _add_setup_flags(sweep)
+    add_setup_flags(sweep)
     group = sweep.add_argument_group("sweep", "what to search and for how long")
-    _flag(
+    flag(
         group,
         "--space",
         metavar="FILE.toml",
@@ -298,41 +159,39 @@ def _add_sweep_command(commands: Any) -> None:
         "log = true}` a range, `name = value` fixed (default: learning rate, batch size and "
         "dropout around the preset)",
     )
-    _flag(group, "--trials", type=int, metavar="N", help="trials to finish (default: 10)")
-    _flag(group, "--timeout", type=float, metavar="SECONDS", help="start no trial after this")
-    _flag(
+    flag(group, "--trials", type=int, metavar="N", help="trials to finish (default: 10)")
+    flag(group, "--timeout", type=float, metavar="SECONDS", help="start no trial after this")
+    flag(
         group,
         "--trial-budget",
         type=float,
         metavar="SECONDS",
         help="stop each trial after this much training; it scores the accuracy reached by then",
     )
-    _flag(
+    flag(
         group,
         "--workers",
         type=int,
         metavar="N",
         help="run N trial processes on this machine, sharing the study (default: 1)",
     )
-    _flag(
+    flag(
         group,
         "--storage",
         metavar="URL",
         help="a database Optuna's RDB storage takes (sqlite:///file.db, postgresql://...), so "
         "that several machines share one study (default: a journal file in the sweep's folder)",
     )
-    _flag(group, "--study", metavar="NAME", help="the study's name in --storage")
-    _flag(
-        group, "--out", metavar="DIR", help="the sweep's folder (default: sweeps/<time>-<preset>)"
-    )
-    _flag(group, "--resume", metavar="SWEEP_DIR", help="carry on an interrupted sweep")
-    _flag(
+    flag(group, "--study", metavar="NAME", help="the study's name in --storage")
+    flag(group, "--out", metavar="DIR", help="the sweep's folder (default: sweeps/<time>-<preset>)")
+    flag(group, "--resume", metavar="SWEEP_DIR", help="carry on an interrupted sweep")
+    flag(
         group,
         "--save-config",
         metavar="FILE.toml",
         help="write the best trial's settings, for --config",
     )
-    _add_hyperparam_flags(sweep)
+    add_hyperparam_flags(sweep)
 
 
 def _accepted(parser: argparse.ArgumentParser, command: str | None) -> set[str]:
@@ -483,10 +342,10 @@ def sweep_request(args: argparse.Namespace) -> Any:
     """The `SweepRequest` for `mnist-tui sweep`; raises UsageError."""
     from tui.sweep import SweepRequest  # Optuna: for this command only
 
-    for flag in ("trials", "workers", "timeout", "trial_budget"):
-        value = getattr(args, flag, None)
+    for name in ("trials", "workers", "timeout", "trial_budget"):
+        value = getattr(args, name, None)
         if value is not None and not value > 0:
-            raise UsageError(f"--{flag.replace('_', '-')} must be above 0, not {value:g}.")
+            raise UsageError(f"--{name.replace('_', '-')} must be above 0, not {value:g}.")
     resume = getattr(args, "resume", None)
     typed = tuple(name for name in HYPERPARAMS if hasattr(args, name))
     if resume is not None:
