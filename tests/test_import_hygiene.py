@@ -26,6 +26,7 @@ KERAS_CODE = {
     "tui.core.runs.record",
     "tui.core.runs.resume",
     "tui.core.training.callback",
+    "tui.core.training.replay",
     "tui.core.training.session",
 }
 """The modules that subclass or call Keras as they load. Every other module of the core and the

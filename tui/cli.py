@@ -100,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flag(
         train,
+        "--from",
+        dest="branch_from",
+        metavar="RUN[@EPOCH]",
+        help="train a branch: a new run from that epoch's checkpoint of RUN (a run directory "
+        "or its name; no epoch: the last), with the settings typed changed",
+    )
+    _flag(
+        train,
+        "--keep-checkpoints",
+        type=_converter("keep-checkpoints", "int"),
+        metavar="N",
+        help="keep the checkpoints of the newest N epochs, and of the best and the last "
+        "(default: every epoch while they take under 1 GiB together)",
+    )
+    _flag(
+        train,
         "--detach",
         action="store_true",
         help="train in a background engine and return at once; `mnist-tui attach` follows it",
@@ -137,12 +153,53 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs_dir_flag(attach)
 
     commands.add_parser("ps", help="list live trainings: run, phase, epoch, accuracy, ETA, pid")
+    _add_record_commands(commands)
 
     stop = commands.add_parser("stop", help="stop a live training after its epoch (or --now)")
     stop.add_argument("run", nargs="?", metavar="RUN", help="a run directory or its name")
     flag(stop, "--now", action="store_true", help="stop within a group of batches")
     add_runs_dir_flag(stop)
     return parser
+
+
+def _add_record_commands(commands: Any) -> None:
+    """`compare` and `note`: commands over runs' records, no TensorFlow."""
+    compare = commands.add_parser(
+        "compare", help="the settings that differ between runs, and what each reached"
+    )
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run directories or their names")
+    _flag(
+        compare,
+        "--format",
+        choices=("table", "csv", "markdown"),
+        help="table (default), or CSV or Markdown to keep",
+    )
+    _add_runs_dir_flag(compare)
+    note = commands.add_parser("note", help="write a note on a run, or tag it")
+    note.add_argument("run", metavar="RUN", help="a run directory or its name")
+    note.add_argument("text", nargs="?", metavar="TEXT", help="the note (replaces the old one)")
+    _flag(note, "--tag", action="append", metavar="TAG", help="add a tag (repeatable)")
+    _add_runs_dir_flag(note)
+
+
+def _records(command: str, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from tui.compare import CompareRequest, NoteRequest, run_compare, run_note
+    from tui.core.runs.layout import RunError
+
+    console = Console(highlight=False, soft_wrap=True)
+    runs_dir = getattr(args, "runs_dir", None)
+    try:
+        if command == "compare":
+            request = CompareRequest(tuple(args.runs), getattr(args, "format", "table"), runs_dir)
+            return run_compare(request, console)
+        tags = tuple(getattr(args, "tag", None) or ())
+        if args.text is None and not tags:
+            raise UsageError(f'say what to note: `{PROG} note RUN "text"` or --tag TAG.')
+        return run_note(NoteRequest(args.run, args.text, tags, runs_dir), console)
+    except RunError as err:
+        raise UsageError(str(err)) from None
 
 
 def _add_sweep_command(commands: Any) -> None:
@@ -283,6 +340,7 @@ def setup_from(args: argparse.Namespace) -> Setup:
         runs_dir=getattr(args, "runs_dir", None),
         tensorboard=getattr(args, "tensorboard", False),
         distribute=distribute_options(args),
+        keep_checkpoints=getattr(args, "keep_checkpoints", None),
     )
 
 
@@ -303,6 +361,12 @@ def app_options(args: argparse.Namespace) -> AppOptions:
 def train_request(args: argparse.Namespace) -> TrainRequest:
     resume = getattr(args, "resume", None)
     typed = sorted(name for name in HYPERPARAMS if hasattr(args, name))
+    keep = getattr(args, "keep_checkpoints", None)
+    if keep is not None and keep < 0:
+        raise UsageError(f"--keep-checkpoints must be 0 or more, not {keep}.")
+    branch_from = getattr(args, "branch_from", None)
+    if branch_from is not None:
+        return _branch_request(args, branch_from, typed)
     if resume is not None:
         changed = [name for name in typed if name != "epochs"]
         if changed or hasattr(args, "config") or hasattr(args, "preset"):
@@ -335,6 +399,40 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
         save_config=getattr(args, "save_config", None),
         detach=detach,
         tta=getattr(args, "tta", False),
+    )
+
+
+def _branch_request(args: argparse.Namespace, branch_from: str, typed: list[str]) -> TrainRequest:
+    """`train --from`: the typed settings go over the parent's, not over a preset."""
+    from tui.core.experiments.branch import refused_changes
+
+    for flag in ("resume", "config", "preset", "detach"):
+        if hasattr(args, flag):
+            raise UsageError(
+                f"--{flag} cannot be combined with --from: a branch starts from its parent's "
+                "checkpoint and settings, with only the settings typed changed."
+            )
+    if getattr(args, "strategy", None) == "multiworker":
+        raise UsageError("--from cannot be combined with --strategy multiworker yet.")
+    refused = refused_changes(typed)
+    if refused is not None:
+        raise UsageError(refused)
+    setup = Setup(
+        hparams=presets.preset(presets.DEFAULT_PRESET),  # the parent's, once it is read
+        data_path=getattr(args, "data", None),
+        runs_dir=getattr(args, "runs_dir", None),
+        tensorboard=getattr(args, "tensorboard", False),
+        distribute=distribute_options(args),
+        keep_checkpoints=getattr(args, "keep_checkpoints", None),
+    )
+    return TrainRequest(
+        setup,
+        out=getattr(args, "out", None),
+        overwrite=getattr(args, "overwrite", False),
+        save_config=getattr(args, "save_config", None),
+        tta=getattr(args, "tta", False),
+        branch_from=branch_from,
+        branch_changes=tuple((name, getattr(args, name)) for name in typed),
     )
 
 
@@ -406,6 +504,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return commands.run_ps()
         runs_dir = getattr(args, "runs_dir", None)
         return commands.run_stop(StopRequest(args.run, getattr(args, "now", False), runs_dir))
+    if command in ("compare", "note"):
+        return _records(command, args)
     if command == "train" and getattr(args, "detach", False):
         from tui.engine import commands
 

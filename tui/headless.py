@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from rich.columns import Columns
 from rich.console import Console, Group
@@ -46,6 +47,9 @@ from tui.core.training.events import (
 from tui.core.training.phase import Phase
 from tui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say_error
 from tui.format import format_eta, format_number
+
+if TYPE_CHECKING:
+    from tui.branch import BranchPlan
 
 PLAIN_PROGRESS_EVERY = 5.0
 """Seconds between two progress lines when stdout is not a terminal (logs, CI, pipes)."""
@@ -317,6 +321,14 @@ def run_train(request: TrainRequest, console: Console) -> int:
         setup = dataclasses.replace(setup, record=False)
     if request.resume is not None and not Path(request.resume).is_dir():
         raise UsageError(f"{request.resume} is not a directory; pass a folder under runs/.")
+    branch = None
+    if request.branch_from is not None:
+        from tui.branch import plan_branch
+
+        branch = plan_branch(request)  # before TensorFlow loads
+        preset = branch.point.parent.preset
+        setup = dataclasses.replace(setup, hparams=branch.hparams, preset=preset)
+        request = dataclasses.replace(request, setup=setup)
     _check_before_training(request, chief)
     if request.save_config is not None and request.resume is None and chief:
         save_toml(setup.hparams, request.save_config)
@@ -324,7 +336,7 @@ def run_train(request: TrainRequest, console: Console) -> int:
 
     controller = TrainingController(setup, holder=f"{PROG} train")
     try:
-        return _train(controller, request, console, chief, task)
+        return _train(controller, request, console, chief, task, branch)
     finally:
         controller.close()
 
@@ -335,6 +347,7 @@ def _train(
     console: Console,
     chief: bool,
     task: ClusterTask | None,
+    branch: BranchPlan | None = None,
 ) -> int:
     reporter = TrainReporter(console)
     controller.subscribe(reporter)
@@ -349,7 +362,13 @@ def _train(
             highlight=False,
         )
     hparams = None
-    if request.resume is not None:
+    if branch is not None:
+        from tui.branch import branch_line, open_branch
+
+        path = open_branch(controller, branch, request.setup)
+        console.print(branch_line(branch, path), highlight=False)
+        hparams = controller.snapshot.hparams
+    elif request.resume is not None:
         error = controller.claim_open_run(request.resume).run()
         if error is not None:
             raise UsageError(error)
@@ -361,7 +380,7 @@ def _train(
         job = controller.claim_round(hparams)
     except ControllerError as err:
         raise UsageError(str(err)) from None
-    if request.resume is not None:
+    if request.resume is not None or branch is not None:
         # After the claim: the controller decides the target (a finished run goes on for
         # another round of its length).
         snapshot = controller.snapshot

@@ -37,19 +37,45 @@ def _untuned(dataset: Any) -> Any:
     return dataset.prefetch(READ_AHEAD).with_options(options)
 
 
-def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Any:
+class EpochCursor:
+    """The epoch the training pipeline's next pass is for: its order is a function of the seed
+    and this number alone, so a resumed run or a branch replays the order of an unbroken one.
+
+    Each pass moves it on by one; `fit` sets it at each epoch's start (see
+    `tui.core.training.replay`), so that a pass Keras takes to build a model counts for nothing.
+    """
+
+    def __init__(self, first: int = 0) -> None:
+        tf = _tf()
+        self.variable = tf.Variable(first, dtype=tf.int64, trainable=False)
+
+    def set(self, epoch: int) -> None:
+        self.variable.assign(epoch)
+
+
+def training_batches(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, cursor: EpochCursor | None = None
+) -> Any:
     """Batches of (images, labels) in a new random order every epoch, the last one short.
 
     Args:
         x, y: the training arrays, copied once into tensors.
         batch_size: images per batch.
-        seed: the order's seed: the same seed gives the same order epoch after epoch.
+        seed: the order's seed: the same seed gives the same orders epoch after epoch.
+        cursor: the epoch each pass is for (a new one starts at 0).
     """
     tf = _tf()
     images, labels = tf.constant(x), tf.constant(y)
     count = len(x)
-    order = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    batches = order.batch(batch_size).map(
+    epoch = (cursor or EpochCursor()).variable
+
+    def order(_: Any) -> Any:
+        this = epoch.assign_add(1) - 1
+        key = tf.stack([tf.constant(seed, tf.int64), this])
+        return tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), key)
+
+    indices = tf.data.Dataset.range(1).map(order).unbatch()
+    batches = indices.batch(batch_size).map(
         lambda index: (tf.gather(images, index), tf.gather(labels, index))
     )
     return _untuned(batches)

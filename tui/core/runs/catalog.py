@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.data.info import DataInfo
+from tui.core.runs.checkpoints import Checkpoint, list_checkpoints
 from tui.core.runs.layout import (
     EVALUATION,
     HPARAMS_TOML,
@@ -59,10 +60,24 @@ class RunSummary:
     """A process (an engine, a headless trainer) holds the run's lock: it is training now."""
     problem: str | None = None
     """None for a healthy run, else a sentence naming what is wrong."""
+    checkpoints: tuple[Checkpoint, ...] = ()
+    """The epochs kept under checkpoints/, each with its size: what a branch can start from."""
+    note: str = ""
+    """What a person wrote about the run (`mnist-tui note`)."""
+    tags: tuple[str, ...] = ()
+    parent: str | None = None
+    """The path of the run this one branches from, or None for a run of its own."""
+    parent_epoch: int | None = None
+    """The parent's epoch the branch starts from."""
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def checkpoint_bytes(self) -> int:
+        """What the checkpoints weigh together on disk."""
+        return sum(c.size for c in self.checkpoints)
 
 
 def list_runs(root: str | Path | None = None) -> list[RunSummary]:
@@ -124,6 +139,8 @@ def summarise(path: Path) -> RunSummary:
     epochs = saved if info else len(history)
     kept = history[:epochs]
     test_accuracy, test_samples = _evaluation(path, problems)
+    recorded = info.get("lineage")
+    lineage: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     return RunSummary(
         path=path,
         started=started,
@@ -137,6 +154,11 @@ def summarise(path: Path) -> RunSummary:
         data=data_info(info.get("data")),
         live=is_locked(path) is not None,
         problem="; ".join(problems) + "." if problems else None,
+        checkpoints=tuple(list_checkpoints(path)),
+        note=str(info.get("note") or ""),
+        tags=tuple(str(tag) for tag in info.get("tags") or ()),
+        parent=lineage.get("parent_path"),
+        parent_epoch=lineage.get("parent_epoch"),
     )
 
 

@@ -253,6 +253,10 @@ class RunDirectory:
     def record_save(self, epoch: int, iterations: int, best: dict[str, Any] | None) -> None:
         """Note in run.json which epoch last.keras now holds (called after each atomic save)."""
         self.info["saved"] = {"epoch": epoch, "iterations": iterations, "at": now_stamp()}
+        # What a branch from this epoch's checkpoint records as its own start (see `branch`).
+        steps = dict(self.info.get("epoch_iterations") or {})
+        steps[str(epoch)] = iterations
+        self.info["epoch_iterations"] = steps
         if best is not None:
             self.info["best"] = best
         self.write_info()

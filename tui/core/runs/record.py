@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.platform.runtime import TENSORBOARD_MISSING, import_keras, tensorboard_installed
+from tui.core.runs.checkpoints import keep_checkpoint, prune
 from tui.core.runs.files import replacing, reserve_unique
 from tui.core.runs.layout import (
     BEST_MODEL,
@@ -172,8 +173,9 @@ class Guarded(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
-    """Saves last.keras each epoch and best.keras on improvement, each through a rename, and
-    keeps hparams.toml's learning rate at the one in force.
+    """Saves last.keras each epoch and best.keras on improvement, each through a rename, keeps
+    each epoch's model under checkpoints/ as the run's keep policy says, and keeps
+    hparams.toml's learning rate at the one in force.
 
     Not `ModelCheckpoint`: it writes in place (see `save_model_atomic`). The optimizer state is
     part of a `.keras` archive of a compiled model, so a reloaded model continues exactly.
@@ -199,11 +201,13 @@ class AtomicCheckpoint(keras.callbacks.Callback):  # type: ignore[misc,name-defi
             self.best = value
             best = {"epoch": epoch + 1, "metric": metric, "value": value}
         save_model_atomic(self.model, self.run.path / LAST_MODEL)
+        keep_checkpoint(self.run.path / LAST_MODEL, self.run.path, epoch + 1)
         rate = self.learning_rate()
         if rate != self.run.hparams.learning_rate:
             self.run.update_hparams(self.run.hparams.with_changes(learning_rate=rate))
         iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         self.run.record_save(epoch + 1, iterations, best)
+        prune(self.run.path, self.run.info)
 
 
 __all__ = ["LAST_MODEL", "RunDirectory", "run_callbacks", "save_model_atomic"]

@@ -90,12 +90,14 @@ class RunRecorder:
         if not fresh and run is not None:
             try:
                 run.update_hparams(hparams.with_changes(epochs=round_length))
+                self._keep_policy(run)
             except OSError as err:
                 self.warn(f"hparams.toml in {run.path} not updated: {err}", "")
             return None
         if run is not None and run.epochs_saved == 0 and run.data == data.info:
             with contextlib.suppress(OSError):
                 run.update_hparams(hparams)
+                self._keep_policy(run)
                 return None
         try:
             created = RunDirectory.create(
@@ -108,7 +110,17 @@ class RunRecorder:
             return None
         self.release()
         self.run, self._lock = created, lock
+        with contextlib.suppress(OSError):  # run.json was just written: a failure is unlikely
+            self._keep_policy(created)
         return created
+
+    def _keep_policy(self, run: RunDirectory) -> None:
+        """Record `--keep-checkpoints` in run.json, where the checkpoint callback (and a later
+        resume) reads it; without the flag the run keeps what it had."""
+        keep = self.setup.keep_checkpoints
+        if keep is not None and run.info.get("keep_checkpoints") != keep:
+            run.info["keep_checkpoints"] = keep
+            run.write_info()
 
     def callbacks(self, clock: EpochClock, learning_rate: Callable[[], float]) -> list[Any]:
         """The Keras callbacks that record the round into the run held (none when unrecorded).

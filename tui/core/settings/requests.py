@@ -4,6 +4,7 @@ headless commands, the app and the engine take them, so that none of those sees 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from tui.core.platform.placement import DistributeOptions
 from tui.core.settings.hyperparams import Hyperparams
@@ -31,6 +32,9 @@ class Setup:
     """Seconds between two progress events."""
     record: bool = True
     """Write run directories; off for the non-chief workers of a multi-worker cluster."""
+    keep_checkpoints: int | None = None
+    """`--keep-checkpoints`: a run keeps the checkpoints of its newest this many epochs (and of
+    its best and last); None keeps them all while they are small (`tui.core.runs.checkpoints`)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class TrainRequest:
     """Train in a background engine and return at once (`--detach`)."""
     tta: bool = False
     """After the test accuracy, also the accuracy with test-time augmentation (`--tta`)."""
+    branch_from: str | None = None
+    """`--from RUN[@EPOCH]`: train a branch of that run from that epoch (None: a new run)."""
+    branch_changes: tuple[tuple[str, Any], ...] = ()
+    """The settings typed with `--from`, applied over the parent's."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from tui.core.data.augment import AugmentationSwitch
 from tui.core.data.mnist import MnistData
-from tui.core.data.pipeline import batches, training_batches
+from tui.core.data.pipeline import EpochCursor, batches, training_batches
 from tui.core.inspect.predictions import Predictions
 from tui.core.platform.distribute import steps_per_execution, training_device
 from tui.core.platform.runtime import import_keras
@@ -31,6 +31,7 @@ from tui.core.training.callback import (
 from tui.core.training.controls import TrainingControls
 from tui.core.training.events import ModelDescribed, StopReason, TrainingStarted
 from tui.core.training.model import build_model, set_steps_per_execution
+from tui.core.training.replay import EpochSeeds
 from tui.errors import error_line
 
 keras = import_keras()
@@ -171,9 +172,18 @@ class TrainingSession:
                     lambda: self.controls.epoch_target, self.hparams.clean_epochs, sink
                 )
             )
+        cursor = EpochCursor(self.epochs_done)
         # Our own CallbackList so that a stop-now exception can still shut its thread pool down.
         callback_list = keras.callbacks.CallbackList(
-            [control, progress, *switch, *callbacks, EpochReport(control, sink), *health],
+            [
+                EpochSeeds(cursor),
+                control,
+                progress,
+                *switch,
+                *callbacks,
+                EpochReport(control, sink),
+                *health,
+            ],
             add_history=True,
             add_progbar=False,
             verbose=0,
@@ -193,7 +203,8 @@ class TrainingSession:
                 hparams=self.hparams,
             )
         )
-        outcome = self._fit(model, control, callback_list, state, (x, y, x_val, y_val))
+        arrays = (x, y, x_val, y_val)
+        outcome = self._fit(model, control, callback_list, state, arrays, cursor)
         self.epochs_done = state.epochs_done
         self.controls.mark_epoch(0, self.epochs_done)
         return outcome
@@ -205,14 +216,13 @@ class TrainingSession:
         callback_list: Any,
         state: RoundState,
         arrays: tuple[Any, Any, Any, Any],
+        cursor: EpochCursor,
     ) -> RoundOutcome:
         x, y, x_val, y_val = arrays
         try:
             model.fit(
-                # A fresh order for a round that starts later: the seed moves with the epochs.
-                training_batches(
-                    x, y, self.hparams.batch_size, self.hparams.seed + self.epochs_done
-                ),
+                # Each epoch's order is the seed's and the epoch's (see `EpochSeeds`).
+                training_batches(x, y, self.hparams.batch_size, self.hparams.seed, cursor),
                 epochs=MAX_EPOCHS,
                 initial_epoch=self.epochs_done,
                 validation_data=batches(x_val, y_val, EVAL_BATCH) if len(x_val) else None,
