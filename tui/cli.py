@@ -49,6 +49,7 @@ from tui.flags import (
     add_runs_dir_flag,
     add_setup_flags,
     add_tta_flag,
+    converter,
     flag,
 )
 
@@ -106,15 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a branch: a new run from that epoch's checkpoint of RUN (a run directory "
         "or its name; no epoch: the last), with the settings typed changed",
     )
-    _flag(
+    flag(
         train,
         "--keep-checkpoints",
-        type=_converter("keep-checkpoints", "int"),
+        type=converter("keep-checkpoints", "int"),
         metavar="N",
         help="keep the checkpoints of the newest N epochs, and of the best and the last "
         "(default: every epoch while they take under 1 GiB together)",
     )
-    _flag(
+    flag(
         train,
         "--detach",
         action="store_true",
@@ -168,18 +169,18 @@ def _add_record_commands(commands: Any) -> None:
         "compare", help="the settings that differ between runs, and what each reached"
     )
     compare.add_argument("runs", nargs="+", metavar="RUN", help="run directories or their names")
-    _flag(
+    flag(
         compare,
         "--format",
         choices=("table", "csv", "markdown"),
         help="table (default), or CSV or Markdown to keep",
     )
-    _add_runs_dir_flag(compare)
+    add_runs_dir_flag(compare)
     note = commands.add_parser("note", help="write a note on a run, or tag it")
     note.add_argument("run", metavar="RUN", help="a run directory or its name")
     note.add_argument("text", nargs="?", metavar="TEXT", help="the note (replaces the old one)")
-    _flag(note, "--tag", action="append", metavar="TAG", help="add a tag (repeatable)")
-    _add_runs_dir_flag(note)
+    flag(note, "--tag", action="append", metavar="TAG", help="add a tag (repeatable)")
+    add_runs_dir_flag(note)
 
 
 def _records(command: str, args: argparse.Namespace) -> int:
@@ -406,10 +407,10 @@ def _branch_request(args: argparse.Namespace, branch_from: str, typed: list[str]
     """`train --from`: the typed settings go over the parent's, not over a preset."""
     from tui.core.experiments.branch import refused_changes
 
-    for flag in ("resume", "config", "preset", "detach"):
-        if hasattr(args, flag):
+    for name in ("resume", "config", "preset", "detach"):
+        if hasattr(args, name):
             raise UsageError(
-                f"--{flag} cannot be combined with --from: a branch starts from its parent's "
+                f"--{name} cannot be combined with --from: a branch starts from its parent's "
                 "checkpoint and settings, with only the settings typed changed."
             )
     if getattr(args, "strategy", None) == "multiworker":

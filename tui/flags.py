@@ -15,7 +15,7 @@ from tui.core.settings import presets
 from tui.core.settings.hyperparams import SETTINGS, Hyperparams
 
 
-def _converter(name: str, kind: str) -> Callable[[str], Any]:
+def converter(name: str, kind: str) -> Callable[[str], Any]:
     """Parse a flag's text into the field's type, with a message naming the field on failure."""
 
     def whole(text: str) -> int:
@@ -76,7 +76,7 @@ def add_hyperparam_flags(parser: argparse.ArgumentParser) -> None:
             continue
         choices = SETTINGS[f.name].choices
         metavar = "{" + ",".join(choices) + "}" if choices else _METAVARS.get(kind, "N,...")
-        flag(group, option, dest=f.name, type=_converter(f.name, kind), metavar=metavar, help=text)
+        flag(group, option, dest=f.name, type=converter(f.name, kind), metavar=metavar, help=text)
 
 
 def add_setup_flags(parser: argparse.ArgumentParser) -> None:
