@@ -127,13 +127,13 @@ def test_a_dead_layer_is_marked_and_told_once(controller: TrainingController) ->
 def test_what_the_model_looks_at_and_the_clusters(controller: TrainingController) -> None:
     controller.claim_round().run()
     image = controller.data.x_test[0]
-    seen = controller.explain(image)
+    seen = controller.ask(lambda model: model.explain(image, None, "smoothgrad"))
     assert seen.class_index == int(seen.probabilities.argmax())
     assert seen.saliency.shape == (28, 28) and 0 <= seen.saliency.min() <= seen.saliency.max() <= 1
-    other = controller.explain(image, 3, method="gradient")
+    other = controller.ask(lambda model: model.explain(image, 3, "gradient"))
     assert other.class_index == 3 and not np.array_equal(other.saliency, seen.saliency)
     assert [m.layer for m in seen.maps] == ["conv1"]
-    points = controller.clusters()
+    points = controller.ask(lambda model: model.clusters())
     assert points.shape == (len(controller.data.y_test), 2) and points.dtype == np.float32
 
 

@@ -209,7 +209,7 @@ def _print_tta(controller: TrainingController, console: Console) -> int:
 
     started = time.perf_counter()
     try:
-        shifted = controller.predict_shifted()
+        shifted = controller.ask(lambda model: model.predict_shifted())
     except ControllerError as err:
         say_error(str(err))
         return EXIT_FAILED

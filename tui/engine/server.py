@@ -432,7 +432,7 @@ class EngineServer:
         images = _drawing(pixels, None, 28, 28)
         if not len(images):
             raise ControllerError("Classify needs at least one drawing.")
-        probabilities = self.controller.classify(images[..., np.newaxis])
+        probabilities = self.controller.ask(lambda model: model.classify(images[..., np.newaxis]))
         return p.Arrays(pack(probabilities))
 
     def _explain(
@@ -447,7 +447,9 @@ class EngineServer:
             raise ControllerError("Explain needs a test index in range, or a drawing.")
         if method not in ("smoothgrad", "gradient"):
             raise ControllerError(f"{method!r} is not a saliency method (smoothgrad, gradient).")
-        found = self.controller.explain(image, wanted, method=method)
+        found = self.controller.ask(
+            lambda model: model.explain(image, wanted, method)  # type: ignore[arg-type]
+        )
         tiles = tuple(
             p.Tile(maps.layer, int(channel), float(mean), pack(picture))
             for maps in found.maps
@@ -458,7 +460,7 @@ class EngineServer:
         )
 
     def _clusters(self) -> p.Arrays:
-        points = self.controller.clusters()
+        points = self.controller.ask(lambda model: model.clusters())
         data = self.controller.data
         labels = data.y_test if data is not None else np.zeros(len(points), np.uint8)
         return p.Arrays(pack(points), pack(labels, "uint8"))

@@ -47,9 +47,7 @@ from tui.core.training.events import (
     ModelOpened,
     ModelReset,
     ModelSaved,
-    Notice,
     Paused,
-    PhaseChanged,
     PredictionsReady,
     Resumed,
     RunOpened,
@@ -63,19 +61,17 @@ from tui.core.training.events import (
     TrainingStopped,
 )
 from tui.core.training.phase import FITTING, Action, Phase
+from tui.core.training.publisher import Publisher
 from tui.core.training.rounds import RoundPlan, plan_round
-from tui.core.training.snapshot import Snapshot, advance, initial_snapshot, refusal
+from tui.core.training.snapshot import initial_snapshot, refusal
 from tui.errors import error_line
 
 if TYPE_CHECKING:
     from tui.core.inspect.reader import ModelReader
-    from tui.core.inspect.views import Explanation
     from tui.core.training.adapter import ModelAdapter
     from tui.core.training.session import TrainingSession
 
 T = TypeVar("T")
-Listener = Callable[[TrainingEvent], None]
-"""Told every event, in order, on the publishing thread: must be quick and must not block."""
 
 
 class ControllerError(Exception):
@@ -93,7 +89,7 @@ class Job(Generic[T]):
         return self._work()
 
 
-class TrainingController:
+class TrainingController(Publisher):
     """See the module docstring. Every public method is safe to call from any thread."""
 
     def __init__(
@@ -105,6 +101,7 @@ class TrainingController:
             data: data already in memory (tests, benchmarks); `load()` then skips finding it.
             holder: what this process is, written into the locks of the runs it trains.
         """
+        super().__init__(initial_snapshot(setup.hparams, setup.preset))
         self.setup = setup
         self.holder = holder
         self.data = data
@@ -121,48 +118,12 @@ class TrainingController:
         """Epochs a round adds when `t` continues a model whose target is already reached."""
         self._quitting = False
         self._problems_said: set[tuple[str, str]] = set()
-        self._lock = threading.RLock()
-        self._listeners: list[Listener] = []
-        self._snapshot = initial_snapshot(setup.hparams, setup.preset)
 
-    # --- observing ----------------------------------------------------------------------------
-    @property
-    def snapshot(self) -> Snapshot:
-        with self._lock:
-            return self._snapshot
-
-    def subscribe(self, listener: Listener) -> tuple[Snapshot, Callable[[], None]]:
-        """The snapshot now and, from then on, every event; returns the unsubscribe function."""
-        with self._lock:
-            self._listeners.append(listener)
-            snapshot = self._snapshot
-
-        def unsubscribe() -> None:
-            with self._lock, contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return snapshot, unsubscribe
-
-    def publish(self, event: TrainingEvent) -> None:
-        """Fold `event` into the snapshot and tell every listener, in one step."""
-        with self._lock:
-            self._snapshot = advance(self._snapshot, event)
-            for listener in list(self._listeners):
-                listener(event)
-
-    def _phase(self, phase: Phase) -> None:
-        with self._lock:
-            if self._snapshot.phase is not phase:
-                self.publish(PhaseChanged(phase))
-
+    # --- observing: see `Publisher` ---------------------------------------------------------
     def _require(self, action: Action) -> None:
         refused = refusal(self.snapshot, action)
         if refused is not None:
             raise ControllerError(refused.reason)
-
-    def notice(self, text: str, level: str = "info", title: str = "") -> None:
-        """A line for every viewer's log (warnings and errors also as a notification)."""
-        self.publish(Notice(text, level, title))
 
     # --- loading ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -597,8 +558,10 @@ class TrainingController:
         pixels: np.ndarray = np.rint(self.data.x_test[..., 0] * 255.0).astype(np.uint8)
         return pixels
 
-    def _read(self, question: Callable[[ModelReader], T]) -> T:
-        """Ask the current model `question` (see `ModelReader`); any thread."""
+    def ask(self, question: Callable[[ModelReader], T]) -> T:
+        """Ask the current model `question`, e.g. `lambda model: model.classify(images)` (see
+        `ModelReader`: classify, predict_shifted, explain, clusters); any thread. Raises
+        `ControllerError` with the sentence to show."""
         from tui.core.inspect.reader import ModelReader
         from tui.core.training.adapter import ModelAdapter
 
@@ -608,24 +571,6 @@ class TrainingController:
             return question(ModelReader(adapter, self.data, self._predictions))
         except ValueError as err:
             raise ControllerError(str(err)) from None
-
-    def classify(self, images: np.ndarray) -> np.ndarray:
-        """(n, 10) probabilities for (n, 28, 28, 1) float images (a drawing)."""
-        return self._read(lambda model: model.classify(images))
-
-    def predict_shifted(self) -> Predictions:
-        """The test set under test-time augmentation (`ModelReader.predict_shifted`)."""
-        return self._read(lambda model: model.predict_shifted())
-
-    def explain(
-        self, image: np.ndarray, class_index: int | None = None, *, method: str = "smoothgrad"
-    ) -> Explanation:
-        """What the model looks at in `image` (`ModelReader.explain`)."""
-        return self._read(lambda model: model.explain(image, class_index, method))  # type: ignore[arg-type]
-
-    def clusters(self) -> np.ndarray:
-        """The test set's clusters (`ModelReader.clusters`)."""
-        return self._read(lambda model: model.clusters())
 
     # --- leaving ------------------------------------------------------------------------------
     def shutdown(self) -> None:
