@@ -10,7 +10,7 @@ from textual_plotext import PlotextPlot
 from tui.core.training.events import BatchProgress, EpochEnded
 from tui.core.training.snapshot import Snapshot
 
-REDRAW_INTERVAL = 0.5
+REDRAW_INTERVAL = 1.0
 """Seconds between redraws of the running curve; a plotext redraw is the costliest paint."""
 
 

@@ -78,10 +78,16 @@ class EpochProgress(Vertical):
         self._figures(_idle_note(s))
 
     def _epoch(self, text: str, *, layout: bool = True) -> None:
-        self.query_one("#progress-epoch", Label).update(text, layout=layout)
+        _set(self.query_one("#progress-epoch", Label), text, layout)
 
     def _figures(self, text: str, *, layout: bool = True) -> None:
-        self.query_one("#progress-figures", Label).update(text, layout=layout)
+        _set(self.query_one("#progress-figures", Label), text, layout)
+
+
+def _set(label: Label, text: str, layout: bool) -> None:
+    """A label's text, repainted only when it changes (most progress updates keep the epoch)."""
+    if str(label.content) != text:
+        label.update(text, layout=layout)
 
 
 _NOTES = {

@@ -29,6 +29,13 @@ def data_text(snapshot: Snapshot, *, compact: bool) -> str:
     return data.describe()
 
 
+def _shown(s: Snapshot) -> tuple[object, ...]:
+    """What of the snapshot the status line draws."""
+    test = s.evaluation.accuracy if s.evaluation is not None else None
+    shown = (s.data, s.hparams.train_size, s.device, s.phase, s.epochs_done, s.target)
+    return (*shown, s.last_val_accuracy, test)
+
+
 class StatusBar(Static):
     """One line drawn from the controller's snapshot; nothing here is kept anywhere else."""
 
@@ -39,7 +46,10 @@ class StatusBar(Static):
         self.watch(self.app, "snapshot", self._follow, init=False)
 
     def _follow(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
+        # Progress arrives several times a second and changes nothing this line shows; a
+        # repaint per update was a share of what a viewer cost the core its engine trains on.
+        if self.snapshot is None or _shown(self.snapshot) != _shown(snapshot):
+            self.snapshot = snapshot
 
     def render(self) -> Text:
         """The fullest of the line's forms that fits: every part spelt out; then shorter; then
