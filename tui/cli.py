@@ -1,14 +1,15 @@
 """Command line: argparse into typed requests, then the app or a command.
 
-`mnist-tui` starts the app (on a background engine); `train`, `evaluate` and `predict` run
-headless; `attach`, `ps` and `stop` reach live engines. Every flag is absent unless typed
-(argparse's SUPPRESS), so that a flag given before the subcommand is honoured like one given
+`mnist-tui` starts the app (on a background engine); `train`, `evaluate`, `predict` and
+`audit` run headless; `attach`, `ps` and `stop` reach live engines. Every flag is absent unless
+typed (argparse's SUPPRESS), so that a flag given before the subcommand is honoured like one given
 after it, and one the subcommand does not take is refused in one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import gc
 import sys
@@ -243,9 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train in a background engine and return at once; `mnist-tui attach` follows it",
     )
+    _flag(
+        train,
+        "--exclude-file",
+        metavar="FILE",
+        help="leave out these training digits: indices one a line or separated by commas "
+        "(`mnist-tui audit --write-exclude` writes one); the run records them",
+    )
     _add_tta_flag(train)
     _add_hyperparam_flags(train)
     _add_sweep_command(commands)
+    _add_audit_command(commands)
 
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
     evaluate.add_argument("--model", required=True, metavar="PATH")
@@ -282,6 +291,75 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(stop, "--now", action="store_true", help="stop within a group of batches")
     _add_runs_dir_flag(stop)
     return parser
+
+
+def _add_audit_command(commands: Any) -> None:
+    audit = commands.add_parser(
+        "audit", help="a run's training digits its model doubts most, with their labels"
+    )
+    audit.add_argument("run", metavar="RUN", help="a run directory or its name")
+    _add_runs_dir_flag(audit)
+    _flag(audit, "--top", type=int, metavar="N", help="how many digits (default: 20)")
+    _flag(audit, "--label", type=int, metavar="D", help="only digits labelled D")
+    _flag(audit, "--predicted", type=int, metavar="D", help="only digits the model calls D")
+    _flag(
+        audit,
+        "--order",
+        choices=("doubt", "loss"),
+        help="doubt (default: how far another class outweighs the label) or loss",
+    )
+    _flag(
+        audit,
+        "--write-exclude",
+        metavar="FILE",
+        help="write the indices shown to FILE, for `train --exclude-file`",
+    )
+    _flag(audit, "--compact", action="store_true", help="half-size digits")
+    _flag(audit, "--no-color", action="store_true", help="plain characters, no colour")
+
+
+def audit_request(args: argparse.Namespace) -> Any:
+    """The `AuditRequest` for `mnist-tui audit`; raises UsageError."""
+    from tui.audit import AuditRequest
+
+    return AuditRequest(
+        run=args.run,
+        runs_dir=getattr(args, "runs_dir", None),
+        top=getattr(args, "top", 20),
+        label=getattr(args, "label", None),
+        predicted=getattr(args, "predicted", None),
+        order=getattr(args, "order", "doubt"),
+        write_exclude=getattr(args, "write_exclude", None),
+        compact=getattr(args, "compact", False),
+        color=not getattr(args, "no_color", False),
+    )
+
+
+def _exclusion(args: argparse.Namespace) -> tuple[int, ...]:
+    """The indices `--exclude-file` names (none without it); raises UsageError."""
+    file = getattr(args, "exclude_file", None)
+    if file is None:
+        return ()
+    for flag in ("resume", "detach"):
+        if getattr(args, flag, False):
+            raise UsageError(
+                f"--exclude-file cannot be used with --{flag}: "
+                + (
+                    "a resumed run keeps leaving out the digits it recorded."
+                    if flag == "resume"
+                    else "train it in the foreground (a background engine does not take it yet)."
+                )
+            )
+    from tui.core.data.exclusion import read_exclude_file
+    from tui.core.data.mnist import DataError
+
+    try:
+        indices = read_exclude_file(file)
+    except DataError as err:
+        raise UsageError(f"{err}.") from None
+    if not indices:
+        raise UsageError(f"exclude file {file} names no training digits.")
+    return indices
 
 
 def _add_sweep_command(commands: Any) -> None:
@@ -466,7 +544,8 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
             f"{named} cannot be used with --detach: a background training keeps its model in "
             "the run directory (last.keras, best.keras); S in `mnist-tui attach` saves a copy."
         )
-    setup = setup_from(args)
+    exclude = _exclusion(args)
+    setup = dataclasses.replace(setup_from(args), exclude=exclude)
     return TrainRequest(
         setup,
         resume=resume,
@@ -560,6 +639,8 @@ def _headless(command: str, args: argparse.Namespace) -> int:
         request = train_request(args)
     elif command == "sweep":
         request = sweep_request(args)
+    elif command == "audit":
+        request = audit_request(args)
     elif command == "evaluate":
         request = EvaluateRequest(
             args.model, getattr(args, "data", None), getattr(args, "tta", False)
@@ -582,6 +663,10 @@ def _headless(command: str, args: argparse.Namespace) -> int:
         from tui.sweep import run_sweep  # Optuna: for this command only
 
         runners["sweep"] = run_sweep
+    if command == "audit":
+        from tui.audit import run_audit
+
+        runners["audit"] = run_audit
     with quiet_runtime(tensorflow_log_path()):
         # Created inside so that its stderr is the terminal, not the log.
         console = Console(highlight=False, soft_wrap=True)

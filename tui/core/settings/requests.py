@@ -31,6 +31,8 @@ class Setup:
     """Seconds between two progress events."""
     record: bool = True
     """Write run directories; off for the non-chief workers of a multi-worker cluster."""
+    exclude: tuple[int, ...] = ()
+    """Training digits to leave out, by index (`--exclude-file`); the run records them."""
 
 
 @dataclass(frozen=True)
