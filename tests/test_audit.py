@@ -21,7 +21,7 @@ from tui.errors import UsageError
 
 FLIPPED = 20
 TOP = 60
-TRAIN = ["--epochs", "3", "--conv-filters", "8", "--dense-units", "32", "--batch-size", "64",
+TRAIN = ["--epochs", "3", "--conv-filters", "16", "--dense-units", "32", "--batch-size", "64",
          "--validation-split", "0", "--dropout", "0"]  # fmt: skip
 """A small network on all 6,000 sample digits: it learns the digits well in a few seconds, but
 not the 20 labels made wrong."""
@@ -71,14 +71,13 @@ def test_most_flipped_labels_are_among_the_top_doubted(audited: Audited) -> None
     listed = read_exclude_file(audited.exclude)
     assert len(listed) == TOP
     found = set(listed) & set(audited.flipped.tolist())
-    # Measured (2026-12-07, 2-core CPU): 20 of the 20 are in the top 60, most near the head.
+    # Measured (2026-12-07, 2-core CPU): 18 of the 20 in the top 60, 12 of them in the top 20;
+    # other flips (seeds 7, 101) gave 16 and 14.
     assert len(found) >= 14, f"{len(found)} of {FLIPPED} flipped labels in the top {TOP}"
     out = audited.audit.out
     assert "labels doubted (label doubted: the model gives another class >= 50%" in out
     shown = [int(i) for i in re.findall(r"^#(\d+)", out.replace(" #", "\n#"), re.MULTILINE)]
     assert sorted(shown) == list(listed)  # the file holds the digits shown
-    print(f"{len(found)} of {FLIPPED} flipped labels in the top {TOP}; ranks", 
-          sorted(shown.index(i) for i in found))  # fmt: skip
 
 
 def test_the_audit_is_kept_in_the_run_and_reused(audited: Audited) -> None:
@@ -90,7 +89,9 @@ def test_the_audit_is_kept_in_the_run_and_reused(audited: Audited) -> None:
 
 
 def test_filters_by_label_and_prediction(audited: Audited) -> None:
-    label = cli(audited.folder, "audit", str(audited.run), "--top", "5", "--label", "7", "--no-color")
+    label = cli(
+        audited.folder, "audit", str(audited.run), "--top", "5", "--label", "7", "--no-color"
+    )
     assert label.code == 0, label.err
     captions = [line for line in label.out.splitlines() if "label " in line and " pred " in line]
     assert captions and all(part.startswith("label 7 ") for line in captions
