@@ -33,11 +33,12 @@ class DataInfo:
         return hashlib.sha256(",".join(map(str, self.excluded)).encode()).hexdigest()
 
     def record(self) -> dict[str, Any]:
-        """What run.json holds: the fields, and where digits were left out, their count and
-        `excluded_digest` too, to read without counting (the list itself is the authority)."""
+        """What run.json holds: the fields, and where digits were left out, the list, its count
+        and `excluded_digest`, to read without counting (the list itself is the authority)."""
         recorded = asdict(self)
-        recorded["excluded"] = list(self.excluded)
+        del recorded["excluded"]  # a run that leaves nothing out records what it always did
         if self.excluded:
+            recorded["excluded"] = list(self.excluded)
             recorded["excluded_count"] = len(self.excluded)
             recorded["excluded_sha256"] = self.excluded_digest
         return recorded
