@@ -15,7 +15,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -184,7 +184,7 @@ def test_run_writes_every_file(trained: Trained, mnist_small: MnistData) -> None
     assert info["best"]["metric"] == "val_accuracy"
     assert info["best"]["value"] == pytest.approx(max(e.val_accuracy or 0 for e in trained.history))
     assert info["train_samples"] == 900
-    assert info["data"] == asdict(mnist_small.info)
+    assert info["data"] == mnist_small.info.record()
     opened = RunDirectory.open(run)
     assert opened.hparams == TINY
     assert opened.data == mnist_small.info

@@ -1,15 +1,16 @@
 """Command line: argparse into typed requests, then the app or a command.
 
-`mnist-tui` starts the app (on a background engine); `train`, `evaluate` and `predict` run
-headless; `attach`, `ps` and `stop` reach live engines. The flags themselves are built in
-`tui.flags`. Every flag is absent unless typed (argparse's SUPPRESS), so that a flag given before
-the subcommand is honoured like one given after it, and one the subcommand does not take is
+`mnist-tui` starts the app (on a background engine); `train`, `evaluate`, `predict` and
+`audit` run headless; `attach`, `ps` and `stop` reach live engines. The flags themselves are built
+in `tui.flags`. Every flag is absent unless typed (argparse's SUPPRESS), so that a flag given
+before the subcommand is honoured like one given after it, and one the subcommand does not take is
 refused in one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import gc
 import sys
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, NoReturn
 
+from tui import records
 from tui.core.platform.placement import (
     DistributeError,
     DistributeOptions,
@@ -121,9 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train in a background engine and return at once; `mnist-tui attach` follows it",
     )
+    flag(
+        train,
+        "--exclude-file",
+        metavar="FILE",
+        help="leave out these training digits: indices one a line or separated by commas "
+        "(`mnist-tui audit --write-exclude` writes one); the run records them",
+    )
     add_tta_flag(train)
     add_hyperparam_flags(train)
     _add_sweep_command(commands)
+    records.add_audit_command(commands)
 
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
     evaluate.add_argument("--model", required=True, metavar="PATH")
@@ -154,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs_dir_flag(attach)
 
     commands.add_parser("ps", help="list live trainings: run, phase, epoch, accuracy, ETA, pid")
-    _add_record_commands(commands)
+    records.add_record_commands(commands)
 
     stop = commands.add_parser("stop", help="stop a live training after its epoch (or --now)")
     stop.add_argument("run", nargs="?", metavar="RUN", help="a run directory or its name")
@@ -163,44 +173,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_record_commands(commands: Any) -> None:
-    """`compare` and `note`: commands over runs' records, no TensorFlow."""
-    compare = commands.add_parser(
-        "compare", help="the settings that differ between runs, and what each reached"
-    )
-    compare.add_argument("runs", nargs="+", metavar="RUN", help="run directories or their names")
-    flag(
-        compare,
-        "--format",
-        choices=("table", "csv", "markdown"),
-        help="table (default), or CSV or Markdown to keep",
-    )
-    add_runs_dir_flag(compare)
-    note = commands.add_parser("note", help="write a note on a run, or tag it")
-    note.add_argument("run", metavar="RUN", help="a run directory or its name")
-    note.add_argument("text", nargs="?", metavar="TEXT", help="the note (replaces the old one)")
-    flag(note, "--tag", action="append", metavar="TAG", help="add a tag (repeatable)")
-    add_runs_dir_flag(note)
+def _exclusion(args: argparse.Namespace) -> tuple[int, ...]:
+    """The indices `--exclude-file` names (none without it); raises UsageError."""
+    file = getattr(args, "exclude_file", None)
+    if file is None:
+        return ()
+    for name in ("resume", "detach"):
+        if getattr(args, name, False):
+            raise UsageError(
+                f"--exclude-file cannot be used with --{name}: "
+                + (
+                    "a resumed run keeps leaving out the digits it recorded."
+                    if name == "resume"
+                    else "train it in the foreground (a background engine does not take it yet)."
+                )
+            )
+    from tui.core.data.exclusion import read_exclude_file
+    from tui.core.data.mnist import DataError
 
-
-def _records(command: str, args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from tui.compare import CompareRequest, NoteRequest, run_compare, run_note
-    from tui.core.runs.layout import RunError
-
-    console = Console(highlight=False, soft_wrap=True)
-    runs_dir = getattr(args, "runs_dir", None)
     try:
-        if command == "compare":
-            request = CompareRequest(tuple(args.runs), getattr(args, "format", "table"), runs_dir)
-            return run_compare(request, console)
-        tags = tuple(getattr(args, "tag", None) or ())
-        if args.text is None and not tags:
-            raise UsageError(f'say what to note: `{PROG} note RUN "text"` or --tag TAG.')
-        return run_note(NoteRequest(args.run, args.text, tags, runs_dir), console)
-    except RunError as err:
-        raise UsageError(str(err)) from None
+        indices = read_exclude_file(file)
+    except DataError as err:
+        raise UsageError(f"{err}.") from None
+    if not indices:
+        raise UsageError(f"exclude file {file} names no training digits.")
+    return indices
 
 
 def _add_sweep_command(commands: Any) -> None:
@@ -390,7 +387,8 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
             f"{named} cannot be used with --detach: a background training keeps its model in "
             "the run directory (last.keras, best.keras); S in `mnist-tui attach` saves a copy."
         )
-    setup = setup_from(args)
+    exclude = _exclusion(args)
+    setup = dataclasses.replace(setup_from(args), exclude=exclude)
     return TrainRequest(
         setup,
         resume=resume,
@@ -506,7 +504,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         runs_dir = getattr(args, "runs_dir", None)
         return commands.run_stop(StopRequest(args.run, getattr(args, "now", False), runs_dir))
     if command in ("compare", "note"):
-        return _records(command, args)
+        return records.run_record_command(command, args)
     if command == "train" and getattr(args, "detach", False):
         from tui.engine import commands
 
@@ -520,6 +518,8 @@ def _headless(command: str, args: argparse.Namespace) -> int:
         request = train_request(args)
     elif command == "sweep":
         request = sweep_request(args)
+    elif command == "audit":
+        request = records.audit_request(args)
     elif command == "evaluate":
         request = EvaluateRequest(
             args.model, getattr(args, "data", None), getattr(args, "tta", False)
@@ -542,6 +542,10 @@ def _headless(command: str, args: argparse.Namespace) -> int:
         from tui.sweep import run_sweep  # Optuna: for this command only
 
         runners["sweep"] = run_sweep
+    if command == "audit":
+        from tui.audit import run_audit
+
+        runners["audit"] = run_audit
     with quiet_runtime(tensorflow_log_path()):
         # Created inside so that its stderr is the terminal, not the log.
         console = Console(highlight=False, soft_wrap=True)

@@ -74,6 +74,9 @@ class MnistData:
     """How it was found: "path", "keras-cache", "download", "sample" or "subset"."""
     fingerprint: str = ""
     """sha256 of the uint8 source arrays (see `fingerprint_arrays`); computed when empty."""
+    excluded: tuple[int, ...] = ()
+    """Training digits of the source left out of `x_train`/`y_train`, by source index, sorted;
+    the fingerprint stays the source's."""
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -90,7 +93,43 @@ class MnistData:
     def info(self) -> DataInfo:
         """What a run records about its data."""
         return DataInfo(
-            self.kind, self.source, self.fingerprint, len(self.y_train), len(self.y_test)
+            self.kind,
+            self.source,
+            self.fingerprint,
+            len(self.y_train) + len(self.excluded),
+            len(self.y_test),
+            self.excluded,
+        )
+
+    def excluding(self, indices: tuple[int, ...] | list[int]) -> MnistData:
+        """The same data without the training digits at these source indices (the test set is
+        kept whole); itself when that is what it already leaves out.
+
+        Raises:
+            DataError: an index outside the training set, or all of it left out, or this data
+                already leaves out others (the source must be loaded again).
+        """
+        chosen = tuple(sorted(set(indices)))
+        if chosen == self.excluded:
+            return self
+        if self.excluded:
+            raise DataError(
+                f"{self.describe()} already leaves out {len(self.excluded):,} training digits; "
+                "load it again to leave out others"
+            )
+        total = len(self.y_train)
+        outside = [i for i in chosen if not 0 <= i < total]
+        if outside:
+            raise DataError(
+                f"training index {outside[0]} is outside {self.describe_source()}'s training "
+                f"set (0 to {total - 1:,})"
+            )
+        if len(chosen) >= total:
+            raise DataError(f"leaving out all {total:,} training digits leaves nothing to train on")
+        keep = np.ones(total, bool)
+        keep[list(chosen)] = False
+        return dataclasses.replace(
+            self, x_train=self.x_train[keep], y_train=self.y_train[keep], excluded=chosen
         )
 
     def describe(self) -> str:
@@ -461,4 +500,4 @@ def load_recorded(info: DataInfo) -> MnistData:
             f"{data.source} now holds other images or labels (fingerprint "
             f"{data.fingerprint[:12]}, recorded {info.fingerprint[:12]})"
         )
-    return data
+    return data.excluding(info.excluded)

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -143,7 +143,7 @@ class RunDirectory:
             "format": FORMAT,
             "preset": preset_name,
             "started": started.isoformat(),
-            "data": asdict(data),
+            "data": data.record(),
             "train_samples": train_samples,
             "saved": {"epoch": 0, "iterations": 0},
             "best": None,
@@ -247,7 +247,7 @@ class RunDirectory:
         changes = list(self.info.get("data_changes") or [])
         changes.append({"at": now_stamp(), "epoch": self.epochs_saved, "from": old})
         self.info["data_changes"] = changes
-        self.info["data"] = asdict(new)
+        self.info["data"] = new.record()
         self.write_info()
 
     def record_save(self, epoch: int, iterations: int, best: dict[str, Any] | None) -> None:
@@ -346,6 +346,7 @@ def data_info(recorded: object) -> DataInfo | None:
             fingerprint=str(recorded["fingerprint"]),
             train=int(recorded["train"]),
             test=int(recorded["test"]),
+            excluded=tuple(int(i) for i in recorded.get("excluded") or ()),
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -217,9 +217,13 @@ class RunRecorder:
                 "",
             )
             return current
-        if recorded.fingerprint == current.fingerprint:
+        if recorded.fingerprint == current.fingerprint and not current.excluded:
+            # The digits the run left out stay out (none: `current` itself).
+            return _excluding(run, current, recorded.excluded)
+        if recorded == current.info:
             return current
-        if self.setup.data_path is not None:
+        if self.setup.data_path is not None and not current.excluded:
+            current = _excluding(run, current, recorded.excluded)
             run.record_data_change(current.info)
             self.warn(
                 f"run {run.name} was trained on {recorded.describe()}; it continues on "
@@ -241,3 +245,10 @@ class RunRecorder:
         if self._lock is not None:
             self._lock.release()
         self.run, self._lock = None, None
+
+
+def _excluding(run: RunDirectory, data: MnistData, excluded: tuple[int, ...]) -> MnistData:
+    try:
+        return data.excluding(excluded)
+    except DataError as err:
+        raise RunError(f"run {run.name} left out training digits, but {err}.") from None

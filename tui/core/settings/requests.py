@@ -35,6 +35,8 @@ class Setup:
     keep_checkpoints: int | None = None
     """`--keep-checkpoints`: a run keeps the checkpoints of its newest this many epochs (and of
     its best and last); None keeps them all while they are small (`tui.core.runs.checkpoints`)."""
+    exclude: tuple[int, ...] = ()
+    """Training digits to leave out, by index (`--exclude-file`); the run records them."""
 
 
 @dataclass(frozen=True)

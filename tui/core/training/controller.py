@@ -145,7 +145,7 @@ class TrainingController(Publisher):
 
     def _load_data(self) -> None:
         try:
-            data = load_mnist(self.setup.data_path)
+            data = load_mnist(self.setup.data_path).excluding(self.setup.exclude)
         except DataError as err:
             self.publish(LoadFailed("data", str(err)))
             return
