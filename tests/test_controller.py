@@ -255,6 +255,25 @@ def test_the_target_never_drops_below_the_epoch_in_progress(make: Callable[..., 
         controller.set_target(9)
 
 
+def test_a_live_target_is_recorded_at_once(make: Callable[..., Any]) -> None:
+    """Issue 29, case 7: `+` raised the target, a kill -9, and the resume trained to the old one
+    (hparams.toml kept it). The file now says the new target as soon as it is set."""
+    controller = make(ONE.with_changes(epochs=2))
+    viewer = Viewer(controller)
+    on_disk: list[int] = []
+
+    def raise_target() -> None:
+        controller.set_target(3)
+        run = Path(controller.snapshot.run)
+        on_disk.append(load_toml(run / HPARAMS_TOML).epochs)  # what a kill -9 now would leave
+
+    viewer.once(progress_in(1), raise_target)
+    assert controller.claim_round().run() is StopReason.FINISHED
+    assert on_disk == [3]
+    assert controller.snapshot.epochs_done == 3
+    assert load_toml(Path(controller.snapshot.run) / HPARAMS_TOML).epochs == 3
+
+
 # Weights that all but stand still (SGD at 1e-9, no dropout, no batch norm): an epoch's training
 # loss then depends only on the images it saw, the same for every epoch without augmentation.
 FROZEN_AUGMENTED = ONE.with_changes(

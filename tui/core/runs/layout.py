@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +94,7 @@ class RunDirectory:
         self.hparams = hparams
         self.info = info
         """The contents of run.json, kept in step with the file."""
+        self._hparams_lock = threading.Lock()
         self.info_damage = info_damage
         """Why run.json could not be read, when `info` was rebuilt from the other files
         instead (see `rebuilt_info`); `repair_info` writes the rebuilt one."""
@@ -233,6 +235,13 @@ class RunDirectory:
 
     def write_info(self) -> None:
         write_json(self.path / RUN_JSON, self.info)
+
+    def change_hparams(self, **changes: Any) -> None:
+        """Rewrite hparams.toml with these settings changed, from any thread: a live target
+        (the engine's loop) and a live learning rate (the training thread, at an epoch's end)
+        each change only their own field, so that neither undoes the other."""
+        with self._hparams_lock:
+            self.update_hparams(self.hparams.with_changes(**changes))
 
     def update_hparams(self, hparams: Hyperparams) -> None:
         """Rewrite hparams.toml when a continued run changes its settings (a new epoch target,

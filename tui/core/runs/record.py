@@ -204,7 +204,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):  # type: ignore[misc,name-defi
         keep_checkpoint(self.run.path / LAST_MODEL, self.run.path, epoch + 1)
         rate = self.learning_rate()
         if rate != self.run.hparams.learning_rate:
-            self.run.update_hparams(self.run.hparams.with_changes(learning_rate=rate))
+            self.run.change_hparams(learning_rate=rate)
         iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         self.run.record_save(epoch + 1, iterations, best)
         prune(self.run.path, self.run.info)

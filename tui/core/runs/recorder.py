@@ -150,6 +150,17 @@ class RunRecorder:
             tensorboard=tensorboard,
         )
 
+    def record_target(self, target: int) -> None:
+        """A live change of the epoch target, written at once: a resume after a kill trains to
+        it, as it does to a learning rate changed live."""
+        run = self.run
+        if run is None or not self.enabled:
+            return
+        try:
+            run.change_hparams(epochs=target)
+        except OSError as err:
+            self.warn(f"cannot record the new target in {run.path}: {err.strerror or err}", "")
+
     def record_health(self, measured: LayerHealthMeasured) -> None:
         """Append an epoch's layer figures to layers.jsonl."""
         if self.run is not None and self.enabled:

@@ -381,6 +381,7 @@ class TrainingController(Publisher):
             actual = self.controls.set_epoch_target(requested)
             if actual != self._snapshot.target or actual != requested:
                 self.publish(TargetChanged(actual, requested))
+                self.recorder.record_target(actual)
             return actual
 
     def change_target(self, delta: int) -> int:
