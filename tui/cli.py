@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, NoReturn
 
+from tui.core.platform.backend import BACKENDS, select_backend
 from tui.core.platform.placement import (
     STRATEGIES,
     DistributeError,
@@ -140,6 +141,7 @@ def _add_setup_flags(parser: argparse.ArgumentParser) -> None:
         "(needs `pip install tensorboard`)",
     )
     group = parser.add_argument_group("devices", "where training runs (not hyperparameters)")
+    _add_backend_flag(group)
     _flag(
         group,
         "--strategy",
@@ -158,6 +160,16 @@ def _add_setup_flags(parser: argparse.ArgumentParser) -> None:
         "--mixed-precision",
         action="store_true",
         help="compute in float16 with float32 weights and output (faster on recent GPUs)",
+    )
+
+
+def _add_backend_flag(parser: argparse.ArgumentParser | Any) -> None:
+    _flag(
+        parser,
+        "--backend",
+        choices=BACKENDS,
+        help="the Keras backend that trains: tensorflow, jax or torch (default: $KERAS_BACKEND, "
+        "else tensorflow); an engine started from here runs on it too",
     )
 
 
@@ -250,11 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
     evaluate.add_argument("--model", required=True, metavar="PATH")
     _add_data_flag(evaluate)
+    _add_backend_flag(evaluate)
     _add_tta_flag(evaluate)
 
     predict = commands.add_parser("predict", help="show test digits with the model's guesses")
     predict.add_argument("--model", required=True, metavar="PATH")
     _add_data_flag(predict)
+    _add_backend_flag(predict)
     _flag(predict, "--index", type=int, metavar="I", help="first test image (default: 0)")
     _flag(predict, "--count", type=int, metavar="N", help="how many digits (default: 8)")
     _flag(predict, "--misclassified", action="store_true", help="only digits the model got wrong")
@@ -600,6 +614,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     try:
         _refuse_foreign(args, _accepted(parser, args.command))
+        if hasattr(args, "backend"):
+            # Before anything imports Keras; an engine started later inherits the environment.
+            select_backend(args.backend)
         return _dispatch(args)
     except (UsageError, ValueError) as err:
         say_error(str(err))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from tui.core.platform.backend import strategy_refusal
 from tui.core.platform.placement import (
     CPU_REPLICAS,
     DEVICE_NAME,
@@ -250,6 +251,9 @@ def prepare(options: DistributeOptions) -> None:
         enable_memory_growth_if_tensorflow()
         return
     if options.strategy != "default":
+        backend = import_keras().backend.backend()
+        if backend != "tensorflow":
+            raise DistributeError(strategy_refusal(backend, options.strategy))
         tf = require_tensorflow(f"--strategy {options.strategy}")
         if options.strategy == "multiworker":
             read_tf_config()

@@ -39,6 +39,20 @@ EVAL_BATCH = 1024
 """Batch size of every test-set pass."""
 
 
+class InStep(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    """Keeps the training thread in step with the device on JAX and PyTorch.
+
+    Their steps are dispatched asynchronously: without a wait, the thread that checks the
+    controls before each group of batches runs up to an epoch ahead of what the device has
+    done, and a stop or a pause acts an epoch late (paused in epoch 3 when asked in epoch 2,
+    tests/test_backends.py). A batch-end hook that is not `async_safe` makes Keras read each
+    group's logs in this thread, which waits for that group; TensorFlow's steps already do.
+    """
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class RoundOutcome:
     """How one call to `TrainingSession.train` ended."""
@@ -172,8 +186,9 @@ class TrainingSession:
                 )
             )
         # Our own CallbackList so that a stop-now exception can still shut its thread pool down.
+        in_step = [] if keras.backend.backend() == "tensorflow" else [InStep()]
         callback_list = keras.callbacks.CallbackList(
-            [control, progress, *switch, *callbacks, EpochReport(control, sink), *health],
+            [control, progress, *switch, *callbacks, EpochReport(control, sink), *health, *in_step],
             add_history=True,
             add_progbar=False,
             verbose=0,
