@@ -16,6 +16,7 @@ import numpy as np
 from tiny import TINY
 
 from tui.core.data.mnist import load_sample
+from tui.core.platform.distribute import DistributeError, DistributeOptions, prepare
 from tui.core.platform.runtime import device_report, import_keras
 from tui.core.runs.resume import load_model_file
 from tui.core.settings.requests import Setup
@@ -54,6 +55,12 @@ def main(out: Path, foreign: str | None) -> dict[str, Any]:
     result["went_on_to"] = second.snapshot.epochs_done
     result["metric_rows"] = len((Path(run) / "metrics.csv").read_text().strip().splitlines()) - 1
     second.close()
+
+    try:
+        prepare(DistributeOptions(strategy="mirrored"))
+        result["mirrored"] = "accepted"
+    except DistributeError as err:
+        result["mirrored"] = str(err)
 
     if foreign:
         model = load_model_file(foreign)

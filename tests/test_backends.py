@@ -83,7 +83,9 @@ def test_every_backend_trains_records_inspects_and_goes_on(backend: str, tmp_pat
     assert (result["reopened_at"], result["went_on_to"], result["metric_rows"]) == (2, 3, 3)
     # The same weights give the same answers on any backend.
     assert result["foreign_accuracy"] == pytest.approx(accuracy(model, data), abs=0.005)
-    if backend != "tensorflow":
+    if backend != "tensorflow":  # TensorFlow's strategies have tests/test_distribute.py
+        assert "--strategy mirrored is tf.distribute" in result["mirrored"]
+        assert "\n" not in result["mirrored"]
         assert result["device"].startswith(f"{display_name(backend)} ")
         assert result["report"].startswith(f"{display_name(backend)} ")
     # ... and what the child saved opens here, on TensorFlow.

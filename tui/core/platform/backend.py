@@ -54,6 +54,8 @@ def check_backend(name: str) -> str:
 def select_backend(name: str) -> None:
     """Make Keras load `name`; must run before Keras is first imported in this process.
 
+    It is set in this process's environment, so an engine started from here inherits it.
+
     Raises:
         BackendError: see `check_backend`, or Keras already loaded another backend.
     """
@@ -87,11 +89,6 @@ def strategy_refusal(backend: str, strategy: str) -> str:
         f"--strategy {strategy} is tf.distribute, on the TensorFlow backend only; {instead}. "
         "Train with --backend tensorflow to use it."
     )
-
-
-def backend_environment(name: str | None) -> dict[str, str]:
-    """The environment entries a child process (the engine) needs to run on `name`."""
-    return {} if name is None else {KERAS_BACKEND: name}
 
 
 def backend_version(name: str) -> str:
