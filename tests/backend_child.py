@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,24 @@ def main(out: Path, foreign: str | None) -> dict[str, Any]:
     result["went_on_to"] = second.snapshot.epochs_done
     result["metric_rows"] = len((Path(run) / "metrics.csv").read_text().strip().splitlines()) - 1
     second.close()
+
+    # Mixed precision chosen where the backend loads (the engine's loop, `train`'s main thread)
+    # and the model built in the training thread, as the engine and `train` do.
+    mixed = Setup(
+        hparams.with_changes(epochs=1),
+        preset="tiny",
+        record=False,
+        distribute=DistributeOptions(mixed_precision=True),
+    )
+    third = TrainingController(mixed, data=data)
+    loader = threading.Thread(target=third.load)
+    loader.start()
+    loader.join()
+    third.claim_round().run()
+    model = third.model
+    result["mixed_compute"] = model.get_layer("conv1").compute_dtype
+    result["mixed_output"] = str(model.outputs[0].dtype)
+    third.close()
 
     try:
         prepare(DistributeOptions(strategy="mirrored"))

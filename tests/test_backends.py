@@ -83,6 +83,7 @@ def test_every_backend_trains_records_inspects_and_goes_on(backend: str, tmp_pat
     assert (result["reopened_at"], result["went_on_to"], result["metric_rows"]) == (2, 3, 3)
     # The same weights give the same answers on any backend.
     assert result["foreign_accuracy"] == pytest.approx(accuracy(model, data), abs=0.005)
+    assert (result["mixed_compute"], result["mixed_output"]) == ("float16", "float32")
     if backend != "tensorflow":  # TensorFlow's strategies have tests/test_distribute.py
         assert "--strategy mirrored is tf.distribute" in result["mirrored"]
         assert "\n" not in result["mirrored"]

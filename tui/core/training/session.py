@@ -13,7 +13,7 @@ from tui.core.data.augment import AugmentationSwitch
 from tui.core.data.mnist import MnistData
 from tui.core.data.pipeline import batches, training_batches
 from tui.core.inspect.predictions import Predictions
-from tui.core.platform.distribute import steps_per_execution, training_device
+from tui.core.platform.distribute import precision_here, steps_per_execution, training_device
 from tui.core.platform.runtime import import_keras
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training.adapter import ModelAdapter
@@ -117,6 +117,7 @@ class TrainingSession:
         if self.model is None:
             # Variables created under the scope are mirrored; Keras then trains with the strategy.
             scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+            precision_here()
             with scope:
                 self.model = build_model(self.hparams)
         set_steps_per_execution(self.model, steps_per_execution(self.strategy))
