@@ -19,6 +19,7 @@ from dataclasses import fields
 from typing import Any, NoReturn
 
 from tui import records
+from tui.core.platform.backend import select_backend
 from tui.core.platform.placement import (
     DistributeError,
     DistributeOptions,
@@ -46,6 +47,7 @@ from tui.errors import (
 )
 from tui.flags import (
     add_app_flags,
+    add_backend_flag,
     add_data_flag,
     add_hyperparam_flags,
     add_runs_dir_flag,
@@ -138,11 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
     evaluate.add_argument("--model", required=True, metavar="PATH")
     add_data_flag(evaluate)
+    add_backend_flag(evaluate)
     add_tta_flag(evaluate)
 
     predict = commands.add_parser("predict", help="show test digits with the model's guesses")
     predict.add_argument("--model", required=True, metavar="PATH")
     add_data_flag(predict)
+    add_backend_flag(predict)
     flag(predict, "--index", type=int, metavar="I", help="first test image (default: 0)")
     flag(predict, "--count", type=int, metavar="N", help="how many digits (default: 8)")
     flag(predict, "--misclassified", action="store_true", help="only digits the model got wrong")
@@ -564,6 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     try:
         _refuse_foreign(args, _accepted(parser, args.command))
+        if hasattr(args, "backend"):
+            # Before anything imports Keras; an engine started later inherits the environment.
+            select_backend(args.backend)
         return _dispatch(args)
     except (UsageError, ValueError) as err:
         say_error(str(err))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
+from tui.core.platform.backend import BACKENDS
 from tui.core.platform.placement import STRATEGIES
 from tui.core.settings import presets
 from tui.core.settings.hyperparams import SETTINGS, Hyperparams
@@ -98,6 +99,7 @@ def add_setup_flags(parser: argparse.ArgumentParser) -> None:
         "(needs `pip install tensorboard`)",
     )
     group = parser.add_argument_group("devices", "where training runs (not hyperparameters)")
+    add_backend_flag(group)
     flag(
         group,
         "--strategy",
@@ -116,6 +118,16 @@ def add_setup_flags(parser: argparse.ArgumentParser) -> None:
         "--mixed-precision",
         action="store_true",
         help="compute in float16 with float32 weights and output (faster on recent GPUs)",
+    )
+
+
+def add_backend_flag(parser: argparse.ArgumentParser | Any) -> None:
+    flag(
+        parser,
+        "--backend",
+        choices=BACKENDS,
+        help="the Keras backend that trains: tensorflow, jax or torch (default: $KERAS_BACKEND, "
+        "else tensorflow); an engine started from here runs on it too",
     )
 
 

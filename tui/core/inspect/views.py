@@ -16,7 +16,7 @@ from tui.core.inspect.graph import (
     relu_output,
     submodel,
 )
-from tui.core.platform.distribute import require_tensorflow
+from tui.core.platform.backend import input_gradient
 from tui.core.platform.runtime import import_keras
 
 SaliencyMethod = Literal["smoothgrad", "gradient"]
@@ -48,8 +48,8 @@ def _input_gradients(model: Any, images: np.ndarray, class_index: int) -> np.nda
     dz_c says what raises this class's own evidence. A model that ends in an Activation (or
     Softmax) layer is scored on that layer's input; any other model on its output as it is.
     """
-    tf = require_tensorflow("saliency maps")
     keras = import_keras()
+    ops = keras.ops
     last = model.layers[-1]
     if isinstance(last, keras.layers.Dense):
         head = submodel(model, last.input)
@@ -59,18 +59,16 @@ def _input_gradients(model: Any, images: np.ndarray, class_index: int) -> np.nda
     else:
         head, kernel, bias = submodel(model, model.outputs[0]), None, None
 
-    x = tf.convert_to_tensor(images)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        scores = tf.cast(head(x, training=False), tf.float32)
+    def score(x: Any) -> Any:
+        scores = ops.cast(head(x, training=False), "float32")
         if kernel is not None:
-            scores = tf.matmul(scores, tf.cast(kernel, tf.float32))
+            scores = ops.matmul(scores, ops.cast(kernel, "float32"))
             if bias is not None:
-                scores = scores + tf.cast(bias, tf.float32)
+                scores = scores + ops.cast(bias, "float32")
         # Images do not interact in inference mode, so the gradient of the sum is each image's own.
-        total = tf.reduce_sum(scores[:, class_index])
-    gradients = tape.gradient(total, x)
-    return np.asarray(gradients, dtype=np.float32)
+        return ops.sum(scores[:, class_index])
+
+    return input_gradient(keras.backend.backend(), score, np.asarray(images, np.float32))
 
 
 def saliency(

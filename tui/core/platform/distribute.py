@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from tui.core.platform.backend import strategy_refusal
 from tui.core.platform.placement import (
     CPU_REPLICAS,
     DEVICE_NAME,
@@ -118,10 +119,26 @@ def set_mixed_precision(on: bool) -> str:
     Returns:
         The name of the global policy now in force.
     """
+    global _precision
     keras = import_keras()
     name = "mixed_float16" if on else "float32"
     keras.mixed_precision.set_global_policy(name)
+    _precision = name
     return name
+
+
+_precision = "float32"
+"""The policy `set_mixed_precision` chose for this process."""
+
+
+def precision_here() -> None:
+    """Apply the process's precision policy in the calling thread.
+
+    Keras keeps its global dtype policy per thread: set where the backend loads, it is not in
+    force in the thread that later builds the model (the engine's and `train`'s training thread),
+    and `--mixed-precision` quietly trained in float32 there.
+    """
+    import_keras().mixed_precision.set_global_policy(_precision)
 
 
 # --- strategies ------------------------------------------------------------------------------
@@ -250,6 +267,9 @@ def prepare(options: DistributeOptions) -> None:
         enable_memory_growth_if_tensorflow()
         return
     if options.strategy != "default":
+        backend = import_keras().backend.backend()
+        if backend != "tensorflow":
+            raise DistributeError(strategy_refusal(backend, options.strategy))
         tf = require_tensorflow(f"--strategy {options.strategy}")
         if options.strategy == "multiworker":
             read_tf_config()

@@ -1,4 +1,4 @@
-"""TensorFlow and Keras at run time: importing them quietly, and what devices they see."""
+"""Keras and its backend at run time: importing them quietly, and what devices they see."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 from types import ModuleType
 
+from tui.core.platform.backend import backend_version, display_name, share_the_gpu
 from tui.core.platform.cpus import cores_text, usable_cores
 from tui.core.platform.devices import DeviceInfo, DeviceReport, GpuStatus
 from tui.core.platform.quiet import quiet_tensorflow
@@ -25,6 +26,7 @@ def tensorboard_installed() -> bool:
 def import_keras() -> ModuleType:
     """Import Keras (and its TensorFlow backend) quietly; returns the `keras` module."""
     quiet_tensorflow()
+    share_the_gpu()
     import keras
 
     with contextlib.suppress(Exception):
@@ -35,19 +37,25 @@ def import_keras() -> ModuleType:
 
 
 def device_info() -> DeviceInfo:
-    """The device training will use, as TensorFlow sees it (CPU when there is no GPU)."""
-    import_keras()
-    try:
-        import tensorflow as tf
-    except ImportError:  # another Keras backend
-        import keras
+    """The device training will use, as the backend sees it (CPU when there is no GPU).
 
-        return DeviceInfo("CPU", f"CPU ({keras.backend.backend()} backend)", 1)
+    On JAX and PyTorch the name starts with the backend ("JAX 0.10.2 on CPU (2 cores)"), so that
+    every log line and panel that shows it says what ran; TensorFlow, the default, goes unnamed.
+    """
+    keras = import_keras()
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        kind, name, count = _other_backend_device(backend)
+        return DeviceInfo(
+            kind, f"{display_name(backend)} {backend_version(backend)} on {name}", count
+        )
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         return DeviceInfo("GPU", str(details.get("device_name", "GPU")), len(gpus))
-    return DeviceInfo("CPU", f"CPU ({cores_text(usable_cores())})", 1)
+    return DeviceInfo("CPU", _cpu_name(), 1)
 
 
 def device_report(training_on: str | None = None) -> DeviceReport:
@@ -65,10 +73,12 @@ def device_report(training_on: str | None = None) -> DeviceReport:
     precision = keras.mixed_precision.global_policy().name
     cores = usable_cores()
     if backend != "tensorflow":
+        version = backend_version(backend)
         return DeviceReport(
-            backend=f"{backend} (Keras {keras.__version__})",
-            devices=(),
-            training_on=training_on or f"{backend}'s default device",
+            backend=f"{display_name(backend)} {version} (Keras {keras.__version__})",
+            devices=_other_backend_devices(backend),
+            training_on=training_on or device_info().describe(),
+            gpus=_other_backend_gpus(backend),
             cpu_cores=cores,
             precision=precision,
         )
@@ -90,6 +100,71 @@ def device_report(training_on: str | None = None) -> DeviceReport:
         inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
         precision=precision,
     )
+
+
+def _cpu_name() -> str:
+    return f"CPU ({cores_text(usable_cores())})"
+
+
+def _other_backend_device(backend: str) -> tuple[str, str, int]:
+    """(kind, name, count) of what JAX or PyTorch trains on: its GPUs, else the CPU."""
+    gpus = _other_backend_gpus(backend)
+    if gpus:
+        return "GPU", gpus[0].name, len(gpus)
+    return "CPU", _cpu_name(), 1
+
+
+def _other_backend_devices(backend: str) -> tuple[str, ...]:
+    """Devices as "CPU:0", "GPU:0", ... the way the TensorFlow report lists them."""
+    gpus = _other_backend_gpus(backend)
+    return ("CPU:0", *(f"GPU:{gpu.index}" for gpu in gpus))
+
+
+def _other_backend_gpus(backend: str) -> tuple[GpuStatus, ...]:
+    """The GPUs JAX (`jax.devices()`) or PyTorch (`torch.cuda`) sees, with their memory."""
+    if backend == "jax":
+        import jax
+
+        statuses = []
+        for index, device in enumerate(d for d in jax.devices() if d.platform == "gpu"):
+            stats = device.memory_stats() or {}
+            in_use, peak = stats.get("bytes_in_use"), stats.get("peak_bytes_in_use")
+            total, busy = _nvml(index)
+            statuses.append(
+                GpuStatus(
+                    index,
+                    str(device.device_kind),
+                    None if in_use is None else int(in_use),
+                    None if peak is None else int(peak),
+                    total or _int_or_none(stats.get("bytes_limit")),
+                    busy,
+                )
+            )
+        return tuple(statuses)
+    if backend == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            return ()
+        statuses = []
+        for index in range(torch.cuda.device_count()):
+            total, busy = _nvml(index)
+            statuses.append(
+                GpuStatus(
+                    index,
+                    torch.cuda.get_device_name(index),
+                    int(torch.cuda.memory_allocated(index)),
+                    int(torch.cuda.max_memory_allocated(index)),
+                    total or int(torch.cuda.get_device_properties(index).total_memory),
+                    busy,
+                )
+            )
+        return tuple(statuses)
+    return ()
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, int) else None
 
 
 def _gpu_status(tf: ModuleType, index: int, device: object) -> GpuStatus:

@@ -13,7 +13,7 @@ from tui.core.data.augment import AugmentationSwitch
 from tui.core.data.mnist import MnistData
 from tui.core.data.pipeline import EpochCursor, batches, training_batches
 from tui.core.inspect.predictions import Predictions
-from tui.core.platform.distribute import steps_per_execution, training_device
+from tui.core.platform.distribute import precision_here, steps_per_execution, training_device
 from tui.core.platform.runtime import import_keras
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training.adapter import ModelAdapter
@@ -38,6 +38,20 @@ keras = import_keras()
 
 EVAL_BATCH = 1024
 """Batch size of every test-set pass."""
+
+
+class InStep(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    """Keeps the training thread in step with the device on JAX and PyTorch.
+
+    Their steps are dispatched asynchronously: without a wait, the thread that checks the
+    controls before each group of batches runs up to an epoch ahead of what the device has
+    done, and a stop or a pause acts an epoch late (paused in epoch 3 when asked in epoch 2,
+    tests/test_backends.py). A batch-end hook that is not `async_safe` makes Keras read each
+    group's logs in this thread, which waits for that group; TensorFlow's steps already do.
+    """
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,7 @@ class TrainingSession:
         if self.model is None:
             # Variables created under the scope are mirrored; Keras then trains with the strategy.
             scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+            precision_here()
             with scope:
                 self.model = build_model(self.hparams)
         set_steps_per_execution(self.model, steps_per_execution(self.strategy))
@@ -174,6 +189,7 @@ class TrainingSession:
             )
         cursor = EpochCursor(self.epochs_done)
         # Our own CallbackList so that a stop-now exception can still shut its thread pool down.
+        in_step = [] if keras.backend.backend() == "tensorflow" else [InStep()]
         callback_list = keras.callbacks.CallbackList(
             [
                 EpochSeeds(cursor),
@@ -183,6 +199,7 @@ class TrainingSession:
                 *callbacks,
                 EpochReport(control, sink),
                 *health,
+                *in_step,
             ],
             add_history=True,
             add_progbar=False,
