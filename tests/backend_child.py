@@ -42,7 +42,9 @@ def main(out: Path, foreign: str | None) -> dict[str, Any]:
     predictions = first.predictions
     assert predictions is not None
     result["predicted"] = float(np.mean(predictions.predicted == predictions.labels))
-    explanation = first.explain(data.x_test[0], int(data.y_test[0]))
+    explanation = first.ask(
+        lambda model: model.explain(data.x_test[0], int(data.y_test[0]), "smoothgrad")
+    )
     result["saliency"] = [float(explanation.saliency.min()), float(explanation.saliency.max())]
     result["saved"] = str(first.save_model(out / f"{result['backend']}.keras"))
     run = snapshot.run

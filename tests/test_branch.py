@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import TINY
 
-from tests.tiny import TINY
 from tui.core.data.mnist import MnistData
 from tui.core.experiments.branch import branch_point, branch_settings, create_branch
 from tui.core.runs.catalog import list_runs, summarise
