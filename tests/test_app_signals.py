@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tui.core.runs.lock import pid_alive
 from tui.engine import registry
 from tui.engine.protocol import EngineInfo
 
@@ -109,7 +110,7 @@ def the_engine() -> EngineInfo:
 def wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not registry.pid_alive(pid):
+        if not pid_alive(pid):
             return True
         time.sleep(0.1)
     return False
@@ -136,7 +137,7 @@ def test_a_closed_terminal_leaves_training_running_and_attach_shows_it_all(
     # Textual restored the terminal, and no TensorFlow chatter reached it.
     assert b"\x1b[?1049l" in term.output
     assert b"oneDNN" not in term.output and b"absl" not in term.output
-    assert registry.pid_alive(engine.pid), "the engine trains on without its terminal"
+    assert pid_alive(engine.pid), "the engine trains on without its terminal"
 
     viewer = app(tmp_path, "attach")
     try:
@@ -167,7 +168,7 @@ def test_q_while_training_offers_to_leave_it_running(tmp_path: Path) -> None:
         term.close()
     # The way back is printed once the app has left the screen.
     assert b"mnist-tui attach" in term.output.split(b"\x1b[?1049l")[-1]
-    assert registry.pid_alive(engine.pid)
+    assert pid_alive(engine.pid)
     os.kill(engine.pid, signal.SIGTERM)
     assert wait_gone(engine.pid, 60)
 

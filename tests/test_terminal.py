@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from test_app_signals import SAMPLE, TRAIN, Terminal, app, started_training, the_engine, wait_gone
 
+from tui.core.runs.lock import pid_alive
 from tui.engine import registry
 from tui.terminal import TerminalWatch
 
@@ -151,7 +152,7 @@ def test_a_terminal_gone_without_sighup_detaches_and_training_goes_on(tmp_path: 
         assert used - used_before < 2.0
     finally:
         term.close()
-    assert registry.pid_alive(engine.pid), "the engine trains on without its terminal"
+    assert pid_alive(engine.pid), "the engine trains on without its terminal"
     os.kill(engine.pid, signal.SIGTERM)
     assert wait_gone(engine.pid, 60)
 

@@ -67,11 +67,12 @@ def one_start(data: str, first_marker: bytes, ready_marker: bytes) -> tuple[floa
             os.killpg(process.pid, signal.SIGKILL)
         os.close(leader)
         # The engine has a session of its own; end it too, so the next start is measured alone.
+        from tui.core.runs.lock import pid_alive
         from tui.engine import registry
 
         for engine in registry.live_engines():
             os.kill(engine.pid, signal.SIGTERM)
-            while registry.pid_alive(engine.pid):
+            while pid_alive(engine.pid):
                 time.sleep(0.05)
     return first, ready
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 
 from tui.core.runs.files import write_atomic
+from tui.core.runs.lock import pid_alive
 from tui.engine.protocol import EngineInfo
 
 SOCKET_PATH_LIMIT = 100
@@ -101,16 +102,6 @@ def remove_record(info: EngineInfo, *also: Path) -> None:
     for target in (record_path(info.id), Path(info.socket), *also):
         with contextlib.suppress(OSError):
             target.unlink()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def live_engines() -> list[EngineInfo]:

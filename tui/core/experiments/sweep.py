@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from tui.core.experiments.space import SearchSpace, Value, decode
 from tui.core.runs.files import write_json
 from tui.core.runs.layout import TIME_FORMAT, RunError, read_info
+from tui.core.runs.lock import pid_alive
 from tui.core.training.controller import ControllerError, TrainingController
 from tui.core.training.events import EpochEnded, RunRecording, StopReason, TrainingEvent
 
@@ -294,15 +295,7 @@ def best(found: list[TrialResult]) -> TrialResult | None:
 
 
 def _alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(pid, int) and pid_alive(pid)
 
 
 def recover(folder: SweepFolder, study: optuna.Study) -> list[int]:

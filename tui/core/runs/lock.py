@@ -111,6 +111,17 @@ def is_locked(run_path: Path) -> dict[str, Any] | None:
         os.close(fd)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _read(fd: int) -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError):
         raw = os.pread(fd, 4096, 0)
