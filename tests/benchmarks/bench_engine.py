@@ -3,7 +3,7 @@ hears the engine and the engine hears a key.
 
 Run from the project root (it prints tables; nothing is asserted here):
 
-    .venv/bin/python tests/benchmarks/bench_engine.py --data ../shared/data/mnist.npz
+    .venv/bin/python tests/benchmarks/bench_engine.py --data ../shared/data/mnist.npz [--pin 1]
 
 Throughput: whole processes, taking turns round by round, the same settings and data:
 `mnist-tui train` (the headless trainer), then the app on a pseudo-terminal driving its engine
@@ -49,9 +49,15 @@ def epoch_rates(runs_root: Path) -> list[float]:
         return [samples / float(row["epoch_seconds"]) for row in csv.DictReader(f)]
 
 
+def pinned(args: argparse.Namespace) -> list[str]:
+    """`taskset -c CPU` when --pin is given: the app, its engine (a child, which inherits the
+    mask) and the headless trainer then share one core, so what the viewer costs shows."""
+    return ["taskset", "-c", str(args.pin)] if args.pin is not None else []
+
+
 def headless(args: argparse.Namespace, flags: list[str], folder: Path) -> list[float]:
     subprocess.run(
-        [sys.executable, "-m", "tui", "train", *flags, "--runs-dir", str(folder / "runs"),
+        [*pinned(args), sys.executable, "-m", "tui", "train", *flags, "--runs-dir", str(folder / "runs"),
          "--out", str(folder / "model.keras")],
         check=True, capture_output=True, cwd=folder, timeout=3600,
     )  # fmt: skip
@@ -63,7 +69,7 @@ def with_viewer(args: argparse.Namespace, flags: list[str], folder: Path) -> lis
     leader, follower = pty.openpty()
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tui", *flags, "--runs-dir", str(folder / "runs")],
+        [*pinned(args), sys.executable, "-m", "tui", *flags, "--runs-dir", str(folder / "runs")],
         stdin=follower, stdout=follower, stderr=follower, env=env, cwd=folder,
         start_new_session=True,
     )  # fmt: skip
@@ -213,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-size", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--presses", type=int, default=20)
+    parser.add_argument("--pin", type=int, metavar="CPU", help="run each side on this core only")
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="skip the model screen and the latencies"
+    )
     args = parser.parse_args(argv)
     state = tempfile.mkdtemp(prefix="mnist-tui-bench-engines-")
     os.chmod(state, 0o700)
@@ -231,14 +241,20 @@ def main(argv: list[str] | None = None) -> int:
             medians.append(statistics.median(epochs))
             print(f"round {number + 1}: {name}: {medians[-1]:,.0f} samples/s", flush=True)
         ratios.append(medians[1] / medians[0])
-    closed, opened = asyncio.run(model_screen_cost(flags, args.epochs, args.rounds))
-    long_run = [*flags, "--epochs", "50"]  # the last --epochs wins: long enough for the keys
-    keys = asyncio.run(key_latencies(long_run, args.presses))
-    events = asyncio.run(event_latencies(args.data, args.preset, args.train_size))
+    closed: list[float] = []
+    opened: list[float] = []
+    keys: list[float] = []
+    events: list[float] = []
+    if not args.throughput_only:
+        closed, opened = asyncio.run(model_screen_cost(flags, args.epochs, args.rounds))
+        long_run = [*flags, "--epochs", "50"]  # the last --epochs wins: long enough for keys
+        keys = asyncio.run(key_latencies(long_run, args.presses))
+        events = asyncio.run(event_latencies(args.data, args.preset, args.train_size))
 
     print()
     print(f"preset {args.preset}, {args.train_size:,} images, {args.epochs} epochs a run, "
-          f"{args.rounds} rounds, epochs after the first of each run")  # fmt: skip
+          f"{args.rounds} rounds, epochs after the first of each run"
+          + (f", each side pinned to CPU {args.pin}" if args.pin is not None else ""))  # fmt: skip
     base = statistics.median(rates["headless trainer"])
     print(f"{'set-up':24} {'samples/s (median)':>20} {'to headless':>12}")
     for name, values in rates.items():
