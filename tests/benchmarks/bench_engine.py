@@ -57,8 +57,8 @@ def pinned(args: argparse.Namespace) -> list[str]:
 
 def headless(args: argparse.Namespace, flags: list[str], folder: Path) -> list[float]:
     subprocess.run(
-        [*pinned(args), sys.executable, "-m", "tui", "train", *flags, "--runs-dir", str(folder / "runs"),
-         "--out", str(folder / "model.keras")],
+        [*pinned(args), sys.executable, "-m", "tui", "train", *flags,
+         "--runs-dir", str(folder / "runs"), "--out", str(folder / "model.keras")],
         check=True, capture_output=True, cwd=folder, timeout=3600,
     )  # fmt: skip
     return epoch_rates(folder / "runs")
