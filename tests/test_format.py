@@ -50,3 +50,10 @@ def test_an_unknown_figure_is_a_dash(unknown: float | None) -> None:
     assert format_rate(unknown) == "-"
     assert format_eta(unknown) == "-"
     assert format_eta(-1.0) == "-"
+
+
+def test_a_count_of_one_is_singular() -> None:
+    # Issue 29, case 16: the runs screen said "1 runs", the idle line "1 epochs done".
+    from tui.format import count
+
+    assert [count(n, "run") for n in (0, 1, 2, 1200)] == ["0 runs", "1 run", "2 runs", "1,200 runs"]

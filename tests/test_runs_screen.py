@@ -550,7 +550,7 @@ async def test_r_marks_the_live_run_and_enter_watches_its_engine(
             assert not any("live" in str(cell) for cell in cells[str(finished)])
             assert "1 live" in str(screen.query_one("#runs-header", Static).render())
             detail = str(screen.query_one("#runs-detail", Static).render())
-            assert "Training now: Enter watches it" in detail
+            assert "An engine holds it: Enter watches it" in detail
             await pilot.press("enter")  # the newest run, the live one, is highlighted
             # The scripted engines greet alike; the other one is in FINISHED, this app's in READY.
             await until(pilot, lambda: app.snapshot.phase is Phase.FINISHED, 10)

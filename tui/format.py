@@ -44,3 +44,8 @@ def format_rate(samples_per_sec: float | None) -> str:
 def format_number(value: float | None, spec: str) -> str:
     """`value` formatted by `spec`, or `-` for a missing or non-finite figure."""
     return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def count(number: int, noun: str) -> str:
+    """`1 run`, `2 runs`: a count with its noun in the singular or the plural (an -s plural)."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"

@@ -88,16 +88,17 @@ def _find_run(run: str, runs_dir: str | None) -> Path | None:
     return None
 
 
-def _print_recent_runs(runs_dir: str | None, count: int = 5) -> None:
+def _print_recent_runs(runs_dir: str | None, most: int = 5) -> None:
     from tui.core.runs.catalog import list_runs
     from tui.core.runs.layout import runs_root
+    from tui.format import count
 
-    runs = list_runs(runs_dir)[:count]
+    runs = list_runs(runs_dir)[:most]
     if not runs:
         return
     print(f"Recent runs in {runs_root(runs_dir)}:")
     for summary in runs:
-        print(f"  {summary.name}  {summary.epochs_done} epochs")
+        print(f"  {summary.name}  {count(summary.epochs_done, 'epoch')}")
 
 
 __all__ = ["run_app", "run_attached"]

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from tui.core.training.events import EpochEnded
-from tui.format import format_percent
+from tui.format import count, format_percent
 from tui.widgets.compare import ComparePlot, RunCurve
 from tui.widgets.footer import FittingFooter
 
@@ -282,7 +282,7 @@ class RunsScreen(Screen[Path | None]):
             text = f"{where}  ·  loading…"
         else:
             broken = sum(1 for s in self.summaries if s.problem)
-            parts = [where, f"{len(self.summaries)} runs"]
+            parts = [where, count(len(self.summaries), "run")]
             if live := sum(1 for s in self.summaries if s.live):
                 parts.append(f"{live} live")
             if broken:
@@ -311,7 +311,9 @@ class RunsScreen(Screen[Path | None]):
         elif summary.problem:
             text = f"{summary.name}\n{WARNING} {summary.problem}"
         elif summary.live:
-            text = f"{summary.name}\nTraining now: Enter watches it · space marks · c compares"
+            text = (
+                f"{summary.name}\nAn engine holds it: Enter watches it · space marks · c compares"
+            )
         else:
             text = f"{summary.name}\nEnter opens · space marks · c compares the marked runs"
         detail.update(text)

@@ -9,7 +9,7 @@ from textual.widgets import Label, ProgressBar
 from tui.core.training.events import BatchProgress, StopReason
 from tui.core.training.phase import FITTING, Phase
 from tui.core.training.snapshot import Snapshot
-from tui.format import format_eta, format_percent
+from tui.format import count, format_eta, format_percent
 
 
 class EpochProgress(Vertical):
@@ -110,7 +110,7 @@ def _idle_note(s: Snapshot) -> str:
     stopped = s.stopped
     if stopped is None:
         if s.model is not None and s.epochs_done:
-            return f"{s.epochs_done} epochs done: t continues"
+            return f"{count(s.epochs_done, 'epoch')} done: t continues"
         return "t trains" if s.model is None else "t trains it further"
     if stopped.reason in (StopReason.ERROR, StopReason.NAN):
         return f"{stopped.reason.value}: r resets, t tries again"

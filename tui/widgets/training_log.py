@@ -12,7 +12,7 @@ from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training import events
 from tui.core.training.phase import Phase
 from tui.core.training.snapshot import Snapshot
-from tui.format import format_percent, format_rate
+from tui.format import count, format_percent, format_rate
 from tui.widgets.status import data_text
 
 MAX_LINES = 5000
@@ -158,7 +158,8 @@ class TrainingLog(RichLog):
                 self.evaluated(event)
             case events.RunOpened(path=path, epochs_done=done):
                 self.note(
-                    f"◆ resumed {path}: {done} epochs done; t continues at epoch {done + 1}",
+                    f"◆ resumed {path}: {count(done, 'epoch')} done; "
+                    f"t continues at epoch {done + 1}",
                     "bold cyan",
                 )
             case events.ModelOpened(path=path, notes=notes):
