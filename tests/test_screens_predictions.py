@@ -456,7 +456,9 @@ async def test_a_drawn_digit_is_recognised_by_a_trained_model(
 
     About 15 s (TensorFlow start-up and three epochs on 2,000 images), so not marked slow.
     """
-    predict_fn = trained.classify
+
+    def predict_fn(images: np.ndarray) -> np.ndarray:
+        return trained.ask(lambda model: model.classify(images))
 
     async def classify(images: np.ndarray) -> np.ndarray:
         return await asyncio.to_thread(predict_fn, images)
