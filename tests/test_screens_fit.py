@@ -221,3 +221,27 @@ async def test_the_confusion_matrix_scrolls_at_the_smallest_size() -> None:
         row = [str(cell) for cell in table.get_row_at(1)]
         assert row[1] == " [1135]"
         assert all(cell.startswith(" ") for cell in row)
+
+
+async def test_progress_alone_repaints_the_progress_line_not_the_status_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Progress changes nothing the status line shows; repainting it at every update was part
+    of what a viewer cost the core its engine trains on (README, Performance)."""
+    from tui.widgets.status import StatusBar
+
+    painted: list[str] = []
+    render = StatusBar.render
+
+    def counted(self: StatusBar) -> object:
+        painted.append("status")
+        return render(self)
+
+    monkeypatch.setattr(StatusBar, "render", counted)
+    events = [*training(5, 2), *progress(3, [100])]
+    async with showing(state(events)) as (app, pilot, engine):
+        before = len(painted)
+        engine.emit(*progress(3, [200, 300, 400]))
+        await until(pilot, lambda: "step 400/422" in label(app, "#progress-figures"))
+        await pilot.pause()
+        assert len(painted) == before

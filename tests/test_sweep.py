@@ -168,13 +168,18 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def four_trials(folder: Path) -> list[str]:
+    """`mnist-tui sweep` of four one-epoch trials of the tiny network into `folder`."""
+    return [sys.executable, "-m", "tui", "sweep", *TINY_FLAGS, "--epochs", "1", "--trials", "4",
+            "--out", str(folder)]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_a_sweep_killed_during_trial_3_resumes_to_four_finished_trials_without_a_duplicate(
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "sw"
-    command = [sys.executable, "-m", "tui", "sweep", *TINY_FLAGS, "--epochs", "1", "--trials",
-               "4", "--out", str(folder)]  # fmt: skip
+    command = four_trials(folder)
     process = subprocess.Popen(
         command,
         cwd=tmp_path,
@@ -256,8 +261,7 @@ def test_workers_share_the_sweeps_journal(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ctrl_c_stops_the_sweep_after_saying_what_finished(tmp_path: Path) -> None:
     folder = tmp_path / "sw"
-    command = [sys.executable, "-m", "tui", "sweep", *TINY_FLAGS, "--epochs", "1", "--trials",
-               "4", "--out", str(folder)]  # fmt: skip
+    command = four_trials(folder)
     process = subprocess.Popen(
         command,
         cwd=tmp_path,
