@@ -183,7 +183,7 @@ class SweepFolder:
             except Exception as err:  # a bad URL, a missing driver, a database that is away
                 # Processes that start together on a new database race to create its tables;
                 # the loser's error goes once the winner has made them.
-                if attempt + 1 < STORAGE_ATTEMPTS and "IntegrityError" in repr(err):
+                if attempt + 1 < STORAGE_ATTEMPTS and creation_race(err):
                     time.sleep(0.5 * (attempt + 1))
                     continue
                 text = str(err).strip()
@@ -316,6 +316,13 @@ def recover(folder: SweepFolder, study: optuna.Study) -> list[int]:
         retry(study, trial.number, trial.params)
         recovered.append(trial.number)
     return recovered
+
+
+def creation_race(err: Exception) -> bool:
+    """Whether `err` is what the loser of a race to create a new database's tables gets (seen
+    with SQLite: a duplicate Alembic version, a table that already exists, a locked file)."""
+    text = repr(err)
+    return any(sign in text for sign in ("IntegrityError", "already exists", "database is locked"))
 
 
 def retry(study: optuna.Study, number: int, params: dict[str, Any]) -> None:
