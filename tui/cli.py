@@ -15,10 +15,9 @@ import difflib
 import gc
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from typing import Any, NoReturn
 
-from tui import records
+from tui import records, sweep_args
 from tui.core.platform.backend import select_backend
 from tui.core.platform.placement import (
     DistributeError,
@@ -26,7 +25,7 @@ from tui.core.platform.placement import (
     parse_devices,
 )
 from tui.core.settings import presets
-from tui.core.settings.hyperparams import Hyperparams
+from tui.core.settings.hyperparams import SETTINGS, Hyperparams
 from tui.core.settings.requests import (
     AppOptions,
     AttachRequest,
@@ -59,7 +58,6 @@ from tui.flags import (
 
 SORTS = ("index", "confidence", "loss")
 """`--sort` orders (the values of `PredictionSort`, spelt here so the app's start skips numpy)."""
-HYPERPARAMS = tuple(f.name for f in fields(Hyperparams))
 
 
 # --- argument parsing -------------------------------------------------------------------------
@@ -134,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_tta_flag(train)
     add_hyperparam_flags(train)
-    _add_sweep_command(commands)
+    sweep_args.add_sweep_command(commands)
     records.add_audit_command(commands)
 
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
@@ -204,55 +202,6 @@ def _exclusion(args: argparse.Namespace) -> tuple[int, ...]:
     return indices
 
 
-def _add_sweep_command(commands: Any) -> None:
-    sweep = commands.add_parser(
-        "sweep", help="search for the best settings: many runs, chosen by Optuna"
-    )
-    add_setup_flags(sweep)
-    group = sweep.add_argument_group("sweep", "what to search and for how long")
-    flag(
-        group,
-        "--space",
-        metavar="FILE.toml",
-        help="the settings to vary: `name = [a, b]` choices, `name = {low = 1e-4, high = 1e-2, "
-        "log = true}` a range, `name = value` fixed (default: learning rate, batch size and "
-        "dropout around the preset)",
-    )
-    flag(group, "--trials", type=int, metavar="N", help="trials to finish (default: 10)")
-    flag(group, "--timeout", type=float, metavar="SECONDS", help="start no trial after this")
-    flag(
-        group,
-        "--trial-budget",
-        type=float,
-        metavar="SECONDS",
-        help="stop each trial after this much training; it scores the accuracy reached by then",
-    )
-    flag(
-        group,
-        "--workers",
-        type=int,
-        metavar="N",
-        help="run N trial processes on this machine, sharing the study (default: 1)",
-    )
-    flag(
-        group,
-        "--storage",
-        metavar="URL",
-        help="a database Optuna's RDB storage takes (sqlite:///file.db, postgresql://...), so "
-        "that several machines share one study (default: a journal file in the sweep's folder)",
-    )
-    flag(group, "--study", metavar="NAME", help="the study's name in --storage")
-    flag(group, "--out", metavar="DIR", help="the sweep's folder (default: sweeps/<time>-<preset>)")
-    flag(group, "--resume", metavar="SWEEP_DIR", help="carry on an interrupted sweep")
-    flag(
-        group,
-        "--save-config",
-        metavar="FILE.toml",
-        help="write the best trial's settings, for --config",
-    )
-    add_hyperparam_flags(sweep)
-
-
 def _accepted(parser: argparse.ArgumentParser, command: str | None) -> set[str]:
     """The attribute names the (sub)command's parser can set."""
     chosen = parser
@@ -308,7 +257,7 @@ def resolve_hparams(args: argparse.Namespace) -> Hyperparams:
         chosen = chosen or from_file
     else:
         hparams = presets.preset(chosen or presets.DEFAULT_PRESET)
-    typed = {name: getattr(args, name) for name in HYPERPARAMS if hasattr(args, name)}
+    typed = {name: getattr(args, name) for name in SETTINGS if hasattr(args, name)}
     return Hyperparams.from_dict(typed, base=hparams)
 
 
@@ -362,7 +311,7 @@ def app_options(args: argparse.Namespace) -> AppOptions:
 
 def train_request(args: argparse.Namespace) -> TrainRequest:
     resume = getattr(args, "resume", None)
-    typed = sorted(name for name in HYPERPARAMS if hasattr(args, name))
+    typed = sorted(name for name in SETTINGS if hasattr(args, name))
     keep = getattr(args, "keep_checkpoints", None)
     if keep is not None and keep < 0:
         raise UsageError(f"--keep-checkpoints must be 0 or more, not {keep}.")
@@ -439,40 +388,6 @@ def _branch_request(args: argparse.Namespace, branch_from: str, typed: list[str]
     )
 
 
-def sweep_request(args: argparse.Namespace) -> Any:
-    """The `SweepRequest` for `mnist-tui sweep`; raises UsageError."""
-    from tui.sweep import SweepRequest  # Optuna: for this command only
-
-    for name in ("trials", "workers", "timeout", "trial_budget"):
-        value = getattr(args, name, None)
-        if value is not None and not value > 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be above 0, not {value:g}.")
-    resume = getattr(args, "resume", None)
-    typed = tuple(name for name in HYPERPARAMS if hasattr(args, name))
-    if resume is not None:
-        kept = ("config", "preset", "space", "storage", "study", "out", "trial_budget", "data")
-        changed = [f"--{name.replace('_', '-')}" for name in (*typed, *kept) if hasattr(args, name)]
-        if changed:
-            raise UsageError(
-                f"{', '.join(changed)} cannot change a sweep being resumed; only --trials, "
-                "--timeout, --workers and --save-config can."
-            )
-    return SweepRequest(
-        setup=setup_from(args),
-        space=getattr(args, "space", None),
-        fixed=typed,
-        trials=getattr(args, "trials", None),
-        timeout=getattr(args, "timeout", None),
-        trial_budget=getattr(args, "trial_budget", None),
-        workers=getattr(args, "workers", 1),
-        storage=getattr(args, "storage", None),
-        study=getattr(args, "study", None),
-        resume=resume,
-        out=getattr(args, "out", None),
-        save_config=getattr(args, "save_config", None),
-    )
-
-
 def predict_request(args: argparse.Namespace) -> PredictRequest:
     return PredictRequest(
         model=args.model,
@@ -521,7 +436,7 @@ def _headless(command: str, args: argparse.Namespace) -> int:
     if command == "train":
         request = train_request(args)
     elif command == "sweep":
-        request = sweep_request(args)
+        request = sweep_args.sweep_request(args, setup_from(args))
     elif command == "audit":
         request = records.audit_request(args)
     elif command == "evaluate":
