@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
@@ -10,8 +11,9 @@ from textual_plotext import PlotextPlot
 from tui.core.training.events import BatchProgress, EpochEnded
 from tui.core.training.snapshot import Snapshot
 
-REDRAW_INTERVAL = 1.0
-"""Seconds between redraws of the running curve; a plotext redraw is the costliest paint."""
+REDRAW_INTERVAL = 2.0
+"""Seconds between redraws of the running curve; a plotext redraw is the costliest paint, so it
+happens only with a progress event (whose repaint it shares) at least this long after the last."""
 
 
 TRAIN_COLOR = "cyan"
@@ -57,11 +59,11 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
         """The snapshot's completed epochs, in order."""
         self.running: list[tuple[float, float | None, float]] = []
         """(fractional epoch, running accuracy, running loss) inside the epoch in progress."""
-        self._dirty = False
+        self._drawn_at = 0.0
+        """`time.monotonic()` of the last redraw."""
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.set_interval(REDRAW_INTERVAL, self._redraw_if_dirty)
         self.watch(self.app, "snapshot", self.show)
         self.replot()
 
@@ -89,12 +91,13 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
             self.add_progress(progress)
 
     def add_progress(self, event: BatchProgress) -> None:
-        """Extend the running curve; drawn at the next tick rather than at once."""
+        """Extend the running curve; redrawn once `REDRAW_INTERVAL` has passed since the last."""
         x = event.epoch - 1 + event.step / max(event.steps, 1)
         if self.running and self.running[-1][0] >= x:
             return
         self.running.append((x, event.accuracy, event.loss))
-        self._dirty = True
+        if time.monotonic() - self._drawn_at >= REDRAW_INTERVAL:
+            self.replot()
 
     def watch_show_loss(self) -> None:
         self.replot()
@@ -109,13 +112,9 @@ class CurvesPlot(PlotextPlot):  # type: ignore[misc]
         self.replot()
 
     # --- drawing ------------------------------------------------------------------------------
-    def _redraw_if_dirty(self) -> None:
-        if self._dirty:
-            self.replot()
-
     def replot(self) -> None:
         """Redraw from the recorded data: clear, plot, refresh."""
-        self._dirty = False
+        self._drawn_at = time.monotonic()
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()

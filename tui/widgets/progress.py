@@ -66,12 +66,15 @@ class EpochProgress(Vertical):
         bar = self.query_one("#progress-bar", ProgressBar)
         done = s.epochs_done
         if s.phase in FITTING:
-            # Between epochs, or before the first batch: the next epoch, empty.
+            # Between epochs, or before the first batch: the next epoch, empty. Between epochs
+            # (once an epoch) the short text skips the layout pass, as progress does; the
+            # notes of a phase change may wrap, so they take one.
             steps = s.started.steps_per_epoch if s.started is not None else 1
-            self._epoch(f"epoch {min(done + 1, s.target)}/{s.target}")
+            between = s.phase is Phase.TRAINING
+            self._epoch(f"epoch {min(done + 1, s.target)}/{s.target}", layout=not between)
             bar.update(total=steps, progress=0)
             note = _NOTES.get(s.phase) or f"epoch {done + 1} starting…"
-            self._figures(note)
+            self._figures(note, layout=not between)
             return
         self._epoch(f"epoch {done}/{s.target}" if done else f"epoch -/{s.target}")
         bar.update(total=1, progress=1 if done else 0)

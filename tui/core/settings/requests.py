@@ -28,7 +28,7 @@ class Setup:
     tensorboard: bool = False
     distribute: DistributeOptions = field(default_factory=DistributeOptions)
     models_dir: str = DEFAULT_MODELS_DIR
-    progress_interval: float = 0.5
+    progress_interval: float = 1.0
     """Seconds between two progress events."""
     record: bool = True
     """Write run directories; off for the non-chief workers of a multi-worker cluster."""
