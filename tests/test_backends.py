@@ -37,11 +37,16 @@ def each_backend() -> list[Any]:
     ]
 
 
+def search_path(*folders: Path) -> str:
+    """PYTHONPATH for a child: `folders` first, then the caller's own (a backend may live there)."""
+    return os.pathsep.join([*map(str, folders), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 def run_child(backend: str, out: Path, *args: str) -> dict[str, Any]:
     env = {
         **os.environ,
         "KERAS_BACKEND": backend,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
+        "PYTHONPATH": search_path(ROOT, TESTS),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     done = subprocess.run(
@@ -118,7 +123,7 @@ def test_another_backend_after_keras_loaded_is_one_line(
 @pytest.mark.slow
 @pytest.mark.skipif(not installed("jax"), reason="the jax backend is not installed here")
 def test_the_command_line_trains_on_the_backend_it_is_given(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": search_path(ROOT)}
     env.pop("KERAS_BACKEND", None)
     out = tmp_path / "model.keras"
     done = subprocess.run(
@@ -153,7 +158,7 @@ def test_the_command_line_trains_on_the_backend_it_is_given(tmp_path: Path) -> N
 def test_stop_and_pause_act_in_time_on_every_backend(backend: str) -> None:
     # The controller's own tests of the controls, on this backend. JAX dispatches steps
     # asynchronously: before session.InStep, both acted an epoch late there.
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": search_path(ROOT)}
     done = subprocess.run(
         [
             sys.executable,

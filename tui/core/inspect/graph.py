@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tui.core.platform.runtime import import_keras
+from tui.core.platform.runtime import import_keras, to_numpy
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -83,7 +83,7 @@ def outputs_of(submodel: Any, images: np.ndarray) -> list[np.ndarray]:
     outputs = submodel(images, training=False)
     if not isinstance(outputs, list | tuple):
         outputs = [outputs]  # a model with one output returns it bare
-    return [np.asarray(output, dtype=np.float32) for output in outputs]
+    return [to_numpy(output) for output in outputs]
 
 
 def as_batch(images: np.ndarray, what: str) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 
 from tui.core.inspect.graph import as_batch, outputs_of, relu_output, submodel
 from tui.core.inspect.problems import find_problems
-from tui.core.platform.runtime import import_keras
+from tui.core.platform.runtime import import_keras, to_numpy
 from tui.core.training.callback import EventSink
 from tui.core.training.events import LayerFigures, LayerHealthMeasured, LayerInfo
 
@@ -95,7 +95,7 @@ class LayerHealthProbe:
 
         rows = []
         for layer in self._layers:
-            weights = [np.array(v.numpy(), dtype=np.float32, copy=True) for v in layer.weights]
+            weights = [np.array(to_numpy(v), copy=True) for v in layer.weights]
             previous = self._previous.get(layer.name)
             rows.append(
                 LayerFigures(

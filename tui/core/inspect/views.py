@@ -17,7 +17,7 @@ from tui.core.inspect.graph import (
     submodel,
 )
 from tui.core.platform.backend import input_gradient
-from tui.core.platform.runtime import import_keras
+from tui.core.platform.runtime import import_keras, to_numpy
 
 SaliencyMethod = Literal["smoothgrad", "gradient"]
 SALIENCY_METHODS: tuple[SaliencyMethod, ...] = ("smoothgrad", "gradient")
@@ -265,9 +265,7 @@ def penultimate_features(model: Any, images: np.ndarray, *, batch_size: int = 10
     features = np.empty((len(batch), width), dtype=np.float32)
     for start in range(0, len(batch), batch_size):
         chunk = features_of(batch[start : start + batch_size], training=False)
-        features[start : start + batch_size] = np.asarray(chunk, dtype=np.float32).reshape(
-            -1, width
-        )
+        features[start : start + batch_size] = to_numpy(chunk).reshape(-1, width)
     return features
 
 

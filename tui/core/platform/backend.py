@@ -140,10 +140,9 @@ def _jax_gradient(score: Callable[[Any], Any], images: np.ndarray) -> Any:
 
 def _torch_gradient(score: Callable[[Any], Any], images: np.ndarray) -> Any:
     import keras
-    import torch
 
-    x = torch.tensor(images, device=keras.backend.convert_to_tensor(images[:0]).device)
-    x.requires_grad_(True)
+    # On the device Keras uses (the GPU when there is one); a fresh leaf to differentiate.
+    x = keras.ops.convert_to_tensor(images).detach().clone().requires_grad_(True)
     score(x).backward()
     assert x.grad is not None
     return x.grad.detach().cpu().numpy()

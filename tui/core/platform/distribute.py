@@ -238,14 +238,17 @@ def describe_strategy(strategy: Any) -> str:
     return f"{name} · {local}"
 
 
-def steps_per_execution(strategy: Any) -> int:
-    """Batches per call into TensorFlow under `strategy` (see `model.STEPS_PER_EXECUTION`).
+def steps_per_execution(strategy: Any = None) -> int:
+    """Batches per call into the backend under `strategy` (see `STEPS_PER_EXECUTION`).
 
     One under any strategy: Keras's multi-step loop fails under MirroredStrategy and
     MultiWorkerMirroredStrategy alike with "You must feed a value for placeholder tensor"
     (keras-team/keras#19246; TensorFlow 2.21, Keras 3.15, on two CPU replicas and two workers).
+    One on PyTorch, whose Keras trainer refuses any other number at the first `fit`.
     """
-    return STEPS_PER_EXECUTION if strategy is None else 1
+    if strategy is not None or import_keras().backend.backend() == "torch":
+        return 1
+    return STEPS_PER_EXECUTION
 
 
 def training_device(strategy: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 from types import ModuleType
+from typing import Any
 
 from tui.core.platform.backend import backend_version, display_name, share_the_gpu
 from tui.core.platform.cpus import cores_text, usable_cores
@@ -34,6 +35,14 @@ def import_keras() -> ModuleType:
 
         absl.logging.set_verbosity(absl.logging.ERROR)
     return keras  # type: ignore[no-any-return]
+
+
+def to_numpy(value: object) -> Any:
+    """A tensor of whichever backend runs (or a Keras variable, or an array) as a float32 NumPy
+    array, detached from any gradient: PyTorch refuses `numpy()` on a tensor that keeps one."""
+    import numpy as np
+
+    return np.asarray(import_keras().ops.convert_to_numpy(value), dtype=np.float32)
 
 
 def device_info() -> DeviceInfo:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import tui.core.data.augment  # noqa: F401  (registers its layer with Keras: models that have it load)
+from tui.core.platform.distribute import steps_per_execution as batches_per_call
 from tui.core.platform.runtime import import_keras
 from tui.core.runs.catalog import archive_problem
 from tui.core.runs.layout import (
@@ -24,7 +25,7 @@ from tui.core.runs.layout import (
 )
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training.events import EpochEnded
-from tui.core.training.model import with_augmentation
+from tui.core.training.model import set_steps_per_execution, with_augmentation
 from tui.errors import error_line
 
 keras = import_keras()
@@ -161,7 +162,12 @@ def try_load_model(path: Path) -> tuple[Any, str | None]:
     problem = archive_problem(path, thorough=True)
     if problem is None:
         try:
-            return keras.saving.load_model(path), None
+            model = keras.saving.load_model(path)
         except Exception as err:  # Keras raises many types for a bad archive
             problem = error_line(err, limit=200)
+        else:
+            # The file keeps the batches per call it was trained with; this backend may take
+            # fewer (a model saved on TensorFlow, opened on PyTorch).
+            set_steps_per_execution(model, min(model.steps_per_execution, batches_per_call()))
+            return model, None
     return None, problem

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tui.core.inspect.predictions import NUM_CLASSES, Predictions
+from tui.core.platform.runtime import to_numpy
 
 LAYOUTS = {(28, 28, 1): "28x28x1", (28, 28): "28x28", (784,): "784 values"}
 """Input shapes (without the batch) that MNIST digits can be given as."""
@@ -74,7 +75,7 @@ class ModelAdapter:
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for a few images (a drawing), from any thread."""
-        outputs = np.asarray(self.model(self.feed(images), training=False), np.float32)
+        outputs = to_numpy(self.model(self.feed(images), training=False))
         return read_scores(outputs)[0]
 
 

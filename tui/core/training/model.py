@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tui.core.platform.distribute import STEPS_PER_EXECUTION
+from tui.core.platform.distribute import steps_per_execution as batches_per_call
 from tui.core.platform.runtime import import_keras
 from tui.core.settings.hyperparams import Hyperparams
 
@@ -15,7 +15,7 @@ def build_model(
     hparams: Hyperparams,
     *,
     compile_model: bool = True,
-    steps_per_execution: int = STEPS_PER_EXECUTION,
+    steps_per_execution: int | None = None,
 ) -> Any:
     """A `keras.Model` for 28x28x1 MNIST images, compiled unless told otherwise.
 
@@ -158,12 +158,15 @@ def build_optimizer(hparams: Hyperparams) -> Any:
 
 
 def compile_for(
-    model: Any, hparams: Hyperparams, *, steps_per_execution: int = STEPS_PER_EXECUTION
+    model: Any, hparams: Hyperparams, *, steps_per_execution: int | None = None
 ) -> None:
-    """Compile with the chosen optimizer, sparse categorical cross-entropy and accuracy."""
+    """Compile with the chosen optimizer, sparse categorical cross-entropy and accuracy (and as
+    many batches per call as the backend takes, unless told)."""
     model.compile(
         optimizer=build_optimizer(hparams),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=steps_per_execution,
+        steps_per_execution=batches_per_call()
+        if steps_per_execution is None
+        else steps_per_execution,
     )
