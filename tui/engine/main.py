@@ -69,11 +69,13 @@ class Engine:
             self.server.ever_connected = True
         self.server.run_job(Job("start", self._start_up))
         keeper = asyncio.ensure_future(self.server.keep_socket())
+        beat = asyncio.ensure_future(self.server.beat())
         grace = asyncio.ensure_future(self._grace())
         try:
             await self.server.finished.wait()
         finally:
             keeper.cancel()
+            beat.cancel()
             grace.cancel()
             self.controller.shutdown()
             self.controller.close()

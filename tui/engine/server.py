@@ -174,6 +174,16 @@ class EngineServer:
                     self._server.close()
                 await self._bind()
 
+    async def beat(self, every: float = p.HEARTBEAT_INTERVAL) -> None:
+        """A `Heartbeat` to each viewer with nothing else on its way: silence then means the
+        engine is not answering, not that nothing happens."""
+        beat = p.encode(p.Heartbeat())
+        while not self.finished.is_set():
+            await asyncio.sleep(every)
+            for viewer in list(self.viewers):
+                if not viewer.queue:
+                    viewer.send(beat)
+
     async def _bind(self) -> None:
         """Listen on the socket path, which appears only once the engine listens: bound under
         a temporary name and renamed, so a viewer that sees the file can connect at once."""
