@@ -34,7 +34,7 @@ from tui.messages import EngineConnected, EngineEvent, EngineLost
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.help import HelpScreen
-from tui.screens.quit import DETACH, STOP, QuitScreen
+from tui.screens.quit import DETACH, QUIT, STOP, QuitScreen
 from tui.screens.too_small import TooSmallScreen, too_small
 
 if TYPE_CHECKING:
@@ -268,6 +268,8 @@ class MnistApp(App[None]):
     async def _quit_chosen(self, choice: str | None) -> None:
         if choice == DETACH:
             self.detach()
+        elif choice == QUIT:
+            self._leave()
         elif choice == STOP:
             await self.handle.command(p.Shutdown)
             self._leave()
