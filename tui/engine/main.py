@@ -98,7 +98,7 @@ class Engine:
     def _start_up(self) -> None:
         """The first job: load, then open what was asked for, then train if asked."""
         c = self.controller
-        c.load()
+        c.load(self.start.resume)  # a run to reopen brings its own data, not the default's
         if self.start.resume is not None and c.claim_open_run(self.start.resume).run():
             return
         if self.start.model is not None:

@@ -29,7 +29,7 @@ import numpy as np
 from tui.core.data.mnist import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.inspect.predictions import Predictions
 from tui.core.runs.layout import RunError
-from tui.core.runs.recorder import RunRecorder
+from tui.core.runs.recorder import RunRecorder, recorded_data
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.requests import Setup
 from tui.core.training import budget
@@ -126,12 +126,16 @@ class TrainingController(Publisher):
             raise ControllerError(refused.reason)
 
     # --- loading ------------------------------------------------------------------------------
-    def load(self) -> None:
-        """Import TensorFlow, make the strategy and load the data, side by side; ends READY,
-        or BROKEN with the reason. Blocks the caller for seconds."""
+    def load(self, run: str | Path | None = None) -> None:
+        """Import TensorFlow, make the strategy and load the data (`run`'s own, for a run to be
+        reopened without --data), side by side; ends READY, or BROKEN with the reason. Blocks
+        the caller for seconds."""
         loader: threading.Thread | None = None
         if self.data is None:
-            loader = threading.Thread(target=self._load_data, name="load-data", daemon=True)
+            own = Path(run) if run and not self.setup.data_path else None
+            loader = threading.Thread(
+                target=self._load_data, args=(own,), name="load-data", daemon=True
+            )
             loader.start()
         else:
             notice = SAMPLE_NOTICE if self.data.is_sample else ""
@@ -143,9 +147,11 @@ class TrainingController(Publisher):
             broken = not backend_ok or self.data is None
             self._phase(Phase.BROKEN if broken else Phase.READY)
 
-    def _load_data(self) -> None:
+    def _load_data(self, run: Path | None) -> None:
         try:
-            data = load_mnist(self.setup.data_path).excluding(self.setup.exclude)
+            data = recorded_data(run) if run is not None else None
+            if data is None:
+                data = load_mnist(self.setup.data_path).excluding(self.setup.exclude)
         except DataError as err:
             self.publish(LoadFailed("data", str(err)))
             return
@@ -445,7 +451,7 @@ class TrainingController(Publisher):
         resumed, data = self.recorder.reopen(path, self._scope, self.data)
         if data is not self.data:
             self.data = data
-            note = f"the data run {resumed.run_dir.name} was trained on"
+            note = f"Run {resumed.run_dir.name} goes on with the data it was trained on."
             self.publish(DataLoaded(data.info, note))
         # The recorder now holds the reopened run, having released any other.
         self._forget_model(publish=False, keep_run=True)
