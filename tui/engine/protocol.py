@@ -21,7 +21,8 @@ from tui.engine.arrays import Array
 PROTOCOL_VERSION = 6
 """Bumped whenever a message changes shape (2: Hyperparams gained convs_per_block, 3: clean_epochs,
 4: layer problems as `LayerProblem`s, 5: arrays travel as `Array`, dtype and shape with the
-bytes, 6: the engine's `Heartbeat`); a viewer of another version is refused in a line."""
+bytes, 6: the engine's `Heartbeat`, and who asked for a stop); a viewer of another version is
+refused in a line."""
 HEARTBEAT_INTERVAL = 1.0
 """Seconds between the engine's `Heartbeat`s to a viewer that has nothing else queued."""
 MAX_COMMAND_BYTES = 1 << 20
@@ -56,11 +57,14 @@ class Train(Command, frozen=True):
 
 
 class StopNow(Command, frozen=True):
-    pass
+    by: str = ""
+    """Who asks and from where, for `mnist-tui stop` (see `login_description`); empty for
+    a viewer's key."""
 
 
 class StopAfterEpoch(Command, frozen=True):
-    pass
+    by: str = ""
+    """As `StopNow.by`."""
 
 
 class Pause(Command, frozen=True):

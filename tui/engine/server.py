@@ -371,10 +371,10 @@ class EngineServer:
         match command:
             case p.Train(hparams=hparams, preset=preset):
                 self.run_job(c.claim_round(hparams, preset))
-            case p.StopNow():
-                c.stop_now()
-            case p.StopAfterEpoch():
-                c.stop_after_epoch()
+            case p.StopNow(by=by):
+                c.stop_now(by)
+            case p.StopAfterEpoch(by=by):
+                c.stop_after_epoch(by)
             case p.Pause(paused=paused):
                 if paused is None:
                     return p.PauseState(c.toggle_pause())

@@ -148,6 +148,9 @@ class TrainingLog(RichLog):
                 self.note(f"◆ epoch target is now {target}{clamped}", "cyan")
             case events.LearningRateChanged(learning_rate=rate):
                 self.note(f"◆ learning rate is now {rate:g}", "cyan")
+            case events.StopRequested(after_epoch=after_epoch, by=by) if by:
+                when = "when this epoch ends" if after_epoch else "now"
+                self.note(f"◆ {by} asked to stop {when} (mnist-tui stop)", "bold yellow")
             case events.StopRequested(after_epoch=True):
                 self.note("◆ will stop when this epoch ends", "cyan")
             case events.StopRequested(after_epoch=False):
@@ -212,8 +215,9 @@ class TrainingLog(RichLog):
         elif reason in (events.StopReason.ERROR, events.StopReason.NAN):
             self.error(f"training failed, {reason.value}{detail}; {done}. r resets the model.")
         else:
+            said = f"stopped by {event.by}" if event.by else reason.value
             where = f" in epoch {event.epoch} at step {event.step}" if event.epoch else ""
-            self.note(f"■ {reason.value}{where}{detail}; {done}", "bold yellow")
+            self.note(f"■ {said}{where}{detail}; {done}", "bold yellow")
 
     def evaluated(self, event: events.Evaluated) -> None:
         self.write_line(

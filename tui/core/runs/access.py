@@ -4,19 +4,11 @@ whether it can be written, and whether something trains into it now."""
 from __future__ import annotations
 
 import os
-import pwd
 from pathlib import Path
 
+from tui.core.platform.login import user_name
 from tui.core.runs.layout import RunError
 from tui.core.runs.lock import RunBusy, busy_sentence, is_locked
-
-
-def user_name(uid: int) -> str:
-    """The login name of `uid`, or "uid N" where the system knows none."""
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
 
 
 def check_continuable(path: Path) -> None:

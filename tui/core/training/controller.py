@@ -277,11 +277,8 @@ class TrainingController(Publisher):
             self.publish(RunRecording(str(created.path)))
         callbacks = self.recorder.callbacks(session.clock, lambda: self.controls.learning_rate)
         outcome = session.train(self._from_training, callbacks)
-        self.publish(
-            TrainingStopped(
-                outcome.reason, session.epochs_done, outcome.message, outcome.epoch, outcome.step
-            )
-        )
+        o, by = outcome, self.controls.stopped_by
+        self.publish(TrainingStopped(o.reason, session.epochs_done, o.message, o.epoch, o.step, by))
         reason = outcome.reason
         if reason in (StopReason.ERROR, StopReason.NAN):
             self._phase(Phase.FAILED)
@@ -336,19 +333,20 @@ class TrainingController(Publisher):
             self.recorder.record_results(evaluated, predictions)
 
     # --- the controls -------------------------------------------------------------------------
-    def stop_now(self) -> None:
-        """Leave `fit` before the next group of batches; the epoch in progress is rolled back."""
+    def stop_now(self, by: str = "") -> None:
+        """Leave `fit` before the next group of batches; the epoch in progress is rolled back.
+        `by`: who asked and from where, for a stop from another login (`mnist-tui stop`)."""
         with self._lock:
             self._require(Action.STOP_NOW)
-            self.controls.stop_now()
-            self.publish(StopRequested(after_epoch=False))
+            self.controls.stop_now(by)
+            self.publish(StopRequested(after_epoch=False, by=by))
             self._phase(Phase.STOPPING)
 
-    def stop_after_epoch(self) -> None:
+    def stop_after_epoch(self, by: str = "") -> None:
         with self._lock:
             self._require(Action.STOP_AFTER_EPOCH)
-            self.controls.stop_after_epoch()
-            self.publish(StopRequested(after_epoch=True))
+            self.controls.stop_after_epoch(by)
+            self.publish(StopRequested(after_epoch=True, by=by))
 
     def pause(self) -> None:
         with self._lock:
