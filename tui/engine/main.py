@@ -171,5 +171,9 @@ def main(argv: list[str]) -> int:
     asyncio.run(run())
     log.info("engine %s ends", start.id)
     logging.shutdown()
+    # Ended cleanly: nothing in its log is news (a crash skips this, so its log stays a while).
+    if start.log:
+        with contextlib.suppress(OSError):
+            Path(start.log).unlink()
     # TensorFlow's threads can hold an interpreter exit for seconds; the run is recorded.
     os._exit(0)
