@@ -70,12 +70,21 @@ class ScriptedEngine:
         self._stop = asyncio.Event()
         server = await asyncio.start_unix_server(self._connected, path=self.socket)
         self._bound.set()
+        beat = asyncio.ensure_future(self._beat())
         await self._stop.wait()
+        beat.cancel()
         server.close()
         for writer in self._writers:
             writer.close()
         with contextlib.suppress(FileNotFoundError):
             Path(self.socket).unlink()
+
+    async def _beat(self) -> None:
+        """Heartbeats as a live engine sends them, so that no viewer takes it for frozen."""
+        while True:
+            await asyncio.sleep(p.HEARTBEAT_INTERVAL)
+            for writer in self._writers:
+                writer.write(p.encode(p.Heartbeat()))
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readline()  # Hello

@@ -24,6 +24,7 @@ from tui.core.training.phase import Phase
 from tui.core.training.snapshot import Snapshot, initial_snapshot
 from tui.engine import protocol as p
 from tui.screens.help import HelpScreen
+from tui.screens.quit import QuitScreen
 from tui.widgets.hyperparams import FIELD_NAMES, parse_field
 
 INPUT_FIELDS = [
@@ -55,14 +56,46 @@ def error_text(app: MnistApp, name: str) -> str:
     return str(app.dashboard.panel.query_one(f"#hp-{name}-error", Static).render())
 
 
-async def test_t_while_loading_says_so() -> None:
+async def test_t_while_loading_is_kept_and_trains_once_ready() -> None:
     loading = initial_snapshot(preset("default"), "default")
     async with scripted(loading) as (app, pilot, engine):
         assert app.phase is Phase.LOADING
         assert "loading" in str(app.dashboard.status.render())
         await pilot.press("t")
-        await until(pilot, lambda: any("Still loading" in t for t in toasts(app)))
+        await until(pilot, lambda: any("once the model is ready" in t for t in toasts(app)))
         assert not sent(engine, p.Train)
+        engine.emit(PhaseChanged(Phase.OPENING))
+        await until(pilot, lambda: app.phase is Phase.OPENING)
+        assert not sent(engine, p.Train), "still not ready while a run opens"
+        engine.emit(PhaseChanged(Phase.READY))
+        await until(pilot, lambda: bool(sent(engine, p.Train)))
+        assert sent(engine, p.Train)[0].hparams == preset("default")
+
+
+async def test_t_while_loading_is_dropped_when_loading_fails() -> None:
+    loading = initial_snapshot(preset("default"), "default")
+    async with scripted(loading) as (app, pilot, engine):
+        await pilot.press("t")
+        await until(pilot, lambda: app.dashboard.train_when_ready)
+        engine.emit(LoadFailed("data", "No MNIST here."), PhaseChanged(Phase.BROKEN))
+        await until(pilot, lambda: app.phase is Phase.BROKEN)
+        assert not app.dashboard.train_when_ready and not sent(engine, p.Train)
+
+
+async def test_the_quit_dialog_follows_a_round_that_ends_under_it() -> None:
+    training = msgspec.structs.replace(ready(), phase=Phase.TRAINING)
+    async with scripted(training) as (app, pilot, engine):
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        question = app.screen.query_one("#confirm-question", Static)
+        assert "Leave it training" in str(question.render())
+        engine.emit(PhaseChanged(Phase.FINISHED))
+        await until(pilot, lambda: "Training has ended" in str(question.render()))
+        assert not app.screen.query_one("#quit-stop").display
+        await pilot.press("l")  # meant "leave it training": nothing is left, so it quits
+        await until(pilot, lambda: not app.is_running)
+        assert not app.farewell, "no 'training goes on in the background' for a finished run"
+        assert not sent(engine, p.Shutdown)
 
 
 async def test_t_sends_the_panel_settings_and_preset() -> None:

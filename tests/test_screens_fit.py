@@ -144,7 +144,7 @@ async def test_log_lines_wrap_again_when_the_log_gets_wider() -> None:
         wider = len(app.dashboard.training_log.lines)
         assert wider < narrow
         lines = [line.text for line in app.dashboard.training_log.lines]
-        assert any("epoch 1/5  loss 0.2629 acc 92.03% │ val loss 0.0586" in line for line in lines)
+        assert any("epoch 1/5  loss 0.2629 acc 92.03% │ val 0.0586" in line for line in lines)
 
 
 # --- 5. the save dialog never cuts its own sentences ----------------------------------------------

@@ -34,7 +34,7 @@ from tui.messages import EngineConnected, EngineEvent, EngineLost
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.help import HelpScreen
-from tui.screens.quit import DETACH, STOP, QuitScreen
+from tui.screens.quit import DETACH, QUIT, STOP, QuitScreen
 from tui.screens.too_small import TooSmallScreen, too_small
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ class MnistApp(App[None]):
     """The engine's state as last heard: what every widget and screen draws from."""
     predictions: var[Predictions | None] = var(None, init=False)
     """The current model's test-set predictions, fetched when the engine has new ones."""
+    silence: var[int] = var(0, init=False)
+    """Whole seconds the engine has not answered, once that is past `NOT_ANSWERING`; else 0."""
 
     def __init__(self, options: AppOptions, connector: Connector) -> None:
         super().__init__()
@@ -110,6 +112,7 @@ class MnistApp(App[None]):
             self.push_screen(TooSmallScreen())
         # Started after the first frame, so that nothing competes with painting it.
         self.call_after_refresh(self._connect)
+        self.set_interval(1.0, self._check_engine)
         if self.handle_signals:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -189,6 +192,26 @@ class MnistApp(App[None]):
         else:
             self.notify(f"{reason}; q quits.", title="The engine is gone", severity="error")
 
+    def _check_engine(self) -> None:
+        """The watchdog: say when the engine stops answering, and when it answers again."""
+        seconds = int(self.handle.silence())
+        if seconds and not self.silence:
+            text = f"engine not answering for {seconds} s (pid {self.pid_text})"
+            self.dashboard.training_log.error(f"The {text}.")
+            self.notify(
+                f"No word from the engine (pid {self.pid_text}) for {seconds} s: it may be "
+                "stopped (kill -STOP) or starved. Keys that need it say so until it answers.",
+                title="The engine is not answering",
+                severity="error",
+                timeout=10,
+            )
+        elif self.silence and not seconds:
+            self.dashboard.training_log.note(
+                f"The engine (pid {self.pid_text}) answers again.", "dim"
+            )
+            self.notify(f"The engine (pid {self.pid_text}) answers again.")
+        self.silence = seconds
+
     async def attach(self, engine: p.EngineInfo) -> None:
         """Watch another live engine, as `mnist-tui attach` does. The one left behind trains on
         in the background, or ends, when idle, once no viewer is left."""
@@ -245,6 +268,8 @@ class MnistApp(App[None]):
     async def _quit_chosen(self, choice: str | None) -> None:
         if choice == DETACH:
             self.detach()
+        elif choice == QUIT:
+            self._leave()
         elif choice == STOP:
             await self.handle.command(p.Shutdown)
             self._leave()

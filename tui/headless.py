@@ -319,8 +319,8 @@ def run_train(request: TrainRequest, console: Console) -> int:
     chief = task is None or task.is_chief
     if not chief:
         setup = dataclasses.replace(setup, record=False)
-    if request.resume is not None and not Path(request.resume).is_dir():
-        raise UsageError(f"{request.resume} is not a directory; pass a folder under runs/.")
+    if request.resume is not None:
+        _check_resumable(Path(request.resume))
     branch = None
     if request.branch_from is not None:
         from tui.branch import plan_branch
@@ -341,6 +341,19 @@ def run_train(request: TrainRequest, console: Console) -> int:
         controller.close()
 
 
+def _check_resumable(run: Path) -> None:
+    """Refuse a run that cannot be continued before TensorFlow or any data loads (seconds)."""
+    from tui.core.runs.access import check_continuable
+    from tui.core.runs.layout import RunError
+
+    if not run.is_dir():
+        raise UsageError(f"{run} is not a directory; pass a folder under runs/.")
+    try:
+        check_continuable(run)
+    except RunError as err:
+        raise UsageError(str(err)) from None
+
+
 def _train(
     controller: TrainingController,
     request: TrainRequest,
@@ -351,7 +364,7 @@ def _train(
 ) -> int:
     reporter = TrainReporter(console)
     controller.subscribe(reporter)
-    controller.load()
+    controller.load(request.resume)
     snapshot = controller.snapshot
     if snapshot.phase is Phase.BROKEN:
         raise UsageError(snapshot.problem)

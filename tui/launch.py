@@ -22,11 +22,14 @@ def run_app(options: AppOptions, connector: Connector | None = None) -> int:
     """Run the app in this terminal; returns the exit code (128 + the signal that ended it).
 
     Raises:
-        UsageError: there is no terminal to run in (nothing is started then).
+        UsageError: there is no terminal to run in, or the run to resume is not this user's
+            to continue (nothing is started then).
     """
     from tui.core.platform.quiet import native_stderr_to, tensorflow_log_path
 
     _require_terminal()
+    if options.resume is not None:
+        _check_run(Path(options.resume))
     path = tensorflow_log_path()
     # The app is built inside the redirection so Textual paints on the terminal stream.
     with native_stderr_to(path):
@@ -50,6 +53,18 @@ def _require_terminal() -> None:
         raise UsageError(problem)
 
 
+def _check_run(run: Path) -> None:
+    """Refuse a run that is another user's, not writable or trained into now, before any
+    engine or data loads."""
+    from tui.core.runs.access import check_continuable
+    from tui.core.runs.layout import RunError
+
+    try:
+        check_continuable(run)
+    except RunError as err:
+        raise UsageError(str(err)) from None
+
+
 def run_attached(request: AttachRequest) -> int:
     """`mnist-tui attach [RUN]`: the app on a live engine, or on a run that is no longer live."""
     from tui.core.settings import presets
@@ -68,6 +83,7 @@ def run_attached(request: AttachRequest) -> int:
     if request.run is not None:
         run = _find_run(request.run, request.runs_dir)
         if run is not None:
+            _check_run(run)
             print(f"{run.name} is not training any more; opening it from {run}.", flush=True)
             return run_app(AppOptions(options.setup, resume=str(run)))
     say_error(

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -37,10 +38,17 @@ class EngineClient:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[p.Reply]] = {}
         self.closed = False
+        self.heard = time.monotonic()
+        """When the engine's last line arrived (its heartbeats keep this fresh)."""
 
     @property
     def engine(self) -> p.EngineInfo:
         return self.welcome.engine
+
+    @property
+    def silent_for(self) -> float:
+        """Seconds since the engine last said anything (0 once the connection is closed)."""
+        return 0.0 if self.closed else time.monotonic() - self.heard
 
     @classmethod
     async def connect(
@@ -105,6 +113,7 @@ class EngineClient:
                     break
                 if not line:
                     break
+                self.heard = time.monotonic()
                 try:
                     message = p.decode_server(line)
                 except p.ProtocolError as err:
@@ -122,7 +131,7 @@ class EngineClient:
                         future.set_result(message)
                 elif isinstance(message, p.Closing):
                     reason = message.reason
-                elif not isinstance(message, p.Welcome | p.Refused):
+                elif not isinstance(message, p.Welcome | p.Refused | p.Heartbeat):
                     on_event(message)
         finally:
             self.closed = True

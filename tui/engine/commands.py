@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from tui.core.platform.login import login_description
 from tui.core.settings.requests import StopRequest, TrainRequest
 from tui.core.training.events import LoadFailed, Notice, PhaseChanged, RunRecording, TrainingEvent
 from tui.core.training.phase import FITTING, Phase
@@ -82,9 +83,10 @@ def run_ps(console: Console | None = None) -> int:
         if snapshot is None:
             table.add_row(run, "not answering", "-", "-", "-", str(info.pid), _since(info.started))
             continue
+        stopping = snapshot.stop_after_epoch and snapshot.phase in FITTING
         table.add_row(
             Path(snapshot.run).name if snapshot.run else run,
-            snapshot.phase.label,
+            "stopping after this epoch" if stopping else snapshot.phase.label,
             f"{snapshot.epochs_done}/{snapshot.target}",
             format_percent(snapshot.last_val_accuracy, missing="-"),
             format_eta(eta_seconds(snapshot)),
@@ -108,8 +110,9 @@ def run_stop(request: StopRequest, console: Console | None = None) -> int:
         say_error(f"no live {what}; `{PROG} ps` lists the live ones.")
         return EXIT_BAD_INPUT
     kind = p.StopNow if request.now else p.StopAfterEpoch
+    by = login_description()  # its viewers say who stopped it, and from where
     try:
-        reply = asyncio.run(with_engine(engine.socket, "stop", lambda c: c.request(kind)))
+        reply = asyncio.run(with_engine(engine.socket, "stop", lambda c: c.request(kind, by=by)))
     except EngineUnavailable as err:
         say_error(str(err))
         return EXIT_FAILED

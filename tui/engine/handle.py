@@ -28,6 +28,9 @@ T = TypeVar("T")
 
 SLOW_ANSWER = 60.0
 """Seconds a screen waits for the model (SmoothGrad on a busy CPU takes a second or two)."""
+NOT_ANSWERING = 5.0
+"""Seconds without a line from the engine (it sends a heartbeat every second) after which it
+counts as not answering: stopped, swapped out or hung."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,15 @@ class EngineHandle:
         self.client: EngineClient | None = None
         self.notify = notify
 
+    def silence(self) -> float:
+        """Seconds the engine has said nothing once that is past `NOT_ANSWERING`; 0 while it
+        answers (or when there is no engine: that is said otherwise)."""
+        client = self.client
+        if client is None:
+            return 0.0
+        silent = client.silent_for
+        return silent if silent >= NOT_ANSWERING else 0.0
+
     async def command(
         self,
         kind: type[p.Command],
@@ -83,6 +95,14 @@ class EngineHandle:
         client = self.client
         if client is None:
             return "Not connected to an engine.", "warning"
+        silent = self.silence()
+        if silent:
+            # Sent now, it would act whenever the engine wakes: later than anyone expects.
+            return (
+                f"The engine (pid {client.engine.pid}) has not answered for {silent:.0f} s, so "
+                "nothing was sent; try again once it answers.",
+                "warning",
+            )
         try:
             reply = await asyncio.wait_for(client.request(kind, **fields), timeout)
         except TimeoutError:

@@ -69,11 +69,13 @@ class Engine:
             self.server.ever_connected = True
         self.server.run_job(Job("start", self._start_up))
         keeper = asyncio.ensure_future(self.server.keep_socket())
+        beat = asyncio.ensure_future(self.server.beat())
         grace = asyncio.ensure_future(self._grace())
         try:
             await self.server.finished.wait()
         finally:
             keeper.cancel()
+            beat.cancel()
             grace.cancel()
             self.controller.shutdown()
             self.controller.close()
@@ -96,7 +98,7 @@ class Engine:
     def _start_up(self) -> None:
         """The first job: load, then open what was asked for, then train if asked."""
         c = self.controller
-        c.load()
+        c.load(self.start.resume)  # a run to reopen brings its own data, not the default's
         if self.start.resume is not None and c.claim_open_run(self.start.resume).run():
             return
         if self.start.model is not None:
@@ -169,5 +171,9 @@ def main(argv: list[str]) -> int:
     asyncio.run(run())
     log.info("engine %s ends", start.id)
     logging.shutdown()
+    # Ended cleanly: nothing in its log is news (a crash skips this, so its log stays a while).
+    if start.log:
+        with contextlib.suppress(OSError):
+            Path(start.log).unlink()
     # TensorFlow's threads can hold an interpreter exit for seconds; the run is recorded.
     os._exit(0)

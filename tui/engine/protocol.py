@@ -18,10 +18,13 @@ from tui.core.training.events import TrainingEvent
 from tui.core.training.snapshot import Snapshot
 from tui.engine.arrays import Array
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 """Bumped whenever a message changes shape (2: Hyperparams gained convs_per_block, 3: clean_epochs,
 4: layer problems as `LayerProblem`s, 5: arrays travel as `Array`, dtype and shape with the
-bytes); a viewer of another version is refused in a line."""
+bytes, 6: the engine's `Heartbeat`, and who asked for a stop); a viewer of another version is
+refused in a line."""
+HEARTBEAT_INTERVAL = 1.0
+"""Seconds between the engine's `Heartbeat`s to a viewer that has nothing else queued."""
 MAX_COMMAND_BYTES = 1 << 20
 """The longest line the engine reads from a viewer (a drawing is 25 KB); longer: dropped."""
 MAX_MESSAGE_BYTES = 64 << 20
@@ -54,11 +57,14 @@ class Train(Command, frozen=True):
 
 
 class StopNow(Command, frozen=True):
-    pass
+    by: str = ""
+    """Who asks and from where, for `mnist-tui stop` (see `login_description`); empty for
+    a viewer's key."""
 
 
 class StopAfterEpoch(Command, frozen=True):
-    pass
+    by: str = ""
+    """As `StopNow.by`."""
 
 
 class Pause(Command, frozen=True):
@@ -185,6 +191,11 @@ class Closing(Message, frozen=True):
     reason: str
 
 
+class Heartbeat(Message, frozen=True):
+    """The engine is alive and answering, though nothing happens: a viewer that hears no line
+    for several `HEARTBEAT_INTERVAL`s knows it is stopped (SIGSTOP), swapped out or hung."""
+
+
 class Target(msgspec.Struct, frozen=True, tag=True):
     target: int
 
@@ -235,7 +246,7 @@ class Reply(Message, frozen=True):
     value: ReplyValue | None = None
 
 
-ServerMessage: TypeAlias = Welcome | Refused | Closing | Reply | TrainingEvent
+ServerMessage: TypeAlias = Welcome | Refused | Closing | Heartbeat | Reply | TrainingEvent
 
 
 class _Version(msgspec.Struct):

@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import stat
+import time
 from pathlib import Path
 
 import msgspec
@@ -24,6 +25,8 @@ SOCKET_PATH_LIMIT = 100
 """Unix socket paths must fit in sun_path (108 bytes on Linux, 104 on macOS), with room."""
 STATE_ENV = "MNIST_TUI_STATE_DIR"
 """Overrides where engines live (tests; a shared machine with an odd /tmp)."""
+CRASHED_LOG_KEEP = 3 * 86_400.0
+"""Seconds the log of an engine that ended without cleaning up is kept for a person to read."""
 
 
 class RegistryError(Exception):
@@ -88,6 +91,18 @@ def record_path(engine_id: str) -> Path:
 
 def log_path(engine_id: str) -> Path:
     return state_dir() / f"{engine_id}.log"
+
+
+def prune_logs(keep: float = CRASHED_LOG_KEEP) -> None:
+    """Remove the logs of engines that are gone and were last written over `keep` seconds ago:
+    an engine that ends cleanly removes its own, so these are the crashed ones, read or not."""
+    folder = state_dir(create=False)
+    live = {info.id for info in live_engines()}
+    now = time.time()
+    for path in folder.glob("*.log"):
+        with contextlib.suppress(OSError):
+            if path.stem not in live and now - path.stat().st_mtime > keep:
+                path.unlink()
 
 
 def write_record(info: EngineInfo, *also: Path) -> None:

@@ -174,6 +174,16 @@ class EngineServer:
                     self._server.close()
                 await self._bind()
 
+    async def beat(self, every: float = p.HEARTBEAT_INTERVAL) -> None:
+        """A `Heartbeat` to each viewer with nothing else on its way: silence then means the
+        engine is not answering, not that nothing happens."""
+        beat = p.encode(p.Heartbeat())
+        while not self.finished.is_set():
+            await asyncio.sleep(every)
+            for viewer in list(self.viewers):
+                if not viewer.queue:
+                    viewer.send(beat)
+
     async def _bind(self) -> None:
         """Listen on the socket path, which appears only once the engine listens: bound under
         a temporary name and renamed, so a viewer that sees the file can connect at once."""
@@ -361,10 +371,10 @@ class EngineServer:
         match command:
             case p.Train(hparams=hparams, preset=preset):
                 self.run_job(c.claim_round(hparams, preset))
-            case p.StopNow():
-                c.stop_now()
-            case p.StopAfterEpoch():
-                c.stop_after_epoch()
+            case p.StopNow(by=by):
+                c.stop_now(by)
+            case p.StopAfterEpoch(by=by):
+                c.stop_after_epoch(by)
             case p.Pause(paused=paused):
                 if paused is None:
                     return p.PauseState(c.toggle_pause())

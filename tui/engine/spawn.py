@@ -84,6 +84,7 @@ def spawn_engine(
         engine_id = registry.new_engine_id()
         socket = registry.socket_path(engine_id)
         log = registry.log_path(engine_id)
+        registry.prune_logs()
     except registry.RegistryError as err:
         raise SpawnError(str(err)) from None
     start = EngineStart(

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 
 from tui.core.settings.hyperparams import INT_BOUNDS
-from tui.core.training.phase import FITTING, Action, Phase
+from tui.core.training.phase import FITTING, IDLE, Action, Phase
 from tui.core.training.snapshot import Snapshot, refusal
 from tui.engine import protocol as p
 from tui.screens.confirm import ConfirmScreen
@@ -42,6 +42,8 @@ KEY_ACTIONS = {
     "save_model": Action.SAVE_MODEL,
 }
 """Keys hidden from the footer while the engine would refuse them."""
+NOT_YET = frozenset({Phase.LOADING, Phase.OPENING})
+"""Phases in which `t` waits: training starts by itself once they are over."""
 
 
 class DashboardScreen(Screen[None]):
@@ -75,6 +77,8 @@ class DashboardScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._shown: Snapshot | None = None
+        self.train_when_ready = False
+        """`t` was pressed while the engine was loading or opening: train once it is idle."""
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -136,6 +140,10 @@ class DashboardScreen(Screen[None]):
             and (s.target, s.learning_rate) == (before.target, before.learning_rate)
         ):
             return  # progress alone (several times a second): nothing here changes
+        if self.train_when_ready and s.phase not in NOT_YET:
+            self.train_when_ready = False
+            if s.phase in IDLE:
+                self.run_worker(self.action_train(), group="queued-train")
         if before is None or s.hparams is not before.hparams:
             # Another engine's settings, or ones it applied (a run opened, a round started).
             if before is None and s.model is None and not s.history:
@@ -177,6 +185,11 @@ class DashboardScreen(Screen[None]):
 
     # --- training -------------------------------------------------------------------------------
     async def action_train(self) -> None:
+        if self.snapshot.phase in NOT_YET:
+            self.train_when_ready = True
+            what = "MNIST loads" if self.snapshot.phase is Phase.LOADING else "the run opens"
+            self.notify(f"Will start training once the model is ready ({what} first).")
+            return
         if self._refused(Action.TRAIN):
             return
         invalid = self.panel.first_invalid()

@@ -92,6 +92,8 @@ class InspectScreen(Screen[None]):
         yield FittingFooter()
 
     def on_mount(self) -> None:
+        # The feature maps run below 24 rows: the arrow and page keys scroll to them.
+        self.query_one(VerticalScroll).focus()
         self._ask()
 
     @property

@@ -13,13 +13,16 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from tui.core.training.events import LayerFigures
+from tui.core.training.events import LayerFigures, LayerInfo
 from tui.core.training.snapshot import Snapshot
 from tui.widgets.footer import FittingFooter
 
 SPARKS = "▁▂▃▄▅▆▇█"
-TREND_MIN, TREND_MAX = 5, 16
+TREND_MIN, TREND_MAX = 3, 16
 """Epochs each trend shows (the latest): as many as the width allows, within these."""
+TITLES = ("layer", "kind", "output", "params", "norm", "update", "dead", "")
+PADDING = 2
+"""A DataTable cell's padding, both sides together."""
 WARNING = "⚠"
 SHORT_KINDS = {"MaxPooling2D": "MaxPool2D", "BatchNormalization": "BatchNorm"}
 
@@ -49,6 +52,24 @@ def _with_trend(figure: str, trend: str) -> Text:
 def _figure(value: float | None, digits: int) -> str:
     """`digits` significant digits, trailing zeros kept so that a column reads evenly (0.20)."""
     return "-" if value is None else format(value, f"#.{digits}g").rstrip(".")
+
+
+def _described(layer: LayerInfo) -> tuple[str, str, str, str]:
+    """A layer's name, kind, output shape and parameter count as the table shows them."""
+    shape = "x".join("?" if d is None else str(d) for d in layer.output_shape[1:])
+    return layer.name, SHORT_KINDS.get(layer.kind, layer.kind), shape, f"{layer.params:,}"
+
+
+def _figures(figures: LayerFigures | None) -> tuple[str, str, str]:
+    """A layer's latest weight norm, update size and dead share as the table shows them."""
+    if figures is None:
+        return "-", "-", "-"
+    dead = figures.dead_share
+    return (
+        _figure(figures.weight_norm, 3),
+        _figure(figures.update_ratio, 2),
+        "-" if dead is None else f"{dead:.0%}",
+    )
 
 
 class ModelScreen(Screen[None]):
@@ -82,7 +103,7 @@ class ModelScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for title in ("layer", "kind", "output", "params", "norm", "update", "dead", ""):
+        for title in TITLES:
             table.add_column(title, key=title or "mark")
         self.show(self.snapshot)
         table.focus()
@@ -95,6 +116,9 @@ class ModelScreen(Screen[None]):
             or snapshot.health is not self.snapshot.health
         ):
             self.show(snapshot)
+
+    def on_resize(self) -> None:
+        self.show(self.snapshot)  # the trends take the width there is
 
     def show(self, snapshot: Snapshot) -> None:
         """Redraw from the engine's state (the layers, and their figures so far)."""
@@ -112,7 +136,8 @@ class ModelScreen(Screen[None]):
         )
         latest = snapshot.health[-1] if snapshot.health else None
         now = {f.layer: f for f in latest.layers} if latest else {}
-        trend = min(TREND_MAX, max(TREND_MIN, (self.size.width - 64) // 3 + TREND_MIN))
+        figures_now = [_figures(now.get(layer.name)) for layer in snapshot.layers]
+        trend = self._trend_length(snapshot, figures_now)
         recent = snapshot.health[-trend:]
         history: dict[str, list[LayerFigures | None]] = {
             layer.name: [next((f for f in h.layers if f.layer == layer.name), None) for h in recent]
@@ -122,29 +147,17 @@ class ModelScreen(Screen[None]):
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
-        for layer in snapshot.layers:
-            figures = now.get(layer.name)
+        for layer, (norm, update, dead) in zip(snapshot.layers, figures_now, strict=True):
             past = history[layer.name]
-            shape = "x".join("?" if d is None else str(d) for d in layer.output_shape[1:])
             mark = Text(WARNING, style="bold yellow") if layer.name in troubled else Text("")
-            dead = None if not figures or figures.dead_share is None else figures.dead_share
             table.add_row(
-                layer.name,
-                SHORT_KINDS.get(layer.kind, layer.kind),
-                shape,
+                *_described(layer)[:3],
                 Text(f"{layer.params:,}", justify="right"),
+                _with_trend(norm, sparkline([f.weight_norm if f else None for f in past])),
                 _with_trend(
-                    _figure(figures.weight_norm if figures else None, 3),
-                    sparkline([f.weight_norm if f else None for f in past]),
+                    update, sparkline([f.update_ratio if f else None for f in past], log=True)
                 ),
-                _with_trend(
-                    _figure(figures.update_ratio if figures else None, 2),
-                    sparkline([f.update_ratio if f else None for f in past], log=True),
-                ),
-                _with_trend(
-                    "-" if dead is None else f"{dead:.0%}",
-                    sparkline([f.dead_share if f else None for f in past]),
-                ),
+                _with_trend(dead, sparkline([f.dead_share if f else None for f in past])),
                 mark,
             )
         if 0 <= row < table.row_count:
@@ -153,6 +166,27 @@ class ModelScreen(Screen[None]):
         self.query_one("#model-problems", Static).update(
             "\n".join(f"{WARNING} {p.text}" for p in problems)
         )
+
+    def _trend_length(self, snapshot: Snapshot, figures: list[tuple[str, str, str]]) -> int:
+        """The longest trend (in epochs) with which the table fits the terminal's width, so
+        that no column is cut ("dead" read "dea" at 80 columns)."""
+        texts = [
+            (*_described(layer), *f) for layer, f in zip(snapshot.layers, figures, strict=True)
+        ]
+        widest = [
+            max([len(title), *(len(row[i]) for row in texts)])
+            for i, title in enumerate(TITLES[:-1])
+        ]
+        # Room: the screen less the scrollbar and the warning mark's column.
+        room = self.app.size.width - 1 - (len(WARNING) + PADDING)
+        for trend in range(TREND_MAX, TREND_MIN, -1):
+            width = sum(
+                max(len(TITLES[i]), widest[i] + (1 + trend if i >= 4 else 0)) + PADDING
+                for i in range(len(widest))
+            )
+            if width <= room:
+                return trend
+        return TREND_MIN
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -41,9 +41,15 @@ class StatusBar(Static):
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
     """What the engine says; None until it first answers."""
+    silence: reactive[int] = reactive(0)
+    """Seconds the engine has not answered (0 while it does): shown instead of the phase."""
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._follow, init=False)
+        self.watch(self.app, "silence", self._silent, init=False)
+
+    def _silent(self, seconds: int) -> None:
+        self.silence = seconds
 
     def _follow(self, snapshot: Snapshot) -> None:
         # Progress arrives several times a second and changes nothing this line shows; a
@@ -80,8 +86,11 @@ class StatusBar(Static):
             parts += [(data_text(s, compact=compact), "status--data"), sep]
         if "device" not in drop:
             parts += [(device, "status--device"), sep]
+        phase = (f"● {s.phase.label}", f"status--state-{s.phase.value}")
+        if self.silence:
+            phase = (f"● not answering {self.silence} s", "status--state-broken")
         parts += [
-            (f"● {s.phase.label}", f"status--state-{s.phase.value}"),
+            phase,
             sep,
             epoch,
             sep,

@@ -12,7 +12,7 @@ from tui.core.settings.hyperparams import Hyperparams
 from tui.core.training import events
 from tui.core.training.phase import Phase
 from tui.core.training.snapshot import Snapshot
-from tui.format import count, format_percent, format_rate
+from tui.format import count, format_eta, format_percent, format_rate
 from tui.widgets.status import data_text
 
 MAX_LINES = 5000
@@ -39,6 +39,13 @@ def describe_hparams(h: Hyperparams) -> str:
     return ", ".join(parts)
 
 
+def _took(seconds: float | None) -> str:
+    """An epoch's time: "15.5s" under a minute, then "20:35" or "1:06:40"."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 59.95 else format_eta(seconds)
+
+
 class TrainingLog(RichLog):
     """A scrolling log with one line per event, so the wording lives in one place.
 
@@ -59,6 +66,10 @@ class TrainingLog(RichLog):
         self._last: events.TrainingEvent | None = None
         """The newest journal entry written (by identity: the snapshot keeps the same objects)."""
         self._phase: Phase | None = None
+        self._at_end = True
+        self._rewrapping = False
+        """Whether the log showed its newest line when it last scrolled: a resize keeps it
+        there (a resize moves the end, so whether it is at the end now says nothing)."""
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self.follow)
@@ -85,18 +96,22 @@ class TrainingLog(RichLog):
         self._written.append(text)
         self.write(text)
 
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if not self._rewrapping:
+            self._at_end = new_value >= self.max_scroll_y
+
     def on_resize(self, event: Resize) -> None:
-        width = self.scrollable_content_region.width
-        if width == self._wrapped_at or not self._written:
-            self._wrapped_at = width
-            return
+        at_end, width = self._at_end, self.scrollable_content_region.width
+        if width != self._wrapped_at and self._written:
+            self._rewrapping = True
+            self.clear()
+            for text in self._written:
+                self.write(text, scroll_end=False)
+            self._rewrapping = False
         self._wrapped_at = width
-        at_end = self.is_vertical_scroll_end
-        self.clear()
-        for text in self._written:
-            self.write(text, scroll_end=False)
         if at_end:
-            self.scroll_end(animate=False)
+            self.scroll_end(animate=False, immediate=True)
 
     def forget(self) -> None:
         """Empty the log (a viewer starting over on another engine's history)."""
@@ -148,6 +163,9 @@ class TrainingLog(RichLog):
                 self.note(f"◆ epoch target is now {target}{clamped}", "cyan")
             case events.LearningRateChanged(learning_rate=rate):
                 self.note(f"◆ learning rate is now {rate:g}", "cyan")
+            case events.StopRequested(after_epoch=after_epoch, by=by) if by:
+                when = "when this epoch ends" if after_epoch else "now"
+                self.note(f"◆ {by} asked to stop {when} (mnist-tui stop)", "bold yellow")
             case events.StopRequested(after_epoch=True):
                 self.note("◆ will stop when this epoch ends", "cyan")
             case events.StopRequested(after_epoch=False):
@@ -195,12 +213,13 @@ class TrainingLog(RichLog):
             (f"epoch {event.epoch:>{width}}/{event.target}", "bold"),
             f"  loss {event.loss:.4f} acc {format_percent(event.accuracy)}",
         )
+        # Fits the log beside the panel at 120 columns (78) up to "epoch 1000/1000", an
+        # hour-long epoch included: "val" before the loss, minutes past a minute.
         if event.val_accuracy is not None and event.val_loss is not None:
             line.append(" │ ", "dim")
-            line.append(f"val loss {event.val_loss:.4f} ")
+            line.append(f"val {event.val_loss:.4f} ")
             line.append(f"acc {event.val_accuracy:.2%}", "bold cyan")
-        seconds = f"{event.seconds:.1f}s" if event.seconds is not None else "-"
-        line.append(f" │ {seconds} {format_rate(event.samples_per_sec)}", "dim")
+        line.append(f" │ {_took(event.seconds)} {format_rate(event.samples_per_sec)}", "dim")
         self.write_line(line)
 
     def stopped(self, event: events.TrainingStopped) -> None:
@@ -212,8 +231,9 @@ class TrainingLog(RichLog):
         elif reason in (events.StopReason.ERROR, events.StopReason.NAN):
             self.error(f"training failed, {reason.value}{detail}; {done}. r resets the model.")
         else:
+            said = f"stopped by {event.by}" if event.by else reason.value
             where = f" in epoch {event.epoch} at step {event.step}" if event.epoch else ""
-            self.note(f"■ {reason.value}{where}{detail}; {done}", "bold yellow")
+            self.note(f"■ {said}{where}{detail}; {done}", "bold yellow")
 
     def evaluated(self, event: events.Evaluated) -> None:
         self.write_line(

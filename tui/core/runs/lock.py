@@ -61,7 +61,7 @@ class RunLock:
                     continue
                 owner = _read(fd)
                 os.close(fd)
-                raise RunBusy(_busy_sentence(self.path.parent, owner)) from None
+                raise RunBusy(busy_sentence(self.path.parent, owner)) from None
         previous = _read(fd)
         if previous and previous.get("pid") != os.getpid():
             self.stale = previous
@@ -131,7 +131,7 @@ def _read(fd: int) -> dict[str, Any]:
     return {}
 
 
-def _busy_sentence(run: Path, owner: dict[str, Any]) -> str:
+def busy_sentence(run: Path, owner: dict[str, Any]) -> str:
     who = owner.get("holder") or "another process"
     pid = owner.get("pid")
     since = owner.get("since")

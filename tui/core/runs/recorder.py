@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui.core.data.mnist import DataError, MnistData, load_recorded
+from tui.core.runs.access import check_owner
 from tui.core.runs.layout import RunDirectory, RunError
 from tui.core.runs.lock import RunLock
 from tui.core.settings.hyperparams import Hyperparams
@@ -203,6 +204,7 @@ class RunRecorder:
         from tui.core.runs.resume import resume
 
         RunDirectory.open(path)  # a folder that is not a run is refused before anything else
+        check_owner(path)
         path = path.resolve()
         same = self.run is not None and self.run.path == path
         lock = self._lock if same else RunLock(path, self.holder).acquire()
@@ -256,6 +258,17 @@ class RunRecorder:
         if self._lock is not None:
             self._lock.release()
         self.run, self._lock = None, None
+
+
+def recorded_data(path: Path) -> MnistData | None:
+    """The data the run at `path` was trained on, loaded and checked, for a trainer that is to
+    reopen it to load instead of its default source; None where the run names none that can
+    still be had (reopening then says why)."""
+    try:
+        recorded = RunDirectory.open(path).data
+        return load_recorded(recorded) if recorded is not None else None
+    except (RunError, DataError, OSError):
+        return None
 
 
 def _excluding(run: RunDirectory, data: MnistData, excluded: tuple[int, ...]) -> MnistData:

@@ -29,7 +29,7 @@ import numpy as np
 from tui.core.data.mnist import SAMPLE_NOTICE, DataError, MnistData, load_mnist
 from tui.core.inspect.predictions import Predictions
 from tui.core.runs.layout import RunError
-from tui.core.runs.recorder import RunRecorder
+from tui.core.runs.recorder import RunRecorder, recorded_data
 from tui.core.settings.hyperparams import Hyperparams
 from tui.core.settings.requests import Setup
 from tui.core.training import budget
@@ -126,12 +126,16 @@ class TrainingController(Publisher):
             raise ControllerError(refused.reason)
 
     # --- loading ------------------------------------------------------------------------------
-    def load(self) -> None:
-        """Import TensorFlow, make the strategy and load the data, side by side; ends READY,
-        or BROKEN with the reason. Blocks the caller for seconds."""
+    def load(self, run: str | Path | None = None) -> None:
+        """Import TensorFlow, make the strategy and load the data (`run`'s own, for a run to be
+        reopened without --data), side by side; ends READY, or BROKEN with the reason. Blocks
+        the caller for seconds."""
         loader: threading.Thread | None = None
         if self.data is None:
-            loader = threading.Thread(target=self._load_data, name="load-data", daemon=True)
+            own = Path(run) if run and not self.setup.data_path else None
+            loader = threading.Thread(
+                target=self._load_data, args=(own,), name="load-data", daemon=True
+            )
             loader.start()
         else:
             notice = SAMPLE_NOTICE if self.data.is_sample else ""
@@ -143,9 +147,11 @@ class TrainingController(Publisher):
             broken = not backend_ok or self.data is None
             self._phase(Phase.BROKEN if broken else Phase.READY)
 
-    def _load_data(self) -> None:
+    def _load_data(self, run: Path | None) -> None:
         try:
-            data = load_mnist(self.setup.data_path).excluding(self.setup.exclude)
+            data = recorded_data(run) if run is not None else None
+            if data is None:
+                data = load_mnist(self.setup.data_path).excluding(self.setup.exclude)
         except DataError as err:
             self.publish(LoadFailed("data", str(err)))
             return
@@ -271,11 +277,8 @@ class TrainingController(Publisher):
             self.publish(RunRecording(str(created.path)))
         callbacks = self.recorder.callbacks(session.clock, lambda: self.controls.learning_rate)
         outcome = session.train(self._from_training, callbacks)
-        self.publish(
-            TrainingStopped(
-                outcome.reason, session.epochs_done, outcome.message, outcome.epoch, outcome.step
-            )
-        )
+        o, by = outcome, self.controls.stopped_by
+        self.publish(TrainingStopped(o.reason, session.epochs_done, o.message, o.epoch, o.step, by))
         reason = outcome.reason
         if reason in (StopReason.ERROR, StopReason.NAN):
             self._phase(Phase.FAILED)
@@ -330,19 +333,20 @@ class TrainingController(Publisher):
             self.recorder.record_results(evaluated, predictions)
 
     # --- the controls -------------------------------------------------------------------------
-    def stop_now(self) -> None:
-        """Leave `fit` before the next group of batches; the epoch in progress is rolled back."""
+    def stop_now(self, by: str = "") -> None:
+        """Leave `fit` before the next group of batches; the epoch in progress is rolled back.
+        `by`: who asked and from where, for a stop from another login (`mnist-tui stop`)."""
         with self._lock:
             self._require(Action.STOP_NOW)
-            self.controls.stop_now()
-            self.publish(StopRequested(after_epoch=False))
+            self.controls.stop_now(by)
+            self.publish(StopRequested(after_epoch=False, by=by))
             self._phase(Phase.STOPPING)
 
-    def stop_after_epoch(self) -> None:
+    def stop_after_epoch(self, by: str = "") -> None:
         with self._lock:
             self._require(Action.STOP_AFTER_EPOCH)
-            self.controls.stop_after_epoch()
-            self.publish(StopRequested(after_epoch=True))
+            self.controls.stop_after_epoch(by)
+            self.publish(StopRequested(after_epoch=True, by=by))
 
     def pause(self) -> None:
         with self._lock:
@@ -445,7 +449,7 @@ class TrainingController(Publisher):
         resumed, data = self.recorder.reopen(path, self._scope, self.data)
         if data is not self.data:
             self.data = data
-            note = f"the data run {resumed.run_dir.name} was trained on"
+            note = f"Run {resumed.run_dir.name} goes on with the data it was trained on."
             self.publish(DataLoaded(data.info, note))
         # The recorder now holds the reopened run, having released any other.
         self._forget_model(publish=False, keep_run=True)

@@ -25,6 +25,7 @@ class TrainingControls:
         self._lr_changed = False
         self._stop_now = threading.Event()
         self._stop_after_epoch = threading.Event()
+        self._stopped_by = ""
         self._running = threading.Event()
         self._running.set()
         self._epoch_in_progress = 0
@@ -49,13 +50,16 @@ class TrainingControls:
             return self._target
 
     # --- stopping and pausing -----------------------------------------------------------------
-    def stop_now(self) -> None:
-        """Leave `fit` before the next group of batches; also releases a pause."""
+    def stop_now(self, by: str = "") -> None:
+        """Leave `fit` before the next group of batches; also releases a pause. `by`: who
+        asked, from where (empty: a viewer's key)."""
+        self._stopped_by = by
         self._stop_now.set()
         self._running.set()
 
-    def stop_after_epoch(self) -> None:
+    def stop_after_epoch(self, by: str = "") -> None:
         """Finish the epoch in progress, then stop."""
+        self._stopped_by = by
         self._stop_after_epoch.set()
 
     def pause(self) -> None:
@@ -75,6 +79,11 @@ class TrainingControls:
     @property
     def stop_after_epoch_requested(self) -> bool:
         return self._stop_after_epoch.is_set()
+
+    @property
+    def stopped_by(self) -> str:
+        """Who asked for the latest stop, where a command from another login did."""
+        return self._stopped_by
 
     # --- learning rate ------------------------------------------------------------------------
     @property
@@ -106,6 +115,7 @@ class TrainingControls:
         starts, so that a request made in between is kept."""
         self._stop_now.clear()
         self._stop_after_epoch.clear()
+        self._stopped_by = ""
         self._running.set()
         with self._lock:
             self._epochs_done = epochs_done

@@ -179,6 +179,9 @@ class StopRequested(Event, frozen=True):
     """A stop was asked for: now (within a group of batches) or when this epoch ends."""
 
     after_epoch: bool
+    by: str = ""
+    """Who asked and from where, for a stop from another login (`mnist-tui stop`): "alice
+    from pts/3 (ssh 10.0.0.5)"; empty for a viewer's key."""
 
 
 class TrainingStopped(Event, frozen=True):
@@ -191,6 +194,8 @@ class TrainingStopped(Event, frozen=True):
     """The epoch that was in progress when a stop-now landed (0: none)."""
     step: int = 0
     """Steps of that epoch done when it landed."""
+    by: str = ""
+    """Who asked for the stop that ended it, as `StopRequested.by` says."""
 
 
 class Evaluated(Event, frozen=True):
