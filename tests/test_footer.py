@@ -50,10 +50,13 @@ async def test_unchanged_bindings_do_not_recompose_and_a_changed_key_does() -> N
     app = KeysApp()
     async with app.run_test(size=(80, 10)) as pilot:
         footer = app.query_one(CountingFooter)
-        for _ in range(20):  # settled: its keys composed at the screen's final width
+        seen = -1
+        for _ in range(50):  # settled: composed at the final width, and no recompose pending
             await pilot.pause()
-            if footer.query("FooterKey") and footer.size.width == footer._fitted_width:
+            fitted = footer.query("FooterKey") and footer.size.width == footer._fitted_width
+            if fitted and CountingFooter.composed == seen:
                 break
+            seen = CountingFooter.composed
         assert not stop_key_disabled(app)
         before = CountingFooter.composed
         for _ in range(5):
