@@ -20,6 +20,7 @@ from tui.core.training.controller import ControllerError, TrainingController
 from tui.core.training.events import StopReason
 from tui.core.training.phase import Phase
 from tui.screens.branch import EpochPicker
+from tui.screens.compare import CompareScreen
 from tui.screens.runs import RunsScreen
 
 PARENT = TINY.with_changes(epochs=4)
@@ -87,6 +88,13 @@ async def test_b_branches_epoch_2_and_t_trains_it_on_from_epoch_3(
         assert names == [parent.name, branch.name]
         assert [depth for _, depth in screen.shown] == [0, 1]
         assert str(screen.table.get_row_at(1)[1]).startswith("└@2 ")
+
+        # Compared, the table below the curves names the one setting that differed.
+        await pilot.press("space", "down", "space", "c")
+        compare = app.screen
+        assert isinstance(compare, CompareScreen) and compare.comparison is not None
+        assert compare.comparison.settings == ("learning_rate",)
+        assert [c.shared for c in compare.plot.curves] == [0, 1], "the branch from epoch 2 on"
 
 
 async def test_refused_branches_write_nothing(mnist_small: MnistData, tmp_path: Path) -> None:
