@@ -131,8 +131,8 @@ async def test_compare_tabulates_exactly_the_settings_that_differ(fixed_runs: Pa
             "run",
             "branch of",
             "learning_rate",
-            "best val acc",
-            "test acc",
+            "best val",
+            "test",
             "epochs",
             "time",
         ]

@@ -24,6 +24,8 @@ FIGURES = 4
 """The table's last columns (best val acc, test acc, epochs, time): figures, aligned right."""
 WIDE = 100
 """From this width on, the table names each run; narrower, its marker in the plot stands in."""
+SHORT_TITLES = {"best val acc": "best val", "test acc": "test"}
+"""The figures' titles as the runs table words them, so the table fits 80 columns."""
 
 
 class CompareScreen(ModalScreen[None]):
@@ -78,7 +80,7 @@ class CompareScreen(ModalScreen[None]):
         table.clear(columns=True)
         header = comparison.header()
         for title in header:  # not keyed: the `epochs` setting and the epochs trained share one
-            table.add_column(title)
+            table.add_column(SHORT_TITLES.get(title, title))
         first_figure = len(header) - FIGURES
         for run, row in zip(comparison.runs, comparison.rows(), strict=True):
             marker = self.markers.get(run.name, " ")

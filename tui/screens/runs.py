@@ -11,10 +11,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from tui.core.runs.catalog import as_tree
@@ -70,8 +71,10 @@ class RunsScreen(Screen[Path | None]):
         & #runs-header { height: 1; padding: 0 1; background: $panel; }
         /* A long note is cut at the edge: #runs-detail shows it in full, no scrollbar needed. */
         & #runs-table { height: 1fr; overflow-x: hidden; }
-        & #runs-filter { display: none; }
-        & #runs-filter.-shown { display: block; }
+        & #runs-filter-bar { height: 1; display: none; padding: 0 0 0 1; }
+        & #runs-filter-bar.-shown { display: block; }
+        & #runs-filter-bar Label { width: auto; color: $text-muted; }
+        & #runs-filter { width: 1fr; }
         & #runs-detail {
             height: auto; max-height: 6; padding: 0 1;
             border-top: solid $primary 40%; color: $text-muted;
@@ -128,11 +131,14 @@ class RunsScreen(Screen[Path | None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-header", markup=False)
-        yield Input(
-            compact=True,
-            placeholder="filter: words or #tags; Enter keeps it, Esc clears",
-            id="runs-filter",
-        )
+        with Horizontal(id="runs-filter-bar"):
+            # Said in words, so the bar reads as a filter without colour too.
+            yield Label("filter: ")
+            yield Input(
+                compact=True,
+                placeholder="words or #tags; Enter keeps it, Esc clears it",
+                id="runs-filter",
+            )
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-detail", markup=False)
         yield FittingFooter()
@@ -363,7 +369,7 @@ class RunsScreen(Screen[Path | None]):
         self.app.push_screen(NoteScreen(summary.path, summary.note, summary.tags), written)
 
     def action_filter(self) -> None:
-        self.filter_input.add_class("-shown")
+        self.query_one("#runs-filter-bar").add_class("-shown")
         self.filter_input.focus()
 
     @on(Input.Changed, "#runs-filter")
@@ -375,7 +381,7 @@ class RunsScreen(Screen[Path | None]):
             self.filter_input.value = ""
             self.filter_text = ""
         if not self.filter_text:
-            self.filter_input.remove_class("-shown")
+            self.query_one("#runs-filter-bar").remove_class("-shown")
         self.table.focus()
 
     def action_open(self) -> None:
