@@ -4,6 +4,7 @@ engine opens it as a new run, `t` trains it on from there; refusals write nothin
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tiny import TINY
 
 from tui.branch import claim_branch_at, claim_round
 from tui.core.data.mnist import MnistData
-from tui.core.runs.checkpoints import checkpoint_path
+from tui.core.runs.checkpoints import CHECKPOINTS, checkpoint_path
 from tui.core.runs.layout import RUN_JSON
 from tui.core.settings.requests import Setup
 from tui.core.training.controller import ControllerError, TrainingController
@@ -119,6 +120,14 @@ async def test_refused_branches_write_nothing(mnist_small: MnistData, tmp_path: 
         checkpoint_path(parent, 2).unlink()
         await pilot.press("enter")
         await until(pilot, lambda: any("kept no checkpoint" in toast for toast in toasts(app)))
+        assert runs_in(runs) == before
+
+        # A run that kept no checkpoint at all (made before they were kept): no picker.
+        shutil.rmtree(parent / CHECKPOINTS)
+        app.clear_notifications()
+        await pilot.press("b")
+        await until(pilot, lambda: any("to branch from" in toast for toast in toasts(app)))
+        assert not isinstance(app.screen, EpochPicker)
         assert runs_in(runs) == before
 
         assert app.snapshot.run == str(parent)
