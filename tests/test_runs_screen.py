@@ -366,21 +366,28 @@ def write_run(
     seconds: float = 12.0,
     model: bytes | None = None,
     data: DataInfo | None = FULL_MNIST,
+    learning_rate: float = 0.001,
+    info: dict[str, object] | None = None,
 ) -> None:
     """A run directory as training leaves it, with fixed figures and no real model.
 
     `accuracies` holds (train, validation) per epoch; `model` replaces the stand-in last.keras
     (a zip with config.json, all the listing checks), e.g. with truncated bytes; `data` None
-    writes run.json as format 1 did (the data as a display string).
+    writes run.json as format 1 did (the data as a display string); `info` adds to run.json
+    (a lineage, a note, tags).
     """
     path = root / name
     path.mkdir(parents=True)
     stamp, preset = name[:15], name[16:]
     started = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
     validated = any(val is not None for _, val in accuracies)
-    hparams = Hyperparams(epochs=len(accuracies), validation_split=0.1 if validated else 0.0)
+    hparams = Hyperparams(
+        epochs=len(accuracies),
+        validation_split=0.1 if validated else 0.0,
+        learning_rate=learning_rate,
+    )
     (path / HPARAMS_TOML).write_text(dump_toml(hparams))
-    info = {
+    run_info = {
         "format": FORMAT if data is not None else 1,
         "preset": preset,
         "started": started.isoformat(),
@@ -388,8 +395,9 @@ def write_run(
         "train_samples": 54000,
         "saved": {"epoch": len(accuracies), "iterations": 422 * len(accuracies)},
         "best": None,
+        **(info or {}),
     }
-    (path / RUN_JSON).write_text(json.dumps(info))
+    (path / RUN_JSON).write_text(json.dumps(run_info))
     lines = ["epoch,accuracy,epoch_seconds,learning_rate,loss,val_accuracy,val_loss"]
     for epoch, (train, val) in enumerate(accuracies):
         val_cells = f"{val},{1 - val}" if val is not None else ","
@@ -416,6 +424,7 @@ def fixed_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         [(0.912, 0.951), (0.962, 0.969), (0.973, 0.976), (0.979, 0.981), (0.983, 0.984)],
         test=0.9861,
         seconds=31.4,
+        info={"note": LONG_NOTE, "tags": ["baseline"]},
     )
     write_run(
         root,
@@ -423,6 +432,24 @@ def fixed_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         [(0.951, 0.978), (0.986, 0.988), (0.992, 0.991)],
         test=0.9921,
         seconds=44.0,
+    )
+    write_run(
+        root,
+        "20250302-160000-fast",
+        [(0.951, 0.978), (0.986, 0.988), (0.990, 0.945)],
+        test=0.9934,
+        seconds=44.0,
+        learning_rate=0.0005,
+        info={
+            "lineage": {
+                "parent_path": "runs/20250302-140000-fast",
+                "parent_name": "20250302-140000-fast",
+                "parent_epoch": 2,
+                "changed": {"learning_rate": [0.001, 0.0005]},
+            },
+            "note": "lr halved at 2",
+            "tags": ["lr-drop"],
+        },
     )
     write_run(
         root,
@@ -442,6 +469,11 @@ def fixed_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+LONG_NOTE = (
+    "The baseline every later run is measured against: default preset, full MNIST, five "
+    "epochs, no augmentation, trained on the Xeon before the driver update."
+)
+"""Longer than the note column at 120 columns: the detail shows it whole."""
 SIZES = [(120, 40), (80, 24)]
 
 
@@ -449,9 +481,10 @@ SIZES = [(120, 40), (80, 24)]
 def test_snapshot_runs_list(
     snap_compare: Callable[..., bool], fixed_runs: Path, size: tuple[int, int]
 ) -> None:
-    # Two runs marked, the cursor back on the broken one so its note shows in full.
+    # Two runs marked; a branch under its parent; the cursor on the last run, whose note is
+    # longer than its column, so the detail shows it whole.
     app = RunsHost(fixed_runs)
-    press = ["down", "space", "down", "space", "up", "up"]
+    press = ["down", "space", "down", "space", "down", "down"]
     assert snap_compare(app, press=press, terminal_size=size, run_before=listed)
 
 
@@ -459,9 +492,10 @@ def test_snapshot_runs_list(
 def test_snapshot_compare(
     snap_compare: Callable[..., bool], fixed_runs: Path, size: tuple[int, int]
 ) -> None:
-    # The three healthy runs: two with validation curves and one with training accuracy only.
+    # A run, its branch (drawn from its branch point) and another run; the table below says
+    # which settings differ (epochs, learning rate) and what each reached.
     app = RunsHost(fixed_runs)
-    press = ["down", "space", "down", "space", "down", "space", "c"]
+    press = ["down", "down", "space", "down", "space", "down", "space", "c"]
     assert snap_compare(app, press=press, terminal_size=size, run_before=listed)
 
 
@@ -475,6 +509,8 @@ async def test_each_compared_run_is_drawn_with_its_own_marker(fixed_runs: Path) 
         plot = app.screen.query_one(ComparePlot)
         names = [curve.name for curve in plot.curves]
         assert len(names) == 3
+        (branch,) = [curve for curve in plot.curves if curve.name == "20250302-160000-fast"]
+        assert branch.epochs == (2, 3) and branch.shared == 1, "drawn from its branch point"
         # What the plot drew: legend rows ("│ ●● <run name>") and the data area below them.
         lines = plot.render().plain.splitlines()
         legend = {}
@@ -484,8 +520,10 @@ async def test_each_compared_run_is_drawn_with_its_own_marker(fixed_runs: Path) 
         assert len(set(legend.values())) == len(names), legend
         data_area = "\n".join(line for line in lines if not any(name in line for name in names))
         for curve in plot.curves:
-            # Every epoch of a run is a point in that run's marker, and only its points are.
-            assert data_area.count(legend[curve.name]) == len(curve.epochs), curve.name
+            # Every epoch of a run is a point in that run's marker, and only its points are; a
+            # branch's branch point is its parent's, drawn in the parent's marker.
+            own_epochs, _ = curve.own
+            assert data_area.count(legend[curve.name]) == len(own_epochs), curve.name
 
 
 async def test_the_test_column_names_the_test_set_when_runs_differ_in_it(

@@ -92,6 +92,14 @@ class OpenRun(Command, frozen=True):
     path: str
 
 
+class Branch(Command, frozen=True):
+    """`b`: open a new run that branches from epoch `epoch` of the run at `path`, with that
+    run's settings; `t` then trains it with the ones the viewer changed (see `Branched`)."""
+
+    path: str
+    epoch: int
+
+
 class OpenModel(Command, frozen=True):
     path: str
 
@@ -144,6 +152,7 @@ ClientMessage: TypeAlias = (
     | SetLearningRate
     | Reset
     | OpenRun
+    | Branch
     | OpenModel
     | SaveModel
     | GetPredictions
@@ -236,7 +245,14 @@ class Explanation(msgspec.Struct, frozen=True, tag=True):
     tiles: tuple[Tile, ...]
 
 
-ReplyValue: TypeAlias = Target | PauseState | Saved | Arrays | Explanation
+class Branched(msgspec.Struct, frozen=True, tag=True):
+    """The branch `Branch` made: its run directory, opening now (a `RunOpened` follows, or a
+    `Notice` saying why it could not open, and then the directory is gone)."""
+
+    path: str
+
+
+ReplyValue: TypeAlias = Target | PauseState | Saved | Arrays | Explanation | Branched
 
 
 class Reply(Message, frozen=True):

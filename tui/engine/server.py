@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from tui.branch import claim_branch_at, claim_round
 from tui.core.training.controller import ControllerError, Job, TrainingController
 from tui.core.training.events import BatchProgress, PhaseChanged, TrainingEvent
 from tui.core.training.phase import BUSY
@@ -370,7 +371,7 @@ class EngineServer:
         c = self.controller
         match command:
             case p.Train(hparams=hparams, preset=preset):
-                self.run_job(c.claim_round(hparams, preset))
+                self.run_job(claim_round(c, hparams, preset))
             case p.StopNow(by=by):
                 c.stop_now(by)
             case p.StopAfterEpoch(by=by):
@@ -393,6 +394,10 @@ class EngineServer:
                 c.reset()
             case p.OpenRun(path=path):
                 self.run_job(c.claim_open_run(path))
+            case p.Branch(path=path, epoch=epoch):
+                made, job = await self._in_helper(lambda: claim_branch_at(c, path, epoch))
+                self.run_job(job)
+                return p.Branched(str(made.resolve()))
             case p.OpenModel(path=path):
                 self.run_job(c.claim_open_model(path))
             case p.SaveModel(path=path, overwrite=overwrite):

@@ -69,6 +69,7 @@ class DashboardScreen(Screen[None]):
         Binding("h", "toggle_panel", "Panel", show=False),
         Binding("r", "reset", "Reset"),
         Binding("R", "runs", "Runs"),
+        Binding("b", "branch", "Branch", show=False),
         Binding("S", "save_model", "Save"),
         Binding("i", "toggle_devices", "Devices", show=False),
         Binding("escape", "leave_field", show=False),
@@ -337,10 +338,20 @@ class DashboardScreen(Screen[None]):
         )
 
     def action_runs(self) -> None:
+        from tui.screens.branch import request_branch
         from tui.screens.runs import RunsScreen
 
         if not self._refused(Action.OPEN_RUN):
-            self.app.push_screen(RunsScreen(self.app.options.setup.runs_dir), self._run_chosen)
+            runs = RunsScreen(
+                self.app.options.setup.runs_dir,
+                branch=lambda run, epoch: request_branch(self.app, run, epoch),
+            )
+            self.app.push_screen(runs, self._run_chosen)
+
+    def action_branch(self) -> None:
+        from tui.screens.branch import branch_held_run
+
+        branch_held_run(self.app)
 
     async def _run_chosen(self, path: Path | None) -> None:
         """Open a past run in this engine; a live one is watched where it trains instead."""

@@ -40,7 +40,12 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("h", "show / hide the hyperparameter panel"),
     ("i", "show / hide the devices (what trains, GPU memory, CPU threads)"),
     ("r", "reset: a fresh model from the panel (asks first)"),
-    ("R", "runs: past runs; Enter resumes one here, space marks, c compares marked runs"),
+    (
+        "R",
+        "runs: past runs, branches under their parent; Enter resumes one here, b branches one, "
+        "n writes its note and tags, / filters, space marks, c compares marked runs",
+    ),
+    ("b", "branch the run held here from one of its kept epochs; t then trains the branch"),
     ("S", "save the model as models/<name>.keras"),
     ("Esc", "leave a field, back to the keys; closes a screen"),
     ("?", "this help"),

@@ -1,8 +1,8 @@
-"""The runs screen: past runs in a table, one reopened with Enter, several compared in one plot."""
+"""The runs screen: past runs in a table, branches under their parent, with notes and tags; one
+reopened with Enter or branched with b, several compared with c, the list filtered with /."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -11,58 +11,37 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
+from tui.core.runs.catalog import as_tree
 from tui.core.training.events import EpochEnded
-from tui.format import count, format_percent
-from tui.widgets.compare import ComparePlot, RunCurve
+from tui.format import count
+from tui.screens.branch import Brancher, pick_and_branch
+from tui.screens.compare import CompareScreen
+from tui.screens.run_cells import (
+    COLUMNS,
+    LIVE,
+    MARK,
+    WARNING,
+    best_cell,
+    format_duration,
+    matches,
+    note_cell,
+    started_cell,
+    test_cell,
+)
+from tui.widgets.compare import RunCurve
 from tui.widgets.footer import FittingFooter
 
 if TYPE_CHECKING:
     from tui.core.runs.catalog import RunSummary
 
-MARK = "●"
-"""Shown beside a run marked for comparison."""
-WARNING = "⚠"
-"""Starts the note of a broken run, so it stands out without colour too."""
-LIVE = "● live"
-"""In the time column of a run that is training now: a word, so it reads without colour."""
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("mark", " "),
-    ("started", "started"),
-    ("preset", "preset"),
-    ("epochs", "epochs"),
-    ("best", "best val"),
-    ("test", "test"),
-    ("time", "time"),
-    ("note", "note"),
-)
-"""(key, label) of the table's columns, left to right."""
-
-
-def best_cell(summary: RunSummary) -> Text:
-    """The best validation accuracy; for a run without a validation set, its best training
-    accuracy, said to be that (never passed off as validation)."""
-    if summary.best_val_accuracy is not None or summary.best_accuracy is None:
-        return Text(format_percent(summary.best_val_accuracy), justify="right")
-    return Text.assemble(
-        format_percent(summary.best_accuracy), (" train", "dim italic"), justify="right"
-    )
-
-
-def test_cell(summary: RunSummary, mixed: bool) -> Text:
-    """The test accuracy, with the size of its test set when the listed runs differ in it."""
-    text = Text(format_percent(summary.test_accuracy), justify="right")
-    if mixed and summary.test_accuracy is not None and summary.test_samples is not None:
-        count = summary.test_samples
-        size = f"{count // 1000}k" if count >= 1000 and count % 1000 == 0 else f"{count:,}"
-        text.append(f" of {size}", "dim")
-    return text
+__all__ = ["LIVE", "MARK", "WARNING", "CompareScreen", "RunsScreen"]
 
 
 def _history(path: Path) -> list[EpochEnded]:
@@ -75,60 +54,16 @@ def _history(path: Path) -> list[EpochEnded]:
         return []
 
 
-def format_duration(seconds: float) -> str:
-    """`42s`, `3m 05s` or `1h 02m`: a training time at a glance."""
-    total = round(seconds)
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-class CompareScreen(ModalScreen[None]):
-    """The accuracy curves of the marked runs overlaid; Escape (or c, q) closes it."""
-
-    DEFAULT_CSS = """
-    CompareScreen {
-        align: center middle;
-        & #compare-dialog {
-            width: 95%; height: 90%;
-            border: round $accent; background: $surface;
-            border-subtitle-color: $text-muted;
-        }
-        & #compare-plot { height: 1fr; }
-    }
-    """
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,c,q", "close", "Close")]
-
-    def __init__(self, curves: Sequence[RunCurve]) -> None:
-        super().__init__()
-        self.curves = tuple(curves)
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="compare-dialog") as dialog:
-            dialog.border_title = f"Accuracy of {len(self.curves)} runs"
-            dialog.border_subtitle = "Esc closes"
-            yield ComparePlot(self.curves, id="compare-plot")
-
-    @property
-    def plot(self) -> ComparePlot:
-        return self.query_one("#compare-plot", ComparePlot)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-
 class RunsScreen(Screen[Path | None]):
-    """Every run under a runs folder, newest first, including broken ones with a note.
+    """Every run under a runs folder, newest first, each branch under its parent, including
+    broken ones with a note.
 
     Contract: the screen dismisses with the path of the run opened with Enter (or a click on
     the highlighted row), or with None on Escape. Opening does not check that the run can be
     resumed: the caller resumes it, or attaches to the engine training it when it is live.
-    Space marks runs; `c` overlays the accuracy curves of the marked runs; `r` lists again.
+    Space marks runs; `c` compares the marked runs; `b` picks a kept epoch of the highlighted
+    run and hands it to `branch` (then the screen dismisses with None); `n` writes its note
+    and tags; `/` filters the list; `r` lists again.
     """
 
     DEFAULT_CSS = """
@@ -136,8 +71,12 @@ class RunsScreen(Screen[Path | None]):
         & #runs-header { height: 1; padding: 0 1; background: $panel; }
         /* A long note is cut at the edge: #runs-detail shows it in full, no scrollbar needed. */
         & #runs-table { height: 1fr; overflow-x: hidden; }
+        & #runs-filter-bar { height: 1; display: none; padding: 0 0 0 1; }
+        & #runs-filter-bar.-shown { display: block; }
+        & #runs-filter-bar Label { width: auto; color: $text-muted; }
+        & #runs-filter { width: 1fr; }
         & #runs-detail {
-            height: auto; max-height: 5; padding: 0 1;
+            height: auto; max-height: 6; padding: 0 1;
             border-top: solid $primary 40%; color: $text-muted;
         }
         & #runs-detail.-broken { color: $text-warning; }
@@ -149,6 +88,9 @@ class RunsScreen(Screen[Path | None]):
         Binding("enter", "open", "Open", priority=True),
         Binding("space", "toggle_mark", "Mark"),
         Binding("c", "compare", "Compare"),
+        Binding("b", "branch", "Branch"),
+        Binding("n", "note", "Note"),
+        Binding("slash", "filter", "Filter", key_display="/"),
         Binding("r", "reload", "Reload"),
         Binding("escape", "close", "Close"),
     ]
@@ -162,27 +104,41 @@ class RunsScreen(Screen[Path | None]):
         """Newest first, as `list_runs` returned them."""
 
     summaries: reactive[tuple[RunSummary, ...]] = reactive(tuple, init=False)
-    """The listed runs, in table order."""
+    """The listed runs, newest first."""
     marked: reactive[frozenset[Path]] = reactive(frozenset, init=False)
     """Runs marked with space for comparison."""
     loading: reactive[bool] = reactive(True, init=False)
     """The folder is being read."""
+    filter_text: reactive[str] = reactive("", init=False)
+    """The words every shown run holds (in its name, preset, note or tags); empty: all."""
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, *, branch: Brancher | None = None) -> None:
         """Build the screen; the runs are read once it is mounted.
 
         Args:
             root: the folder holding the runs; None means `$MNIST_TUI_RUNS`, else `./runs`.
+            branch: opens a run's epoch as a branch (the app's engine); None: `b` says why not.
         """
         super().__init__()
         self.root = root
+        self.branch = branch
         self.resolved_root: Path | None = None
         """The folder actually read, once the worker has resolved `root`."""
         self.error: str | None = None
         """Why the folder could not be listed at all, if it could not."""
+        self.shown: tuple[tuple[RunSummary, int], ...] = ()
+        """The rows of the table: each run shown and its depth in the tree of branches."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-header", markup=False)
+        with Horizontal(id="runs-filter-bar"):
+            # Said in words, so the bar reads as a filter without colour too.
+            yield Label("filter: ")
+            yield Input(
+                compact=True,
+                placeholder="words or #tags; Enter keeps it, Esc clears it",
+                id="runs-filter",
+            )
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-detail", markup=False)
         yield FittingFooter()
@@ -190,6 +146,10 @@ class RunsScreen(Screen[Path | None]):
     @property
     def table(self) -> DataTable[str | Text]:
         return self.query_one("#runs-table", DataTable)
+
+    @property
+    def filter_input(self) -> Input:
+        return self.query_one("#runs-filter", Input)
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -232,22 +192,30 @@ class RunsScreen(Screen[Path | None]):
         self._load()
 
     # --- showing ------------------------------------------------------------------------------
-    def watch_summaries(self, old: tuple[RunSummary, ...], new: tuple[RunSummary, ...]) -> None:
+    def watch_summaries(self) -> None:
+        self._fill()
+
+    def watch_filter_text(self) -> None:
+        self._fill()
+
+    def _fill(self) -> None:
         table = self.table
         # Keep the cursor on the same run across a reload, wherever that run now sits.
-        row = table.cursor_row
-        kept = str(old[row].path) if old and 0 <= row < len(old) else None
+        highlighted = self._highlighted()
+        kept = str(highlighted.path) if highlighted is not None else None
         table.clear()
         colors = self.app.get_css_variables()
         warning = f"bold {colors.get('text-warning', 'yellow')}"
         success = colors.get("text-success", "green")
+        words = self.filter_text.split()
+        listed = [s for s in self.summaries if matches(s, words)]
+        self.shown = tuple(as_tree(listed))
         # Accuracies measured on test sets of different sizes are not put side by side bare.
-        mixed = len({s.test_samples for s in new if s.test_accuracy is not None}) > 1
-        for summary in new:
-            started = "?" if summary.started is None else f"{summary.started:%Y-%m-%d %H:%M}"
+        mixed = len({s.test_samples for s in listed if s.test_accuracy is not None}) > 1
+        for summary, depth in self.shown:
             table.add_row(
                 MARK if summary.path in self.marked else " ",
-                started,
+                started_cell(summary, depth),
                 summary.preset,
                 Text(str(summary.epochs_done), justify="right"),
                 best_cell(summary),
@@ -255,7 +223,7 @@ class RunsScreen(Screen[Path | None]):
                 Text(LIVE, style=f"bold {success}")
                 if summary.live
                 else Text(format_duration(summary.duration_seconds), justify="right"),
-                Text(f"{WARNING} {summary.problem}", style=warning) if summary.problem else "",
+                note_cell(summary, warning),
                 key=str(summary.path),
             )
         if kept is not None and kept in table.rows:
@@ -283,6 +251,8 @@ class RunsScreen(Screen[Path | None]):
         else:
             broken = sum(1 for s in self.summaries if s.problem)
             parts = [where, count(len(self.summaries), "run")]
+            if self.filter_text.strip():
+                parts[1] = f"{len(self.shown)} of {parts[1]} match {self.filter_text.strip()!r}"
             if live := sum(1 for s in self.summaries if s.live):
                 parts.append(f"{live} live")
             if broken:
@@ -294,10 +264,10 @@ class RunsScreen(Screen[Path | None]):
 
     def _highlighted(self) -> RunSummary | None:
         table = self.table
-        if not self.summaries or not table.row_count:
+        if not self.shown or not table.row_count:
             return None
-        row = min(max(table.cursor_row, 0), len(self.summaries) - 1)
-        return self.summaries[row]
+        row = min(max(table.cursor_row, 0), len(self.shown) - 1)
+        return self.shown[row][0]
 
     @on(DataTable.RowHighlighted)
     def _show_detail(self) -> None:
@@ -307,15 +277,29 @@ class RunsScreen(Screen[Path | None]):
         if self.error is not None:
             text = "Check the folder and press r to list again."
         elif summary is None:
-            text = "" if self.loading else "No runs yet: runs appear here once training starts."
+            if self.loading:
+                text = ""
+            elif self.summaries:
+                text = "No run matches the filter: / changes it, Esc clears it."
+            else:
+                text = "No runs yet: runs appear here once training starts."
         elif summary.problem:
             text = f"{summary.name}\n{WARNING} {summary.problem}"
-        elif summary.live:
-            text = (
-                f"{summary.name}\nAn engine holds it: Enter watches it · space marks · c compares"
-            )
         else:
-            text = f"{summary.name}\nEnter opens · space marks · c compares the marked runs"
+            lines = [summary.name]
+            if summary.parent is not None:
+                lines[0] += (
+                    f"  ·  branch of {Path(summary.parent).name} at epoch {summary.parent_epoch}"
+                )
+            if summary.note:
+                lines.append(summary.note)
+            if summary.tags:
+                lines.append("tags: " + " ".join(f"#{tag}" for tag in summary.tags))
+            if summary.live:
+                lines.append("An engine holds it: Enter watches it · space marks · c compares")
+            else:
+                lines.append("Enter opens · b branches · n notes · space marks · c compares")
+            text = "\n".join(lines)
         detail.update(text)
 
     # --- actions ------------------------------------------------------------------------------
@@ -325,11 +309,19 @@ class RunsScreen(Screen[Path | None]):
             self.marked = self.marked ^ {summary.path}
 
     def action_compare(self) -> None:
-        chosen = [s for s in self.summaries if s.path in self.marked]
+        from tui.core.experiments.compare import compare
+        from tui.core.runs.layout import RunError
+
+        # Tree order, so a parent's curve (and marker) is drawn before its branches'.
+        chosen = [s for s, _ in as_tree(self.summaries) if s.path in self.marked]
         if len(chosen) < 2:
             self.notify("Mark two or more runs with space, then press c.", severity="warning")
             return
-        curves = [RunCurve.from_history(s.name, _history(s.path)) for s in chosen]
+        names = {s.name for s in chosen}
+        curves = [
+            RunCurve.from_history(s.name, _history(s.path), since=_drawn_from(s, names))
+            for s in chosen
+        ]
         drawable = [c for c in curves if c.epochs]
         left_out = [c.name for c in curves if not c.epochs]
         if len(drawable) < 2:
@@ -340,9 +332,62 @@ class RunsScreen(Screen[Path | None]):
             return
         if left_out:
             self.notify(f"Left out, no readable epochs: {', '.join(left_out)}", severity="warning")
-        self.app.push_screen(CompareScreen(drawable))
+        try:
+            comparison = compare([s.path for s in chosen if s.name not in left_out])
+        except RunError as err:
+            self.notify(str(err), severity="warning")
+            comparison = None
+        self.app.push_screen(CompareScreen(drawable, comparison))
+
+    def action_branch(self) -> None:
+        summary = self._highlighted()
+        if summary is None:
+            return
+        if self.branch is None:
+            self.notify("Branching needs the app's engine.", severity="warning")
+            return
+        pick_and_branch(
+            self.app, summary.path, _history(summary.path), self.branch, lambda: self.dismiss(None)
+        )
+
+    def action_note(self) -> None:
+        from tui.core.experiments.compare import training_refusal
+        from tui.screens.note import NoteScreen
+
+        summary = self._highlighted()
+        if summary is None:
+            return
+        refused = training_refusal(summary.path)
+        if refused is not None:
+            self.notify(refused[:1].upper() + refused[1:], severity="warning")
+            return
+
+        def written(done: bool | None) -> None:
+            if done:
+                self.action_reload()
+
+        self.app.push_screen(NoteScreen(summary.path, summary.note, summary.tags), written)
+
+    def action_filter(self) -> None:
+        self.query_one("#runs-filter-bar").add_class("-shown")
+        self.filter_input.focus()
+
+    @on(Input.Changed, "#runs-filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+
+    def _leave_filter(self, *, clear: bool) -> None:
+        if clear:
+            self.filter_input.value = ""
+            self.filter_text = ""
+        if not self.filter_text:
+            self.query_one("#runs-filter-bar").remove_class("-shown")
+        self.table.focus()
 
     def action_open(self) -> None:
+        if self.filter_input.has_focus:
+            self._leave_filter(clear=False)  # Enter keeps the filter and gives the list back
+            return
         summary = self._highlighted()
         if summary is not None:
             self.dismiss(summary.path)
@@ -354,4 +399,15 @@ class RunsScreen(Screen[Path | None]):
         self.action_open()
 
     def action_close(self) -> None:
+        if self.filter_input.has_focus or self.filter_text:
+            self._leave_filter(clear=True)
+            return
         self.dismiss(None)
+
+
+def _drawn_from(summary: RunSummary, compared: set[str]) -> int:
+    """The first epoch a run's curve shows: a branch compared with its parent is drawn from its
+    branch point, where it leaves the parent's curve; any other run from its first epoch."""
+    if summary.parent is not None and Path(summary.parent).name in compared:
+        return summary.parent_epoch or 1
+    return 1

@@ -29,13 +29,19 @@ class RunCurve:
     """Accuracy at each of `epochs`."""
     metric: str
     """"validation" or "train": which accuracy the run had to offer."""
+    shared: int = 0
+    """Leading points that lie on another plotted curve (a branch's branch point on its
+    parent's): the line starts there, the marker there stays the parent's."""
 
     @classmethod
-    def from_history(cls, name: str, history: Sequence[EpochEnded]) -> RunCurve:
-        """Validation accuracy when the run kept a validation split, else training accuracy.
+    def from_history(cls, name: str, history: Sequence[EpochEnded], since: int = 1) -> RunCurve:
+        """Validation accuracy when the run kept a validation split, else training accuracy,
+        from epoch `since` on (a branch beside its parent: from its branch point, the point it
+        shares with the parent's curve).
 
         Epochs whose value is missing or not finite are left out rather than drawn as zero.
         """
+        history = [e for e in history if e.epoch >= since]
         validated = any(
             e.val_accuracy is not None and math.isfinite(e.val_accuracy) for e in history
         )
@@ -49,7 +55,15 @@ class RunCurve:
             epochs=tuple(x for x, _ in kept),
             accuracy=tuple(y for _, y in kept),
             metric="validation" if validated else "train",
+            shared=1 if since > 1 and kept and kept[0][0] == since else 0,
         )
+
+    @property
+    def own(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """The points this run's marker is drawn on: all but the `shared` ones (all of them
+        for a branch with no epoch of its own yet, so its legend still has a marker)."""
+        start = self.shared if len(self.epochs) > self.shared else 0
+        return self.epochs[start:], self.accuracy[start:]
 
 
 def marker_for(index: int) -> str:
@@ -109,17 +123,18 @@ class ComparePlot(PlotextPlot):  # type: ignore[misc]
             "Validation accuracy" if metrics == {"validation"} else "Accuracy (validation or train)"
         )
         plt.xlabel("epoch")
-        for index, curve in enumerate(self.curves):
-            if not curve.epochs:
-                continue
-            color = COLORS[index % len(COLORS)]
-            label = curve.name if curve.metric == "validation" else f"{curve.name} (train)"
-            # A braille line joins the epochs; the labelled markers sit on the epochs themselves,
-            # so even where lines cross, each point says which run it belongs to.
-            plt.plot(curve.epochs, curve.accuracy, marker="braille", color=color)
-            plt.scatter(
-                curve.epochs, curve.accuracy, label=label, marker=marker_for(index), color=color
+        drawn = [(i, curve) for i, curve in enumerate(self.curves) if curve.epochs]
+        # A braille line joins the epochs; the labelled markers sit on the epochs themselves,
+        # drawn after every line, so no line (a branch's leaving its parent's point, one crossing
+        # another) covers a point: each point says which run it belongs to.
+        for index, curve in drawn:
+            plt.plot(
+                curve.epochs, curve.accuracy, marker="braille", color=COLORS[index % len(COLORS)]
             )
+        for index, curve in drawn:
+            label = curve.name if curve.metric == "validation" else f"{curve.name} (train)"
+            color = COLORS[index % len(COLORS)]
+            plt.scatter(*curve.own, label=label, marker=marker_for(index), color=color)
         last = max((e for curve in self.curves for e in curve.epochs), default=1)
         right = max(last, 1)
         plt.xlim(0, right)

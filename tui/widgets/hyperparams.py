@@ -15,8 +15,10 @@ from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
+from tui.core.experiments.branch import Lineage, lineage_of
 from tui.core.settings.hyperparams import LIVE_FIELDS, SETTINGS, Hyperparams
 from tui.core.settings.presets import PRESETS, preset
+from tui.core.training.snapshot import Snapshot
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Hyperparams))
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Hyperparams)}
@@ -115,6 +117,8 @@ class HyperparamsPanel(VerticalScroll):
 
     mode: reactive[str] = reactive("free")
     """"free" (no model yet), "training" (only live fields) or "model" (architecture locked)."""
+    branch: reactive[Lineage | None] = reactive(None)
+    """Where the run the panel's settings belong to branches from; None for a run of its own."""
 
     def __init__(
         self, hparams: Hyperparams, preset_name: str = "default", *, id: str | None = None
@@ -127,6 +131,8 @@ class HyperparamsPanel(VerticalScroll):
         self._preset_name = preset_name if matches else Select.NULL
         self._checked: dict[str, Any] = {name: getattr(hparams, name) for name in FIELD_NAMES}
         """The field values the errors on show were worked out for."""
+        self._run = ""
+        """The run whose lineage `branch` holds."""
 
     # --- building -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -173,6 +179,14 @@ class HyperparamsPanel(VerticalScroll):
 
     def on_mount(self) -> None:
         self.watch_mode(self.mode)
+        if isinstance(getattr(self.app, "snapshot", None), Snapshot):
+            self.watch(self.app, "snapshot", self._follow_run)
+
+    def _follow_run(self, snapshot: Snapshot) -> None:
+        """Read the lineage of the run the engine holds, once per run (a small file)."""
+        if snapshot.run != self._run:
+            self._run = snapshot.run
+            self.branch = lineage_of(snapshot.run) if snapshot.run else None
 
     # --- reading values -----------------------------------------------------------------------
     def _raw(self, name: str) -> Any:
@@ -359,11 +373,25 @@ class HyperparamsPanel(VerticalScroll):
                 locked = False
             self.query_one(f"#hp-{name}").disabled = locked
         self.query_one("#hp-preset", Select).disabled = mode != "free"
+        self._show_note()
+
+    def watch_branch(self) -> None:
+        if self.is_mounted:
+            self._show_note()
+
+    def _show_note(self) -> None:
         note = self.query_one("#hp-note", Static)
+        mode, branch = self.mode, self.branch
         if mode == "training":
-            note.update(f"Training: {_LIVE_LABELS} apply live (Enter).")
+            text = f"Training: {_LIVE_LABELS} apply live (Enter)."
+        elif mode == "model" and branch is not None:
+            text = (
+                f"Branch of {branch.label}: network and optimizer fields are locked, "
+                "its checkpoint holds them; t trains it."
+            )
         elif mode == "model":
-            note.update("Network fields are locked to the trained model; r resets it.")
+            text = "Network fields are locked to the trained model; r resets it."
         else:
-            note.update("")
-        note.set_class(mode != "free", "-shown")
+            text = ""
+        note.update(text)
+        note.set_class(bool(text), "-shown")

@@ -23,9 +23,45 @@ from tui.core.runs.layout import (
     RunDirectory,
     RunError,
     cut_metrics,
+    read_info,
     runs_root,
 )
 from tui.core.settings.hyperparams import SETTINGS, Hyperparams
+
+BUSY_LINE = "The engine is training: stop it (s) or let it finish first, then branch."
+"""Why a branch is refused while the engine it would open in is busy training."""
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a branch comes from, as its run.json records it."""
+
+    parent_name: str
+    parent_epoch: int
+    changed: dict[str, list[Any]]
+    """{setting: [parent's value, branch's value]}."""
+
+    @property
+    def label(self) -> str:
+        """ "<parent>@<epoch>", as compare and the runs screen write it."""
+        return f"{self.parent_name}@{self.parent_epoch}"
+
+
+def lineage_of(path: str | Path) -> Lineage | None:
+    """The lineage run.json records for the run at `path`; None for a run of its own, or one
+    whose run.json cannot be read (what it lacks is said where the run is opened)."""
+    try:
+        recorded = read_info(Path(path)).get("lineage")
+    except RunError:
+        return None
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        name = str(recorded.get("parent_name") or Path(str(recorded["parent_path"])).name)
+        changed = recorded.get("changed") or {}
+        return Lineage(name, int(recorded["parent_epoch"]), dict(changed))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -246,11 +282,14 @@ def _best_until(parent: RunDirectory, epoch: int) -> dict[str, Any] | None:
 
 
 __all__ = [
+    "BUSY_LINE",
     "BranchPoint",
+    "Lineage",
     "branch_point",
     "branch_settings",
     "create_branch",
     "find_run",
+    "lineage_of",
     "parse_from",
     "refused_changes",
 ]

@@ -93,24 +93,35 @@ def _percent(value: float | None) -> str:
     return "" if value is None else f"{value:.2%}"
 
 
-def annotate(path: Path, note: str | None, tags: Sequence[str]) -> dict[str, Any]:
-    """Set a run's note (when given) and add `tags` to its tags, in run.json; returns the new
-    run.json. `RunError` when it is not a run, run.json is unreadable, or a trainer holds it
-    (it rewrites run.json every epoch, which would drop the note)."""
+def training_refusal(path: Path) -> str | None:
+    """Why a note cannot be written on the run at `path` now: a trainer holds it (it rewrites
+    run.json every epoch, which would drop the note); None when it can."""
+    if is_locked(path) is None:
+        return None
+    return (
+        f"run {path.name} is training: its trainer rewrites run.json every epoch; add the "
+        "note once it has stopped."
+    )
+
+
+def annotate(
+    path: Path, note: str | None, tags: Sequence[str], *, replace_tags: bool = False
+) -> dict[str, Any]:
+    """Set a run's note (when given) and add `tags` to its tags (or, with `replace_tags`, make
+    them its tags), in run.json; returns the new run.json. `RunError` when it is not a run,
+    run.json is unreadable, or a trainer holds it (see `training_refusal`)."""
     if not path.is_dir() or not (path / RUN_JSON).exists():
         raise RunError(f"{path} is not a run directory; pass a folder listed under runs/.")
-    if is_locked(path) is not None:
-        raise RunError(
-            f"run {path.name} is training: its trainer rewrites run.json every epoch; add the "
-            "note once it has stopped."
-        )
+    refused = training_refusal(path)
+    if refused is not None:
+        raise RunError(refused)
     bad = [tag for tag in tags if not tag.strip() or any(c.isspace() for c in tag)]
     if bad:
         raise RunError(f"tag {bad[0]!r} is not a single word; write tags like `lr-drop`.")
     info = read_info(path)
     if note is not None:
         info["note"] = note
-    merged = list(info.get("tags") or [])
+    merged = [] if replace_tags else list(info.get("tags") or [])
     merged += [tag for tag in tags if tag not in merged]
     info["tags"] = merged
     write_json(path / RUN_JSON, info)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -92,6 +93,39 @@ def list_runs(root: str | Path | None = None) -> list[RunSummary]:
     ]
     oldest = datetime.min
     return sorted(summaries, key=lambda s: (s.started or oldest, s.name), reverse=True)
+
+
+def as_tree(summaries: Sequence[RunSummary]) -> list[tuple[RunSummary, int]]:
+    """The runs with their depth in the tree of branches: each run of its own in the order
+    given, its branches under it (earliest branch point first, then the order given), theirs
+    under them. A branch whose parent is not among `summaries` stands at the top."""
+    names = {s.name for s in summaries}
+    children: dict[str, list[RunSummary]] = {}
+    roots: list[RunSummary] = []
+    for summary in summaries:
+        parent = Path(summary.parent).name if summary.parent else None
+        if parent is not None and parent in names and parent != summary.name:
+            children.setdefault(parent, []).append(summary)
+        else:
+            roots.append(summary)
+    order = {s.name: i for i, s in enumerate(summaries)}
+    tree: list[tuple[RunSummary, int]] = []
+    seen: set[str] = set()
+
+    def visit(summary: RunSummary, depth: int) -> None:
+        if summary.name in seen:  # a loop of hand-edited lineages: each run once
+            return
+        seen.add(summary.name)
+        tree.append((summary, depth))
+        under = children.get(summary.name, [])
+        for child in sorted(under, key=lambda c: (c.parent_epoch or 0, order[c.name])):
+            visit(child, depth + 1)
+
+    for root in roots:
+        visit(root, 0)
+    for summary in summaries:  # only runs caught in such a loop are left
+        visit(summary, 0)
+    return tree
 
 
 def summarise(path: Path) -> RunSummary:
