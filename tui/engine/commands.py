@@ -7,8 +7,6 @@ answers with its status file, and is stopped by a signal).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from datetime import datetime
 from pathlib import Path
 
@@ -17,10 +15,11 @@ from rich.table import Table
 
 from tui.core.experiments.sweep_status import (
     DEFAULT_ROOT,
+    SweepNotRunning,
     find_sweep,
-    is_live,
     live_sweeps,
     read_status,
+    stop_sweep,
 )
 from tui.core.settings.requests import StopRequest, TrainRequest
 from tui.core.training.events import LoadFailed, Notice, PhaseChanged, RunRecording, TrainingEvent
@@ -132,20 +131,11 @@ def _print_sweeps(sweeps: list[Path], console: Console) -> None:
 
 
 def _stop_sweep(folder: Path, now: bool, console: Console) -> int:
-    """Signal the sweep's process: SIGTERM lets the trial in progress finish, SIGINT (as
-    Ctrl+C) stops it now; either way `sweep --resume` carries the sweep on."""
-    status = read_status(folder)
-    if status is None or not is_live(folder):
-        say_error(
-            f"the sweep {folder.name} is not running; `{PROG} sweep --resume {folder}` "
-            "carries it on."
-        )
-        return EXIT_BAD_INPUT
     try:
-        os.kill(status.pid, signal.SIGINT if now else signal.SIGTERM)
-    except OSError as err:
-        say_error(f"the sweep {folder.name} (pid {status.pid}) cannot be signalled: {err}")
-        return EXIT_FAILED
+        status = stop_sweep(folder, now)
+    except SweepNotRunning as err:
+        say_error(str(err))
+        return EXIT_BAD_INPUT
     when = (
         "now; the trial in progress is re-run by --resume"
         if now

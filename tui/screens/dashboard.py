@@ -67,6 +67,7 @@ class DashboardScreen(Screen[None]):
         Binding("h", "toggle_panel", "Panel", show=False),
         Binding("r", "reset", "Reset"),
         Binding("R", "runs", "Runs"),
+        Binding("W", "sweeps", "Sweeps", show=False),
         Binding("S", "save_model", "Save"),
         Binding("i", "toggle_devices", "Devices", show=False),
         Binding("escape", "leave_field", show=False),
@@ -328,6 +329,12 @@ class DashboardScreen(Screen[None]):
 
         if not self._refused(Action.OPEN_RUN):
             self.app.push_screen(RunsScreen(self.app.options.setup.runs_dir), self._run_chosen)
+
+    def action_sweeps(self) -> None:
+        from tui.screens.sweep import SweepListScreen  # Optuna: only once a sweep is asked for
+
+        if not self._refused(Action.OPEN_RUN):
+            self.app.push_screen(SweepListScreen(), self._run_chosen)
 
     async def _run_chosen(self, path: Path | None) -> None:
         """Open a past run in this engine; a live one is watched where it trains instead."""

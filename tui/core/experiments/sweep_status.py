@@ -11,12 +11,14 @@ import dataclasses
 import fcntl
 import json
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tui.core.runs.files import write_json
 from tui.core.runs.layout import now_stamp
+from tui.errors import PROG
 
 SWEEP_JSON = "sweep.json"
 """What makes a folder a sweep's: its settings (`study.py` writes it)."""
@@ -161,3 +163,26 @@ def find_sweep(state_dir: Path, name: str, root: Path) -> Path | None:
         if folder.name == name:
             return folder
     return None
+
+
+class SweepNotRunning(Exception):
+    """No process drives the sweep, or it cannot be signalled; str(err) says so in a sentence."""
+
+
+def stop_sweep(folder: Path, now: bool) -> SweepStatus:
+    """Signal the sweep's process: SIGTERM lets the trial in progress finish, SIGINT (as
+    Ctrl+C) stops it now, to be re-run by `sweep --resume`; the status it was in."""
+    status = read_status(folder)
+    if status is None or not is_live(folder):
+        raise SweepNotRunning(
+            f"the sweep {folder.name} is not running; `{PROG} sweep --resume {folder}` "
+            "carries it on."
+        )
+    try:
+        os.kill(status.pid, signal.SIGINT if now else signal.SIGTERM)
+    except OSError as err:
+        raise SweepNotRunning(
+            f"the sweep {folder.name} (pid {status.pid}) cannot be signalled: "
+            f"{err.strerror or err}."
+        ) from None
+    return status

@@ -1,0 +1,180 @@
+"""The sweep screen on real sweeps of the tiny network: the trials table with the best marked,
+the objective plot, importances once five trials are complete (a sentence before), Enter opens
+a trial's run; `W` on the dashboard lists the sweeps; `attach SWEEP` opens the screen."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from app_helpers import until
+from scripted_engine import ScriptedEngine
+from test_snapshots_app import HPARAMS, LOADED, state
+from test_sweep import _lineage
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import DataTable, OptionList, Static
+from tiny import TINY
+
+from tui.app import create_app
+from tui.core.data.mnist import MnistData
+from tui.core.experiments.space import parse_space
+from tui.core.experiments.study import TRIALS_DIR, SweepFolder, SweepSettings, best, results
+from tui.core.experiments.sweep import SweepRunner
+from tui.core.settings.requests import AppOptions, Setup
+from tui.core.training.controller import TrainingController
+from tui.engine import protocol as p
+from tui.screens.sweep import BEST, SweepApp, SweepListScreen, SweepScreen
+from tui.widgets.objective import ObjectivePlot
+
+
+@dataclass(frozen=True)
+class Sweeps:
+    full: Path
+    """Six one-epoch trials over two settings, finished."""
+    early: Path
+    """The same sweep as it was after two trials."""
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory: pytest.TempPathFactory, mnist_small: MnistData) -> Sweeps:
+    root = tmp_path_factory.mktemp("sweeps")
+    space = parse_space(
+        {"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}, "dropout": [0.0, 0.3]},
+        TINY.with_changes(epochs=1),
+        "test",
+    )
+    folder = SweepFolder.create(
+        root / "sw", SweepSettings(space, preset="tiny", study="sw", trials=2)
+    )
+    setup = Setup(TINY, preset="tiny", runs_dir=str(folder.trials_dir), progress_interval=0.0)
+    controller = TrainingController(setup, data=mnist_small)
+    try:
+        controller.load()
+        SweepRunner(folder, controller, folder.study(0)).run()
+        shutil.copytree(folder.path, root / "early")
+        folder = folder.with_settings(trials=6)
+        SweepRunner(folder, controller, folder.study(0)).run()
+    finally:
+        controller.close()
+    return Sweeps(folder.path, root / "early")
+
+
+async def _read(pilot: Pilot[Path | None] | Pilot[None]) -> SweepScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, SweepScreen)
+    await until(pilot, lambda: screen.view is not None)  # type: ignore[arg-type]
+    await pilot.pause()
+    return screen
+
+
+def _rows(screen: SweepScreen) -> list[list[str]]:
+    table: DataTable[object] = screen.query_one(DataTable)
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def _text(screen: SweepScreen, selector: str) -> str:
+    return str(screen.query_one(selector, Static).render())
+
+
+async def test_the_trials_table_marks_the_best_and_importances_show_after_five(
+    sweeps: Sweeps,
+) -> None:
+    app = SweepApp(sweeps.full)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _read(pilot)
+        rows = _rows(screen)
+        found = results(SweepFolder.open(sweeps.full).study(0))
+        top = best(found)
+        assert top is not None
+        assert [row[1] for row in rows] == [str(n) for n in range(6)]
+        assert [row[0] for row in rows] == [BEST if n == top.number else " " for n in range(6)]
+        for row, result in zip(rows, found, strict=True):
+            assert row[2] == "complete" and row[-2] == "1"
+            assert row[-3] == f"{result.value:.2%}"
+        header = _text(screen, "#sweep-header")
+        assert "not running, 6 of 6 trials finished" in header
+        assert f"best {top.value:.2%} (trial {top.number})" in header
+        importances = _text(screen, "#sweep-importances")
+        assert importances.startswith("Importance (PED-ANOVA, 6 complete trials): ")
+        assert "learning_rate" in importances and "dropout" in importances
+        assert len(screen.query_one(ObjectivePlot).trials) == 6
+
+
+async def test_before_five_trials_importances_are_a_sentence(sweeps: Sweeps) -> None:
+    app = SweepApp(sweeps.early)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _read(pilot)
+        assert len(_rows(screen)) == 2
+        assert _text(screen, "#sweep-importances") == (
+            "Importances appear once 5 trials are complete (2 so far)."
+        )
+
+
+async def test_enter_on_a_trial_opens_its_run(sweeps: Sweeps) -> None:
+    app = SweepApp(sweeps.full)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _read(pilot)
+        await pilot.press("down", "down", "down", "enter")
+        await pilot.pause()
+    assert app.return_value == _lineage(sweeps.full)[3]
+
+
+async def test_stopping_a_sweep_that_does_not_run_says_so(sweeps: Sweeps) -> None:
+    app = SweepApp(sweeps.full)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _read(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, SweepScreen), "nothing to confirm"
+        assert any("is not running" in str(n.message) for n in app._notifications)
+
+
+async def test_the_sweep_list_opens_a_sweep_and_returns_the_trial_opened(
+    sweeps: Sweeps, tmp_path: Path
+) -> None:
+    root = tmp_path / "sweeps"
+    root.mkdir()
+    shutil.copytree(sweeps.early, root / "20250101-090000-tiny")
+    (root / "not-a-sweep").mkdir()
+    chosen: list[Path | None] = []
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(SweepListScreen(root), chosen.append)
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        listing: OptionList = app.screen.query_one(OptionList)
+        assert [str(o.prompt) for o in listing.options] == ["20250101-090000-tiny"]
+        await pilot.press("enter")
+        await _read(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+    assert chosen == [_lineage(root / "20250101-090000-tiny")[0]]
+    assert (root / "20250101-090000-tiny" / TRIALS_DIR).is_dir()
+
+
+async def test_w_on_the_dashboard_lists_the_sweeps_and_opens_a_trial_in_the_engine(
+    sweeps: Sweeps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """W lists ./sweeps; Enter on a sweep opens its screen, Enter on a trial asks this app's
+    engine to open that trial's run, as the runs screen's Enter does."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(sweeps.full, tmp_path / "sweeps" / "20250101-090000-tiny")
+    engine = ScriptedEngine(state(LOADED))
+    with engine:
+        app = create_app(AppOptions(Setup(HPARAMS, preset="default")), engine.connector())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.handle.client is not None, 10)
+            await pilot.press("W")
+            assert isinstance(app.screen, SweepListScreen)
+            await pilot.press("enter")
+            screen = await _read(pilot)
+            assert len(_rows(screen)) == 6
+            await pilot.press("down", "enter")
+            await until(pilot, lambda: any(isinstance(c, p.OpenRun) for c in engine.commands), 10)
+    [opened] = [c for c in engine.commands if isinstance(c, p.OpenRun)]
+    assert Path(opened.path) == _lineage(tmp_path / "sweeps" / "20250101-090000-tiny")[1]
