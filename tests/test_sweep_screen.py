@@ -5,6 +5,8 @@ a trial's run; `W` on the dashboard lists the sweeps; `attach SWEEP` opens the s
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from tui.core.data.mnist import MnistData
 from tui.core.experiments.space import parse_space
 from tui.core.experiments.study import TRIALS_DIR, SweepFolder, SweepSettings, best, results
 from tui.core.experiments.sweep import SweepRunner
+from tui.core.experiments.sweep_status import SweepLock, SweepStatus, write_status
 from tui.core.settings.requests import AppOptions, Setup
 from tui.core.training.controller import TrainingController
 from tui.engine import protocol as p
@@ -89,10 +92,10 @@ async def test_the_trials_table_marks_the_best_and_importances_show_after_five(
         found = results(SweepFolder.open(sweeps.full).study(0))
         top = best(found)
         assert top is not None
-        assert [row[1] for row in rows] == [str(n) for n in range(6)]
-        assert [row[0] for row in rows] == [BEST if n == top.number else " " for n in range(6)]
+        assert [int(row[0].replace(BEST, "")) for row in rows] == list(range(6))
+        assert [n for n, row in enumerate(rows) if BEST in row[0]] == [top.number]
         for row, result in zip(rows, found, strict=True):
-            assert row[2] == "complete" and row[-2] == "1"
+            assert row[1] == "complete" and row[-2] == "1"
             assert row[-3] == f"{result.value:.2%}"
         header = _text(screen, "#sweep-header")
         assert "not running, 6 of 6 trials finished" in header
@@ -130,6 +133,33 @@ async def test_stopping_a_sweep_that_does_not_run_says_so(sweeps: Sweeps) -> Non
         await pilot.pause()
         assert isinstance(app.screen, SweepScreen), "nothing to confirm"
         assert any("is not running" in str(n.message) for n in app._notifications)
+
+
+@pytest.mark.parametrize(("key", "sent"), [("s", signal.SIGTERM), ("S", signal.SIGINT)])
+async def test_s_and_shift_s_stop_a_live_sweep_after_asking(
+    sweeps: Sweeps, tmp_path: Path, key: str, sent: signal.Signals
+) -> None:
+    """A live sweep (its lock held, its status naming a process): `s` asks, `y` sends that
+    process SIGTERM (after the trial in progress), `S` SIGINT (now), as `mnist-tui stop` does."""
+    folder = shutil.copytree(sweeps.early, tmp_path / "sw")
+    sweep = subprocess.Popen(["sleep", "60"])  # stands in for the sweep's process
+    lock = SweepLock(folder)
+    try:
+        assert lock.acquire()
+        write_status(folder, SweepStatus(pid=sweep.pid, phase="running", trials=2, finished=2))
+        app = SweepApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await _read(pilot)
+            assert "running, 2 of 2 trials finished" in _text(screen, "#sweep-header")
+            await pilot.press(key)
+            assert sweep.poll() is None, "nothing is sent before the answer"
+            await pilot.press("y")
+            assert sweep.wait(timeout=10) == -sent
+    finally:
+        lock.release()
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
 
 
 async def test_the_sweep_list_opens_a_sweep_and_returns_the_trial_opened(

@@ -30,7 +30,6 @@ from tui.core.experiments.sweep_status import (
     DEFAULT_ROOT,
     SWEEP_JSON,
     SweepNotRunning,
-    read_status,
     stop_sweep,
 )
 from tui.core.experiments.sweep_view import EVALUATOR, SweepView, SweepWatch
@@ -61,9 +60,9 @@ class SweepScreen(Screen[Path | None]):
 
     DEFAULT_CSS = """
     SweepScreen {
-        & #sweep-header { height: 1; padding: 0 1; background: $panel; }
+        & #sweep-header { height: auto; max-height: 2; padding: 0 1; background: $panel; }
         & #sweep-trials { height: 1fr; min-height: 4; }
-        & #sweep-plots { height: 2fr; min-height: 8; max-height: 16; }
+        & #sweep-plots { height: 1fr; min-height: 8; max-height: 16; }
         & #sweep-plots > * { width: 1fr; }
         & #sweep-importances { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     }
@@ -152,34 +151,28 @@ class SweepScreen(Screen[Path | None]):
 
     def _show_header(self) -> None:
         view = self.view
-        parts = [f"Sweep {self.path.name}"]
+        parts = [f"Sweep {self.path.name}"]  # a long name wraps the header to a second line
         if self.error is not None:
             parts.append(f"cannot be read: {self.error}")
         elif view is not None:
-            status = view.status
-            if view.live and status is not None:
-                parts.append(f"{status.phase}, {status.progress}")
-            else:
-                finished = sum(t.state in ("complete", "pruned") for t in view.trials)
-                target = f" of {view.target}" if view.target is not None else ""
-                parts.append(f"not running, {finished}{target} trials finished")
+            parts.append(_progress(view))
             if view.best is not None and view.best.value is not None:
                 parts.append(f"best {format_percent(view.best.value)} (trial {view.best.number})")
-        self.query_one("#sweep-header", Static).update("  ·  ".join(parts))
+        self.query_one("#sweep-header", Static).update(" · ".join(parts))
 
     def _show_table(self, old: SweepView | None, new: SweepView) -> None:
         table = self.table
         if old is None or old.varied != new.varied or not table.columns:
             table.clear(columns=True)
-            for label in ("", "trial", "state", *new.varied, "best val", "epochs", "time"):
-                table.add_column(label, key=label or "mark")
+            for label in ("trial", "state", *new.varied, "best val", "epochs", "time"):
+                table.add_column(label, key=label)
         row = table.cursor_row
         table.clear()
         best = new.best.number if new.best is not None else None
         for trial in new.trials:
+            mark = BEST if trial.number == best else " "
             table.add_row(
-                BEST if trial.number == best else " ",
-                Text(str(trial.number), justify="right"),
+                Text(f"{mark}{trial.number:>4}", justify="right"),
                 _state(trial),
                 *(show(trial.params[n]) if n in trial.params else "-" for n in new.varied),
                 Text(format_percent(trial.value, missing="-"), justify="right"),
@@ -213,16 +206,16 @@ class SweepScreen(Screen[Path | None]):
         self.action_open()
 
     def action_stop(self, now: bool) -> None:
-        status = read_status(self.path)
-        if status is None or self.view is None or not self.view.live:
+        if self.view is None or not self.view.live:
             self.notify(f"The sweep {self.path.name} is not running.", severity="warning")
             return
+        # No trial number in the question: the trial in progress may change while it is open.
         if now:
-            question = f"Stop the sweep now, in {status.progress}?"
+            question = "Stop the sweep now?"
             detail = "The trial in progress is dropped; `sweep --resume` runs it again."
         else:
-            question = f"Stop the sweep after {status.progress}?"
-            detail = "That trial trains to its end; `sweep --resume` carries the sweep on."
+            question = "Stop the sweep after the trial in progress?"
+            detail = "It trains to its end and no other starts; `sweep --resume` carries on."
         self.app.push_screen(
             ConfirmScreen(question, detail, yes="Stop"), lambda yes: self._stop(yes, now)
         )
@@ -240,6 +233,20 @@ class SweepScreen(Screen[Path | None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _progress(view: SweepView) -> str:
+    """ "running, 3 of 10 trials finished, trial 3 in progress": numbers as the table's."""
+    finished = sum(t.state in ("complete", "pruned") for t in view.trials)
+    target = f" of {view.target}" if view.target is not None else ""
+    if not view.live:
+        return f"not running, {finished}{target} trials finished"
+    phase = view.status.phase if view.status is not None else "running"
+    text = f"{phase}, {finished}{target} trials finished"
+    running = [str(t.number) for t in view.trials if t.state == "running"]
+    if running:
+        text += f", trial {', '.join(running)} in progress"
+    return text
 
 
 def _state(trial: TrialResult) -> Text:
@@ -295,6 +302,7 @@ class SweepApp(App[Path | None]):
 
     CSS_PATH = str(Path(__file__).resolve().parents[1] / "app.tcss")
     TITLE = "mnist-tui"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "quit", "Quit")]
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()

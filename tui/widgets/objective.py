@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
@@ -58,6 +60,7 @@ class ObjectivePlot(PlotextPlot):  # type: ignore[misc]
                 color="orange",
                 label="pruned",
             )
-        last = max((t.number for t in self.trials), default=1)
-        plt.xlim(-0.5, max(last, 1) + 0.5)
+        last = max(max((t.number for t in self.trials), default=1), 1)
+        plt.xlim(-0.5, last + 0.5)
+        plt.xticks(list(range(0, last + 1, max(1, math.ceil(last / 8)))))  # trials are whole
         self.refresh()
