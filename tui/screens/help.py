@@ -41,6 +41,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("i", "show / hide the devices (what trains, GPU memory, CPU threads)"),
     ("r", "reset: a fresh model from the panel (asks first)"),
     ("R", "runs: past runs; Enter resumes one here, space marks, c compares marked runs"),
+    ("W", "sweeps under ./sweeps: Enter opens one (trials, objective, importances)"),
     ("S", "save the model as models/<name>.keras"),
     ("Esc", "leave a field, back to the keys; closes a screen"),
     ("?", "this help"),
