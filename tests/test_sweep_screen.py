@@ -10,10 +10,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import pytest
 from app_helpers import until
 from scripted_engine import ScriptedEngine
 from test_snapshots_app import HPARAMS, LOADED, state
+from test_snapshots_sweep import trial, write_sweep
 from test_sweep import _lineage
 from textual.app import App
 from textual.pilot import Pilot
@@ -133,6 +135,26 @@ async def test_stopping_a_sweep_that_does_not_run_says_so(sweeps: Sweeps) -> Non
         await pilot.pause()
         assert isinstance(app.screen, SweepScreen), "nothing to confirm"
         assert any("is not running" in str(n.message) for n in app._notifications)
+
+
+async def test_the_table_follows_the_sweep_and_keeps_the_cursor(tmp_path: Path) -> None:
+    """A trial the sweep adds to its store appears at the next reading with the best mark
+    moved to it, and the row the user had highlighted stays highlighted."""
+    folder = write_sweep(tmp_path / "sw")
+    app = SweepApp(folder.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _read(pilot)
+        assert [n for n, row in enumerate(_rows(screen)) if BEST in row[0]] == [3]
+        await pilot.press("down", "down")
+        complete = optuna.trial.TrialState.COMPLETE
+        folder.study(0).add_trial(trial(8, complete, 0.004, 0.1, 128, 0.9890, 3, 40))
+        await until(pilot, lambda: screen.table.row_count == 9, 10)
+        await pilot.pause()
+        rows = _rows(screen)
+        assert [n for n, row in enumerate(rows) if BEST in row[0]] == [8]
+        assert rows[8][1:] == ["complete", "128", "0.1", "0.004", "98.90%", "3", "40s"]
+        assert screen.table.cursor_row == 2
+        assert "best 98.90% (trial 8)" in _text(screen, "#sweep-header")
 
 
 @pytest.mark.parametrize(("key", "sent"), [("s", signal.SIGTERM), ("S", signal.SIGINT)])

@@ -161,27 +161,39 @@ class SweepScreen(Screen[Path | None]):
         self.query_one("#sweep-header", Static).update(" · ".join(parts))
 
     def _show_table(self, old: SweepView | None, new: SweepView) -> None:
+        """Add the new trials' rows and rewrite the rows that changed, in place, so that the
+        cursor stays where the user put it while the sweep goes on.
+
+        The columns get widths measured here: the table measures its own only once idle,
+        after it may have painted (and cached) the new rows at the old widths.
+        """
         table = self.table
-        if old is None or old.varied != new.varied or not table.columns:
-            table.clear(columns=True)
-            for label in ("trial", "state", *new.varied, "best val", "epochs", "time"):
-                table.add_column(label, key=label)
-        row = table.cursor_row
-        table.clear()
         best = new.best.number if new.best is not None else None
+        rows = {t.number: _cells(t, t.number == best, new.varied) for t in new.trials}
+        labels = ("trial", "state", *new.varied, "best val", "epochs", "time")
+        widths = [
+            max([len(label), *(_width(cells[i]) for cells in rows.values())])
+            for i, label in enumerate(labels)
+        ]
+        if old is None or [c.width for c in table.columns.values()] != widths:
+            cursor = table.cursor_row
+            table.clear(columns=True)
+            for label, width in zip(labels, widths, strict=True):
+                table.add_column(label, key=label, width=width)
+            for number, cells in rows.items():
+                table.add_row(*cells, key=str(number))
+            if table.row_count:
+                table.move_cursor(row=min(max(cursor, 0), table.row_count - 1))
+            return
+        before = {t.number: t for t in old.trials}
+        was_best = old.best.number if old.best is not None else None
         for trial in new.trials:
-            mark = BEST if trial.number == best else " "
-            table.add_row(
-                Text(f"{mark}{trial.number:>4}", justify="right"),
-                _state(trial),
-                *(show(trial.params[n]) if n in trial.params else "-" for n in new.varied),
-                Text(format_percent(trial.value, missing="-"), justify="right"),
-                Text(str(trial.epochs) if trial.state != "running" else "-", justify="right"),
-                Text(format_seconds(trial.seconds), justify="right"),
-                key=str(trial.number),
-            )
-        if table.row_count:
-            table.move_cursor(row=min(max(row, 0), table.row_count - 1))
+            key = str(trial.number)
+            if key not in table.rows:
+                table.add_row(*rows[trial.number], key=key)
+            elif before.get(trial.number) != trial or trial.number in (best, was_best):
+                for column, cell in zip(list(table.columns), rows[trial.number], strict=True):
+                    table.update_cell(key, column, cell)
 
     # --- actions ------------------------------------------------------------------------------
     def _highlighted(self) -> TrialResult | None:
@@ -247,6 +259,22 @@ def _progress(view: SweepView) -> str:
     if running:
         text += f", trial {', '.join(running)} in progress"
     return text
+
+
+def _cells(trial: TrialResult, best: bool, varied: tuple[str, ...]) -> list[str | Text]:
+    """A trial's row: the best one's number marked, the settings that vary, its outcome."""
+    return [
+        Text(f"{BEST if best else ' '}{trial.number:>4}", justify="right"),
+        _state(trial),
+        *(show(trial.params[n]) if n in trial.params else "-" for n in varied),
+        Text(format_percent(trial.value, missing="-"), justify="right"),
+        Text(str(trial.epochs) if trial.state != "running" else "-", justify="right"),
+        Text(format_seconds(trial.seconds), justify="right"),
+    ]
+
+
+def _width(cell: str | Text) -> int:
+    return cell.cell_len if isinstance(cell, Text) else Text(cell).cell_len
 
 
 def _state(trial: TrialResult) -> Text:

@@ -33,7 +33,8 @@ class ObjectivePlot(PlotextPlot):  # type: ignore[misc]
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("Objective by trial")
+        # The markers say themselves in the title: plotext's legend sits over the first trials.
+        plt.title(f"Best val by trial, {PRUNED_MARKER} pruned")
         plt.xlabel("trial")
         scored = [t for t in self.trials if t.value is not None]
         complete = [t for t in scored if t.state == "complete"]
@@ -42,15 +43,12 @@ class ObjectivePlot(PlotextPlot):  # type: ignore[misc]
             best: list[float] = []
             for trial in complete:
                 best.append(max(best[-1], trial.value or 0.0) if best else trial.value or 0.0)
-            plt.plot(
-                [t.number for t in complete], best, marker="braille", color="green", label="best"
-            )
+            plt.plot([t.number for t in complete], best, marker="braille", color="green")
             plt.scatter(
                 [t.number for t in complete],
                 [t.value for t in complete],
                 marker=COMPLETE_MARKER,
                 color="cyan",
-                label="complete",
             )
         if pruned:
             plt.scatter(
@@ -58,7 +56,6 @@ class ObjectivePlot(PlotextPlot):  # type: ignore[misc]
                 [t.value for t in pruned],
                 marker=PRUNED_MARKER,
                 color="orange",
-                label="pruned",
             )
         last = max(max((t.number for t in self.trials), default=1), 1)
         plt.xlim(-0.5, last + 0.5)
