@@ -190,6 +190,8 @@ async def test_the_sweep_list_opens_a_sweep_and_returns_the_trial_opened(
     root = tmp_path / "sweeps"
     root.mkdir()
     shutil.copytree(sweeps.early, root / "20250101-090000-tiny")
+    ended = SweepStatus(pid=1, phase="ended", trials=2, finished=2, best_trial=1, best_value=0.5)
+    write_status(root / "20250101-090000-tiny", ended)
     (root / "not-a-sweep").mkdir()
     chosen: list[Path | None] = []
 
@@ -200,7 +202,9 @@ async def test_the_sweep_list_opens_a_sweep_and_returns_the_trial_opened(
     app = Host()
     async with app.run_test(size=(80, 24)) as pilot:
         listing: OptionList = app.screen.query_one(OptionList)
-        assert [str(o.prompt) for o in listing.options] == ["20250101-090000-tiny"]
+        assert [str(o.prompt) for o in listing.options] == [
+            "20250101-090000-tiny  2 of 2 trials finished, best 50.00% (trial 1)"
+        ]
         await pilot.press("enter")
         await _read(pilot)
         await pilot.press("enter")

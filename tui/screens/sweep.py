@@ -30,6 +30,8 @@ from tui.core.experiments.sweep_status import (
     DEFAULT_ROOT,
     SWEEP_JSON,
     SweepNotRunning,
+    is_live,
+    read_status,
     stop_sweep,
 )
 from tui.core.experiments.sweep_view import EVALUATOR, SweepView, SweepWatch
@@ -295,6 +297,9 @@ class SweepListScreen(Screen[Path | None]):
     """The sweeps under ./sweeps, newest first; Enter opens one's screen. Dismisses with the
     run directory of the trial opened there, or None."""
 
+    DEFAULT_CSS = """
+    SweepListScreen #sweep-list-header { height: 1; padding: 0 1; background: $panel; }
+    """
     AUTO_FOCUS = "#sweep-list"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
@@ -304,9 +309,10 @@ class SweepListScreen(Screen[Path | None]):
 
     def compose(self) -> ComposeResult:
         found = sorted((p for p in self.root.glob("*") if (p / SWEEP_JSON).is_file()), reverse=True)
-        yield Static(f"Sweeps in {self.root.resolve()}", id="sweep-header", markup=False)
+        yield Static(f"Sweeps in {self.root.resolve()}", id="sweep-list-header", markup=False)
         if found:
-            yield OptionList(*(Option(p.name, id=str(p)) for p in found), id="sweep-list")
+            options = (Option(_summary(p), id=str(p)) for p in found)
+            yield OptionList(*options, id="sweep-list")
         else:
             yield Static("No sweeps here yet: `mnist-tui sweep --detach` starts one.", markup=False)
         yield FittingFooter()
@@ -322,6 +328,20 @@ class SweepListScreen(Screen[Path | None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _summary(folder: Path) -> Text:
+    """A sweep's name and where it stands, from its status file (the study is read only once
+    the sweep is opened)."""
+    status = read_status(folder)
+    if status is None:
+        return Text(folder.name, style="bold")
+    if is_live(folder):
+        said = f"running, {status.progress}, best {status.best}"
+    else:
+        target = f" of {status.trials}" if status.trials is not None else ""
+        said = f"{status.finished}{target} trials finished, best {status.best}"
+    return Text.assemble((folder.name, "bold"), "  ", (said, "dim"))
 
 
 class SweepApp(App[Path | None]):
