@@ -157,6 +157,19 @@ async def test_the_table_follows_the_sweep_and_keeps_the_cursor(tmp_path: Path) 
         assert "best 98.90% (trial 8)" in _text(screen, "#sweep-header")
 
 
+async def test_enter_on_the_running_trial_says_it_trains_instead_of_opening_it(
+    tmp_path: Path,
+) -> None:
+    folder = write_sweep(tmp_path / "sw")  # trial 7 is running, the last row
+    app = SweepApp(folder.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _read(pilot)
+        await pilot.press(*["down"] * 7, "enter")
+        await pilot.pause()
+        assert app.screen is screen and app.return_value is None
+        assert any("Trial 7 is training" in str(n.message) for n in app._notifications)
+
+
 @pytest.mark.parametrize(("key", "sent"), [("s", signal.SIGTERM), ("S", signal.SIGINT)])
 async def test_s_and_shift_s_stop_a_live_sweep_after_asking(
     sweeps: Sweeps, tmp_path: Path, key: str, sent: signal.Signals

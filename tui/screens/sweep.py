@@ -208,6 +208,13 @@ class SweepScreen(Screen[Path | None]):
         trial = self._highlighted()
         if trial is None or self.view is None:
             return
+        if trial.state == "running":  # its run is the sweep's to write until the trial ends
+            self.notify(
+                f"Trial {trial.number} is training: its curve is drawn here, and Enter opens "
+                "its run once it ends.",
+                severity="warning",
+            )
+            return
         run = self.view.runs.get(trial.number)
         if run is None:
             self.notify(f"Trial {trial.number} has no run yet.", severity="warning")
