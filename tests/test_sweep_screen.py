@@ -4,9 +4,11 @@ a trial's run; `W` on the dashboard lists the sweeps; `attach SWEEP` opens the s
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import optuna
 import pytest
 from app_helpers import until
 from scripted_engine import ScriptedEngine
+from test_app_signals import Terminal
 from test_snapshots_app import HPARAMS, LOADED, state
 from test_snapshots_sweep import trial, write_sweep
 from test_sweep import _lineage
@@ -247,3 +250,21 @@ async def test_w_on_the_dashboard_lists_the_sweeps_and_opens_a_trial_in_the_engi
             await until(pilot, lambda: any(isinstance(c, p.OpenRun) for c in engine.commands), 10)
     [opened] = [c for c in engine.commands if isinstance(c, p.OpenRun)]
     assert Path(opened.path) == _lineage(tmp_path / "sweeps" / "20250101-090000-tiny")[1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
+def test_attach_by_name_shows_the_sweep_screen_in_a_terminal_and_q_quits(tmp_path: Path) -> None:
+    """`mnist-tui attach NAME` finds the sweep under ./sweeps and draws its screen; q quits."""
+    write_sweep(tmp_path / "sweeps" / "sw")
+    term = Terminal([sys.executable, "-m", "tui", "attach", "sw"], tmp_path, size=(80, 24))
+
+    def shown() -> bytes:
+        return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", term.output)
+
+    try:
+        assert term.poll_until(lambda: b"Importance (PED-ANOVA" in shown(), 60), shown()[-2000:]
+        assert b"Sweep sw" in shown()
+        term.type(b"q")
+        assert term.wait(30) == 0
+    finally:
+        term.close()
