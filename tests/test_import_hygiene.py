@@ -61,7 +61,8 @@ RULES = {
             "tui.engine.connect",
         ),
         (
-            *("numpy", "tensorflow", "keras", "rich.progress"),
+            # Optuna (and the sqlalchemy it brings) waits for a sweep's screen to open.
+            *("numpy", "tensorflow", "keras", "rich.progress", "optuna"),
             *(
                 "tui.core.training.controller",
                 "tui.core.training.session",

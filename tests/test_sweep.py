@@ -23,15 +23,15 @@ from tiny import TINY
 from tui.cli import build_parser, resolve_hparams
 from tui.core.data.mnist import MnistData
 from tui.core.experiments.space import parse_space
-from tui.core.experiments.sweep import (
+from tui.core.experiments.study import (
     JOURNAL,
     TRIALS_DIR,
     SweepFolder,
-    SweepRunner,
     SweepSettings,
     TrialResult,
     results,
 )
+from tui.core.experiments.sweep import SweepRunner
 from tui.core.runs.layout import HPARAMS_TOML, read_history
 from tui.core.settings.requests import Setup
 from tui.core.settings.toml import load_toml

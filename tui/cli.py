@@ -160,16 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
     flag(predict, "--no-color", action="store_true", help="plain characters, no colour")
 
     attach = commands.add_parser(
-        "attach", help="open the app on a live training (the newest, or RUN's)"
+        "attach", help="open the app on a live training (the newest, or RUN's), or a sweep"
     )
-    attach.add_argument("run", nargs="?", metavar="RUN", help="a run directory or its name")
+    attach.add_argument(
+        "run", nargs="?", metavar="RUN", help="a run or sweep directory, or its name"
+    )
     add_runs_dir_flag(attach)
 
-    commands.add_parser("ps", help="list live trainings: run, phase, epoch, accuracy, ETA, pid")
+    commands.add_parser(
+        "ps", help="list live trainings (run, phase, epoch, accuracy, ETA, pid) and sweeps"
+    )
     records.add_record_commands(commands)
 
-    stop = commands.add_parser("stop", help="stop a live training after its epoch (or --now)")
-    stop.add_argument("run", nargs="?", metavar="RUN", help="a run directory or its name")
+    stop = commands.add_parser(
+        "stop", help="stop a live training after its epoch, or a sweep after its trial (or --now)"
+    )
+    stop.add_argument("run", nargs="?", metavar="RUN", help="a run or sweep directory, or its name")
     flag(stop, "--now", action="store_true", help="stop within a group of batches")
     add_runs_dir_flag(stop)
     return parser

@@ -66,17 +66,21 @@ def _check_run(run: Path) -> None:
 
 
 def run_attached(request: AttachRequest) -> int:
-    """`mnist-tui attach [RUN]`: the app on a live engine, or on a run that is no longer live."""
+    """`mnist-tui attach [RUN]`: the app on a live engine, or on a run that is no longer live;
+    `attach SWEEP` (its folder or name): the sweep's screen."""
     from tui.core.settings import presets
     from tui.engine import registry
     from tui.errors import EXIT_FAILED, say_error
 
     _require_terminal()
     try:
-        engine = registry.find_engine(request.run)
+        sweep = _find_sweep(request.run, registry.state_dir(create=False))
+        engine = registry.find_engine(request.run) if sweep is None else None
     except registry.RegistryError as err:
         say_error(str(err))
         return EXIT_FAILED
+    if sweep is not None:
+        return _run_sweep_screen(sweep)
     options = AppOptions(Setup(presets.preset(presets.DEFAULT_PRESET), runs_dir=request.runs_dir))
     if engine is not None:
         return run_app(options, SocketConnector(engine.socket))
@@ -93,6 +97,29 @@ def run_attached(request: AttachRequest) -> int:
     )
     _print_recent_runs(request.runs_dir)
     return EXIT_FAILED
+
+
+def _find_sweep(name: str | None, state_dir: Path) -> Path | None:
+    from tui.core.experiments.sweep_status import DEFAULT_ROOT, find_sweep
+
+    return find_sweep(state_dir, name, DEFAULT_ROOT) if name is not None else None
+
+
+def _run_sweep_screen(folder: Path) -> int:
+    """The sweep's screen; a trial opened there (Enter) then opens in the app, as a past run."""
+    from tui.core.settings import presets
+    from tui.screens.sweep import SweepApp  # Optuna: only for a sweep
+
+    app = SweepApp(folder)
+    driver = terminal_driver()
+    if driver is not None:
+        app.driver_class = driver
+    run = app.run()
+    if run is None:
+        return app.return_code or 0
+    print(f"Opening trial run {run}", flush=True)
+    setup = Setup(presets.preset(presets.DEFAULT_PRESET), runs_dir=str(run.parent))
+    return run_app(AppOptions(setup, resume=str(run)))
 
 
 def _find_run(run: str, runs_dir: str | None) -> Path | None:

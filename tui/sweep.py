@@ -2,7 +2,11 @@
 ends, then a table of them all with the best marked; rich, no Textual.
 
 It takes a typed `SweepRequest`, never argparse, and reports bad input as `UsageError` (exit 2)
-before anything trains.
+before anything trains. A sweep outlives its terminal: `--detach` starts it in a process of its
+own session, and a SIGHUP sends a foreground one's output to the folder's log. While it lives it
+holds its folder's lock and keeps `status.json` there, which `ps`, `stop` and the sweep screen
+read. It is steered by signals, which reach it whatever it is doing and need no server: SIGTERM
+stops it after the trial in progress (a second one: now), SIGINT stops that trial now.
 """
 
 from __future__ import annotations
@@ -21,36 +25,47 @@ from pathlib import Path
 from types import FrameType
 
 import optuna
+from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from tui.core.experiments.space import Choice, SearchSpace, default_space, load_space, show
-from tui.core.experiments.sweep import (
+from tui.core.experiments.study import (
     DEFAULT_TRIALS,
-    WORKER_ENV,
+    FINISHED,
     SweepError,
     SweepFolder,
-    SweepRunner,
     SweepSettings,
     TrialResult,
     best,
-    recover,
     result_of,
     results,
-    sampler_seed,
 )
-from tui.core.runs.layout import HPARAMS_TOML
+from tui.core.experiments.sweep import WORKER_ENV, SweepRunner, recover, sampler_seed
+from tui.core.experiments.sweep_status import (
+    LOG_FILE,
+    SweepLock,
+    SweepStatus,
+    is_live,
+    read_status,
+    register,
+    write_status,
+)
+from tui.core.runs.layout import HPARAMS_TOML, now_stamp
 from tui.core.settings.requests import Setup
 from tui.core.settings.toml import load_toml, save_toml
 from tui.core.training import budget
 from tui.core.training.controller import TrainingController
 from tui.core.training.events import DataLoaded, Notice, TrainingEvent
 from tui.core.training.phase import Phase
+from tui.engine import registry
 from tui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say_error
 
 WATCH_EVERY = 0.5
 """Seconds between two looks at the study while `--workers` processes run the trials."""
+DETACH_TIMEOUT = 60.0
+"""Seconds `--detach` waits for the background sweep to say it has started."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,10 @@ class SweepRequest:
     out: str | None = None
     """The sweep's folder (default: sweeps/<time>-<preset>)."""
     save_config: str | None = None
+    detach: bool = False
+    """Run in the background and return once it has started."""
+    carried: tuple[str, ...] = ()
+    """Flags that the background process of `--detach` is given again (devices, strategy)."""
 
 
 def run_sweep(request: SweepRequest, console: Console) -> int:
@@ -81,6 +100,42 @@ def run_sweep(request: SweepRequest, console: Console) -> int:
     the exit code (130 when Ctrl+C stopped it)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = _resumed(request) if request.resume is not None else _created(request)
+    if request.detach:
+        if is_live(folder.path):
+            raise UsageError(_busy(folder))
+        return _detach(folder, request, console)
+    if os.environ.get(WORKER_ENV):
+        return _run(folder, request, console, None)  # its parent holds the lock and the status
+    lock = SweepLock(folder.path)
+    if not lock.acquire():
+        raise UsageError(_busy(folder))
+    status = _Status(folder)
+    try:
+        record = register(registry.state_dir(), folder.path)
+    except (OSError, registry.RegistryError):
+        record = None  # `ps` will not list it; the sweep itself is unharmed
+    try:
+        return _run(folder, request, console, status)
+    finally:
+        status.set_phase("ended")
+        if record is not None:
+            with contextlib.suppress(OSError):
+                record.unlink()
+        lock.release()
+
+
+def _busy(folder: SweepFolder) -> str:
+    status = read_status(folder.path)
+    pid = f" (pid {status.pid})" if status is not None else ""
+    return (
+        f"the sweep {folder.path.name} is running{pid}; `{PROG} stop {folder.path.name}` "
+        "stops it, or give it more processes with --workers when you start it."
+    )
+
+
+def _run(
+    folder: SweepFolder, request: SweepRequest, console: Console, status: _Status | None
+) -> int:
     settings = folder.settings
     console.print(f"Sweep: {folder.path}", highlight=False)
     target = f"{settings.trials} trials" if settings.trials is not None else "no trial limit"
@@ -91,11 +146,14 @@ def run_sweep(request: SweepRequest, console: Console) -> int:
         f"varies {_describe(settings.space)}",
         highlight=False,
     )
-    if request.workers > 1:
-        interrupted = _with_workers(folder, request.workers, console)
-        study = folder.study(0)
-    else:
-        study, interrupted = _in_this_process(folder, request, console)
+    with _signals(console, folder) as steer:
+        if status is not None:
+            steer.phase = status.set_phase
+        if request.workers > 1:
+            interrupted = _with_workers(folder, request.workers, console, steer, status)
+            study = folder.study(0)
+        else:
+            study, interrupted = _in_this_process(folder, request, console, steer, status)
     return _summary(folder, study, request, console, interrupted)
 
 
@@ -169,6 +227,50 @@ def _resumed(request: SweepRequest) -> SweepFolder:
     return folder.with_settings(**changes) if changes else folder
 
 
+def _detach(folder: SweepFolder, request: SweepRequest, console: Console) -> int:
+    """Carry the sweep on in a process of its own session (a terminal that hangs up cannot
+    reach it), its output in the folder's log; return once it has taken the sweep."""
+    command = [sys.executable, "-m", "tui", "sweep", "--resume", str(folder.path)]
+    if request.workers > 1:
+        command += ["--workers", str(request.workers)]
+    if request.save_config is not None:
+        command += ["--save-config", str(Path(request.save_config).resolve())]
+    command += request.carried
+    log = folder.path / LOG_FILE
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + DETACH_TIMEOUT
+    while True:
+        status = read_status(folder.path)
+        if status is not None and status.pid == process.pid:
+            break
+        code = process.poll()
+        if code is not None or time.monotonic() > deadline:
+            lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            why = f"ended (exit {code})" if code is not None else "did not start in time"
+            tail = f"; its log ends: {' / '.join(lines[-3:])}" if lines else ""
+            say_error(f"the background sweep {why}{tail}")
+            return EXIT_FAILED
+        time.sleep(0.05)
+    name = folder.path.name
+    console.print(f"Sweep in the background (pid {process.pid}): {folder.path}", highlight=False)
+    console.print(f"Watch it: {PROG} attach {folder.path}", highlight=False)
+    console.print(
+        f"List live sweeps: {PROG} ps · stop it after its trial: {PROG} stop {name} "
+        "(--now: at once)",
+        highlight=False,
+    )
+    console.print(f"Its output: {log}", highlight=False)
+    return EXIT_OK
+
+
 def _describe(space: SearchSpace) -> str:
     parts = []
     for dimension in space.dimensions:
@@ -182,10 +284,14 @@ def _describe(space: SearchSpace) -> str:
 
 # --- running trials here ------------------------------------------------------------------------
 def _in_this_process(
-    folder: SweepFolder, request: SweepRequest, console: Console
+    folder: SweepFolder,
+    request: SweepRequest,
+    console: Console,
+    steer: _Steering,
+    status: _Status | None,
 ) -> tuple[optuna.Study, bool]:
     """Load TensorFlow and the data once, then run trials until the sweep has them; the study
-    and whether Ctrl+C stopped it."""
+    and whether it was stopped (a signal)."""
     settings = folder.settings
     setup = dataclasses.replace(
         request.setup,
@@ -210,9 +316,23 @@ def _in_this_process(
                 "its settings queued to run again.",
                 highlight=False,
             )
-        runner = SweepRunner(folder, controller, study, lambda r: _trial_line(r, console))
-        with _ctrl_c_stops(runner.stop, console):
-            runner.run()
+
+        def ended(result: TrialResult) -> None:
+            _trial_line(result, console)
+            if status is not None:
+                status.update(study)
+
+        runner = SweepRunner(
+            folder,
+            controller,
+            study,
+            ended,
+            on_start=(lambda _: status.update(study)) if status is not None else None,
+        )
+        steer.now, steer.after = runner.stop, runner.stop_after_trial
+        if status is not None:
+            status.update(study, "running")
+        runner.run()
         return study, runner.stopping
     finally:
         controller.close()
@@ -227,29 +347,105 @@ def _loading(event: TrainingEvent, console: Console) -> None:
         console.print(Text(f"! {event.text}", style="yellow"))
 
 
+class _Steering:
+    """What a signal does to the trials, once they run: stop the one in progress now, or start
+    no other after it."""
+
+    def __init__(self) -> None:
+        self.now: Callable[[], None] = lambda: None
+        self.after: Callable[[], None] = lambda: None
+        self.phase: Callable[[str], None] = lambda phase: None
+
+
 @contextlib.contextmanager
-def _ctrl_c_stops(stop: Callable[[], None], console: Console) -> Iterator[None]:
-    """Ctrl+C (or SIGTERM, SIGHUP) stops the trial in progress and starts no other; a second
-    Ctrl+C quits at once. The stopped trial is marked failed and queued to run again."""
-    pressed = 0
+def _signals(console: Console, folder: SweepFolder) -> Iterator[_Steering]:
+    """SIGINT (Ctrl+C, `stop --now`) stops the trial in progress, marked failed and queued to
+    run again, and starts no other; a second one quits at once. SIGTERM (`stop`) lets the trial
+    in progress finish and starts no other; a second one stops it now. SIGHUP (the terminal went
+    away) changes nothing but where the output goes: the folder's log."""
+    steer = _Steering()
+    count: dict[int, int] = {signal.SIGINT: 0, signal.SIGTERM: 0}
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal pressed
-        pressed += 1
-        if pressed > 1 and signum == signal.SIGINT:
+        if signum == signal.SIGHUP:
+            _detach_output(folder.path / LOG_FILE)
+            console.print("The terminal went away: the sweep goes on, its output here.")
+            return
+        count[signum] += 1
+        if signum == signal.SIGINT and count[signum] > 1:
             say_error("interrupted again: quitting now (--resume re-runs the trial in progress).")
             os._exit(EXIT_INTERRUPTED)
-        if pressed == 1:
+        if signum == signal.SIGTERM and count[signum] == 1 and not count[signal.SIGINT]:
+            console.print(
+                "Stopping the sweep after the trial in progress… (again: stop it now)",
+                highlight=False,
+            )
+            steer.phase("stopping")
+            steer.after()
+        elif count[signal.SIGINT] + count[signal.SIGTERM] <= 2:
             console.print("Stopping the sweep… (Ctrl+C again to quit at once)", highlight=False)
-            stop()
+            steer.phase("stopping now")
+            steer.now()
 
     signals = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
     previous = {signum: signal.signal(signum, handler) for signum in signals}
     try:
-        yield
+        yield steer
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+def _detach_output(log: Path) -> None:
+    """Point this process's output at `log` and its input at nothing, for good: the terminal
+    is gone, and a write to it would fail."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stdout.flush()
+    targets = {1}
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            targets.add(stream.fileno())  # the app's copy of the terminal, beside descriptor 2
+    with contextlib.suppress(OSError):
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        for target in targets:
+            os.dup2(fd, target)
+        os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+
+
+class _Status:
+    """The folder's status.json, kept by the process that holds the sweep's lock."""
+
+    def __init__(self, folder: SweepFolder) -> None:
+        self.folder = folder
+        self.status = SweepStatus(
+            pid=os.getpid(), phase="starting", trials=folder.settings.trials, started=now_stamp()
+        )
+        write_status(folder.path, self.status)
+
+    def update(self, study: optuna.Study, phase: str | None = None) -> None:
+        """Count the study's trials again (and set the phase, unless a stop already did)."""
+        trials = study.get_trials(deepcopy=False)
+        top = best([result_of(t) for t in trials if t.state.is_finished()])
+        if phase is None or self.status.phase.startswith("stopping"):
+            phase = self.status.phase
+        fresh = dataclasses.replace(
+            self.status,
+            phase=phase,
+            finished=sum(t.state in FINISHED for t in trials),
+            running=tuple(t.number for t in trials if t.state is TrialState.RUNNING),
+            best_trial=top.number if top is not None else None,
+            best_value=top.value if top is not None else None,
+        )
+        if fresh != self.status:
+            self.status = fresh
+            write_status(self.folder.path, fresh)
+
+    def set_phase(self, phase: str) -> None:
+        self.status = self.status.with_phase(phase)
+        write_status(self.folder.path, self.status)
 
 
 def _trial_line(result: TrialResult, console: Console) -> None:
@@ -265,9 +461,15 @@ def _trial_line(result: TrialResult, console: Console) -> None:
 
 
 # --- running trials in worker processes ----------------------------------------------------------
-def _with_workers(folder: SweepFolder, workers: int, console: Console) -> bool:
+def _with_workers(
+    folder: SweepFolder,
+    workers: int,
+    console: Console,
+    steer: _Steering,
+    status: _Status | None,
+) -> bool:
     """Start `workers` processes of this same command on the sweep and report the trials they
-    end until they have all exited; whether Ctrl+C stopped them."""
+    end until they have all exited; whether a signal stopped them (each gets it too)."""
     study = folder.study(0)
     for number in recover(folder, study):
         console.print(f"Trial {number} was left running by a process that ended: queued again.")
@@ -292,24 +494,27 @@ def _with_workers(folder: SweepFolder, workers: int, console: Console) -> bool:
     )
     stopped = False
 
-    def stop() -> None:
+    def forward(signum: int) -> None:
         nonlocal stopped
         stopped = True
         for process in processes:
             with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signum)
 
+    steer.now = lambda: forward(signal.SIGINT)
+    steer.after = lambda: forward(signal.SIGTERM)
     shown = {r.number for r in results(study) if r.state not in ("running", "waiting")}
-    with _ctrl_c_stops(stop, console):
-        while True:
-            running = any(p.poll() is None for p in processes)
-            for trial in study.get_trials(deepcopy=False):
-                if trial.number not in shown and trial.state.is_finished():
-                    shown.add(trial.number)
-                    _trial_line(result_of(trial), console)
-            if not running:
-                break
-            time.sleep(WATCH_EVERY)
+    while True:
+        running = any(p.poll() is None for p in processes)
+        for trial in study.get_trials(deepcopy=False):
+            if trial.number not in shown and trial.state.is_finished():
+                shown.add(trial.number)
+                _trial_line(result_of(trial), console)
+        if status is not None:
+            status.update(study, "running")
+        if not running:
+            break
+        time.sleep(WATCH_EVERY)
     failed = [p for p in processes if p.returncode not in (0, EXIT_INTERRUPTED)]
     for process in failed:
         say_error(f"worker {process.pid} ended with status {process.returncode}; see its log.")

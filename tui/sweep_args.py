@@ -58,6 +58,12 @@ def add_sweep_command(commands: Any) -> None:
     flag(group, "--resume", metavar="SWEEP_DIR", help="carry on an interrupted sweep")
     flag(
         group,
+        "--detach",
+        action="store_true",
+        help="run in the background and return at once; `mnist-tui attach SWEEP_DIR` watches it",
+    )
+    flag(
+        group,
         "--save-config",
         metavar="FILE.toml",
         help="write the best trial's settings, for --config",
@@ -84,6 +90,13 @@ def sweep_request(args: argparse.Namespace, setup: Setup) -> Any:
                 f"{', '.join(changed)} cannot change a sweep being resumed; only --trials, "
                 "--timeout, --workers and --save-config can."
             )
+    carried: list[str] = []
+    for name in ("strategy", "devices"):
+        if hasattr(args, name):
+            carried += [f"--{name}", str(getattr(args, name))]
+    for name in ("tensorboard", "mixed_precision"):
+        if getattr(args, name, False):
+            carried.append(f"--{name.replace('_', '-')}")
     return SweepRequest(
         setup=setup,
         space=getattr(args, "space", None),
@@ -97,4 +110,6 @@ def sweep_request(args: argparse.Namespace, setup: Setup) -> Any:
         resume=resume,
         out=getattr(args, "out", None),
         save_config=getattr(args, "save_config", None),
+        detach=getattr(args, "detach", False),
+        carried=tuple(carried),
     )

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import optuna
 
-from tui.core.experiments.sweep import SweepFolder
+from tui.core.experiments.study import SweepFolder
 from tui.core.runs.layout import HPARAMS_TOML, read_history
 from tui.core.settings.toml import load_toml
 

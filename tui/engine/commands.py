@@ -1,6 +1,7 @@
-"""The commands that reach live engines: `ps`, `stop` and `train --detach`.
+"""The commands that reach live engines and sweeps: `ps`, `stop` and `train --detach`.
 
-They never import TensorFlow: an engine answers them with its snapshot.
+They never import TensorFlow (an engine answers them with its snapshot) nor Optuna (a sweep
+answers with its status file, and is stopped by a signal).
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from tui.core.experiments.sweep_status import (
+    DEFAULT_ROOT,
+    SweepNotRunning,
+    find_sweep,
+    live_sweeps,
+    read_status,
+    stop_sweep,
+)
 from tui.core.platform.login import login_description
 from tui.core.settings.requests import StopRequest, TrainRequest
 from tui.core.training.events import LoadFailed, Notice, PhaseChanged, RunRecording, TrainingEvent
@@ -68,9 +77,14 @@ def run_ps(console: Console | None = None) -> int:
     console = console or Console(highlight=False, soft_wrap=True)
     try:
         engines = registry.live_engines()
+        sweeps = live_sweeps(registry.state_dir(create=False))
     except registry.RegistryError as err:
         say_error(str(err))
         return EXIT_FAILED
+    if sweeps:
+        _print_sweeps(sweeps, console)
+        if not engines:
+            return EXIT_OK
     if not engines:
         console.print("No live trainings. `mnist-tui` or `mnist-tui train --detach` starts one.")
         return EXIT_OK
@@ -97,9 +111,54 @@ def run_ps(console: Console | None = None) -> int:
     return EXIT_OK
 
 
+def _print_sweeps(sweeps: list[Path], console: Console) -> None:
+    """One line per live sweep: which trial of how many, the best so far."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for title in ("sweep", "progress", "best so far", "pid", "since"):
+        table.add_column(title, no_wrap=True, justify="right" if title == "pid" else "left")
+    for folder in sweeps:
+        status = read_status(folder)
+        if status is None:
+            table.add_row(folder.name, "starting", "-", "-", "-")
+            continue
+        phase = "" if status.phase == "running" else f", {status.phase}"
+        table.add_row(
+            folder.name,
+            status.progress + phase,
+            status.best,
+            str(status.pid),
+            _since(status.started),
+        )
+    console.print(table)
+
+
+def _stop_sweep(folder: Path, now: bool, console: Console) -> int:
+    try:
+        status = stop_sweep(folder, now)
+    except SweepNotRunning as err:
+        say_error(str(err))
+        return EXIT_BAD_INPUT
+    when = (
+        "now; the trial in progress is re-run by --resume"
+        if now
+        else f"when its trial in progress ends ({status.progress})"
+    )
+    console.print(f"The sweep {folder.name} stops {when} (pid {status.pid}).")
+    console.print(f"Carry it on later: {PROG} sweep --resume {folder}")
+    return EXIT_OK
+
+
 def run_stop(request: StopRequest, console: Console | None = None) -> int:
-    """`mnist-tui stop [RUN] [--now]`: ask a live engine to stop training."""
+    """`mnist-tui stop [RUN|SWEEP] [--now]`: ask a live engine, or a sweep, to stop training."""
     console = console or Console(highlight=False, soft_wrap=True)
+    if request.run is not None:
+        try:
+            sweep = find_sweep(registry.state_dir(create=False), request.run, DEFAULT_ROOT)
+        except registry.RegistryError as err:
+            say_error(str(err))
+            return EXIT_FAILED
+        if sweep is not None:
+            return _stop_sweep(sweep, request.now, console)
     try:
         engine = registry.find_engine(request.run)
     except registry.RegistryError as err:

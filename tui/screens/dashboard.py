@@ -70,6 +70,7 @@ class DashboardScreen(Screen[None]):
         Binding("r", "reset", "Reset"),
         Binding("R", "runs", "Runs"),
         Binding("b", "branch", "Branch", show=False),
+        Binding("W", "sweeps", "Sweeps", show=False),
         Binding("S", "save_model", "Save"),
         Binding("i", "toggle_devices", "Devices", show=False),
         Binding("escape", "leave_field", show=False),
@@ -352,6 +353,12 @@ class DashboardScreen(Screen[None]):
         from tui.screens.branch import branch_held_run
 
         branch_held_run(self.app)
+
+    def action_sweeps(self) -> None:
+        from tui.screens.sweep import SweepListScreen  # Optuna: only once a sweep is asked for
+
+        if not self._refused(Action.OPEN_RUN):
+            self.app.push_screen(SweepListScreen(), self._run_chosen)
 
     async def _run_chosen(self, path: Path | None) -> None:
         """Open a past run in this engine; a live one is watched where it trains instead."""

@@ -46,6 +46,7 @@ KEYS: tuple[tuple[str, str], ...] = (
         "n writes its note and tags, / filters, space marks, c compares marked runs",
     ),
     ("b", "branch the run held here from one of its kept epochs; t then trains the branch"),
+    ("W", "sweeps under ./sweeps: Enter opens one (trials, objective, importances)"),
     ("S", "save the model as models/<name>.keras"),
     ("Esc", "leave a field, back to the keys; closes a screen"),
     ("?", "this help"),
