@@ -101,6 +101,30 @@ async def test_without_a_model_the_screen_says_so_in_one_line(mnist_small: Mnist
         assert isinstance(app.screen, TrainingDigitsScreen)
 
 
+async def test_reopened_it_reuses_the_audit_and_a_damaged_one_is_redone(
+    mnist_small: MnistData, tmp_path: Path
+) -> None:
+    async with app_on_engine(TINY, mnist_small, runs_dir=tmp_path / "runs") as (app, pilot, _):
+        await train(pilot, app)
+        kept = Path(app.snapshot.run) / "audit.npz"
+
+        async def audit_header() -> str:
+            await pilot.press("a")
+            screen = app.screen
+            assert isinstance(screen, TrainingDigitsScreen)
+            await until(pilot, lambda: screen.digits is not None)
+            header = _text(screen, "#digits-header")
+            await pilot.press("escape")
+            return header
+
+        assert "audited in" in await audit_header()
+        assert "audit.npz reused" in await audit_header()
+        kept.write_bytes(b"not an npz")
+        assert "audited in" in await audit_header()  # not a traceback: done again
+        audit = read_audit(kept)
+        assert audit is not None and len(audit.labels) == len(mnist_small.y_train)
+
+
 class FixedAudit(EngineHandle):
     """An engine handle whose audit is fixed figures, for pictures that do not move."""
 
