@@ -89,6 +89,15 @@ async def test_doubted_first_a_label_filter_and_a_run_without_three(tmp_path: Pa
         assert recorded["excluded_count"] == 3
         assert app.snapshot.data is not None and "3 left out" in app.snapshot.data.describe()
 
+        # The new run's screen starts with those 3 still marked: t again keeps them out.
+        await pilot.press("a")
+        again = app.screen
+        assert isinstance(again, TrainingDigitsScreen)
+        await until(pilot, lambda: again.digits is not None)
+        assert again.marked == set(chosen)
+        header = _text(again, "#digits-header")
+        assert "3 ✕ marked to leave out" in header and "its data leaves out 3" in header
+
 
 async def test_without_a_model_the_screen_says_so_in_one_line(mnist_small: MnistData) -> None:
     async with app_on_engine(TINY, mnist_small) as (app, pilot, _):
@@ -157,3 +166,31 @@ def test_snapshot_80x24(
         monkeypatch.setenv("NO_COLOR", "1")
     app = ScreenHost(lambda: TrainingDigitsScreen(FixedAudit(fixed_digits), lambda: "no panel"))
     assert snap_compare(app, press=["x", "right"], terminal_size=(80, 24))
+
+
+async def test_keys_order_filter_by_prediction_and_mark_the_most_doubted(
+    fixed_digits: TrainingDigits,
+) -> None:
+    audit = fixed_digits.audit
+    app = ScreenHost(lambda: TrainingDigitsScreen(FixedAudit(fixed_digits), lambda: "no panel"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, TrainingDigitsScreen)
+        await until(pilot, lambda: screen.digits is not None)
+        grid = screen.query_one(DigitGrid)
+        assert grid.order.tolist() == audit.ranked("doubt").tolist()
+
+        await pilot.press("o")
+        assert grid.order.tolist() == audit.ranked("loss").tolist()
+        assert "highest loss first" in _text(screen, "#digits-header")
+        await pilot.press("o", "p", "9")
+        assert set(audit.predicted[grid.order].tolist()) == {9}
+        assert "predicted 9" in _text(screen, "#digits-header")
+        await pilot.press("a")
+        assert len(grid.order) == len(audit.labels)
+
+        doubted = int(audit.doubted.sum())
+        await pilot.press("X")  # asks N, the count of doubted ones by default
+        await pilot.press("enter")
+        assert screen.marked == set(audit.ranked("doubt")[:doubted].tolist())
+        assert f"{doubted} ✕ marked to leave out" in _text(screen, "#digits-header")

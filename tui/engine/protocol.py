@@ -267,7 +267,7 @@ class TrainingFigures(msgspec.Struct, frozen=True, tag=True):
     """The audit.npz that keeps it; empty when nothing was kept (no run file holds the model)."""
     seconds: float = 0.0
     marked: tuple[int, ...] = ()
-    """The digits the run keeps marked to leave out."""
+    """The digits the run keeps marked to leave out (before any marks: those `left_out`)."""
     left_out: tuple[int, ...] = ()
     """The digits the model's data already leaves out."""
 

@@ -70,9 +70,16 @@ def audit(controller: TrainingController) -> p.TrainingFigures:
         held.reused,
         str(held.recorded or ""),
         time.perf_counter() - started,
-        read_marked(snapshot.run) if snapshot.run else (),
+        _marks(snapshot.run, data.excluded),
         data.excluded,
     )
+
+
+def _marks(run: str, left_out: tuple[int, ...]) -> tuple[int, ...]:
+    """The marks the run keeps; before any were made, the digits its data leaves out already,
+    so that a run without more digits is one without these too (unless they are unmarked)."""
+    kept = read_marked(run) if run else None
+    return left_out if kept is None else kept
 
 
 def keep_marks(controller: TrainingController, indices: Sequence[int]) -> None:

@@ -97,6 +97,7 @@ class TrainingDigitsScreen(Screen[None]):
         self.digits: TrainingDigits | None = None
         self.marked: set[int] = set()
         self._doubted = np.zeros(0, bool)
+        self._loss = np.zeros(0, np.float32)
         self._started = 0.0
         self._ticker: Timer | None = None
 
@@ -135,6 +136,7 @@ class TrainingDigitsScreen(Screen[None]):
         audit = answer.audit
         self.marked = set(answer.marked)
         self._doubted = audit.doubted
+        self._loss = audit.loss
         body = self.query_one("#digits-body", Horizontal)
         await body.remove_children()
         await body.mount(
@@ -224,7 +226,7 @@ class TrainingDigitsScreen(Screen[None]):
             self.digits.images[index],
             int(audit.labels[index]),
             audit.probabilities[index],
-            f"loss {audit.loss[index]:.2f}" + "".join(f"\n{note}" for note in notes),
+            f"loss {self._loss[index]:.2f}" + "".join(f"\n{note}" for note in notes),
         )
 
     # --- actions ---------------------------------------------------------------------------------

@@ -25,26 +25,24 @@ file: `mnist-tui train --exclude-file RUN/leave-out.txt` reads it too."""
 
 
 def save_marked(run_path: str | Path, indices: Sequence[int]) -> Path:
-    """Keep the training digits marked to leave out in the run; no marks remove the file.
-    Returns the file; `OSError` when it cannot be written."""
+    """Keep the training digits marked to leave out in the run (none marked is a file of no
+    indices, so that `read_marked` tells it from marks never made). Returns the file;
+    `OSError` when it cannot be written."""
     target = Path(run_path) / LEAVE_OUT_FILE
-    if not indices:
-        target.unlink(missing_ok=True)
-        return target
     note = f"{len(indices)} training digits marked to leave out on the training-digits screen"
     return write_exclude_file(target, sorted(indices), note)
 
 
-def read_marked(run_path: str | Path) -> tuple[int, ...]:
-    """The training digits a run's leave-out file marks; none when there is no file or it
-    cannot be read (marks are a convenience: a bad file starts them afresh)."""
+def read_marked(run_path: str | Path) -> tuple[int, ...] | None:
+    """The training digits a run's leave-out file marks; None when none were ever marked there
+    or the file cannot be read (marks are a convenience: a bad file starts them afresh)."""
     target = Path(run_path) / LEAVE_OUT_FILE
     if not target.exists():
-        return ()
+        return None
     try:
         return read_exclude_file(target)
     except DataError:
-        return ()
+        return None
 
 
 class LeaveOutError(Exception):
