@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_helpers import app_on_engine, round_over, train, until
+from app_helpers import app_on_engine, idle, logged, round_over, toasts, train, until
 from test_audit import flip_sample_labels
 from test_screens_predictions import ScreenHost, fake_predictions
 from textual.widgets import Static
@@ -20,6 +20,7 @@ from tui.core.data.mnist import MnistData, load_npz, load_sample
 from tui.core.experiments.audit import read_audit
 from tui.core.experiments.doubt import DOUBT_RULE, TrainingAudit
 from tui.core.experiments.leave_out import LEAVE_OUT_FILE
+from tui.core.training.phase import Phase
 from tui.engine.handle import EngineHandle, TrainingDigits
 from tui.screens.training_digits import TrainingDigitsScreen
 from tui.widgets.digit import DigitCard, DigitGrid
@@ -99,8 +100,16 @@ async def test_doubted_first_a_label_filter_and_a_run_without_three(tmp_path: Pa
         assert "3 ✕ marked to leave out" in header and "its data leaves out 3" in header
 
 
-async def test_without_a_model_the_screen_says_so_in_one_line(mnist_small: MnistData) -> None:
-    async with app_on_engine(TINY, mnist_small) as (app, pilot, _):
+@pytest.mark.parametrize("model", ["none", "damaged"])
+async def test_without_a_model_the_screen_says_so_in_one_line(
+    mnist_small: MnistData, tmp_path: Path, model: str
+) -> None:
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a model")
+    opened = junk if model == "damaged" else None
+    async with app_on_engine(TINY, mnist_small, model=opened) as (app, pilot, _):
+        if opened is not None:  # the app says so as it starts, and goes on without a model
+            await until(pilot, lambda: logged(app, "cannot be loaded"))
         await pilot.press("a")
         screen = app.screen
         await until(pilot, lambda: "No model" in _text(screen, "#digits-message"))
@@ -132,6 +141,21 @@ async def test_reopened_it_reuses_the_audit_and_a_damaged_one_is_redone(
         assert "audited in" in await audit_header()  # not a traceback: done again
         audit = read_audit(kept)
         assert audit is not None and len(audit.labels) == len(mnist_small.y_train)
+
+
+async def test_while_training_it_refuses_in_one_line(mnist_small: MnistData) -> None:
+    async with app_on_engine(TINY.with_changes(epochs=500), mnist_small) as (app, pilot, _):
+        await pilot.press("t")
+        await until(pilot, lambda: app.phase is Phase.TRAINING and app.snapshot.epochs_done > 0)
+        await pilot.press("a")
+        screen = app.screen
+        await until(pilot, lambda: "Training is running" in _text(screen, "#digits-message"))
+        assert "\n" not in _text(screen, "#digits-message")
+        await pilot.press("t")  # and no run without marked digits either
+        await until(pilot, lambda: any("running" in toast for toast in toasts(app)))
+        assert isinstance(app.screen, TrainingDigitsScreen)
+        await pilot.press("escape", "s")
+        await until(pilot, lambda: idle(app))
 
 
 class FixedAudit(EngineHandle):
