@@ -17,7 +17,7 @@ from tiny import TINY
 
 from tui.core.data.exclusion import read_exclude_file
 from tui.core.data.mnist import MnistData, load_npz, load_sample
-from tui.core.experiments.audit import read_audit
+from tui.core.experiments.audit import audit_run, read_audit
 from tui.core.experiments.doubt import DOUBT_RULE, TrainingAudit
 from tui.core.experiments.leave_out import LEAVE_OUT_FILE
 from tui.core.training.phase import Phase
@@ -46,15 +46,18 @@ async def test_doubted_first_a_label_filter_and_a_run_without_three(tmp_path: Pa
     async with app_on_engine(FLIPPED_NET, data, runs_dir=tmp_path / "runs") as (app, pilot, _):
         await train(pilot, app)
         first = Path(app.snapshot.run)
+        headless, _, _ = audit_run(first, reuse=False)  # `mnist-tui audit RUN` first
         await pilot.press("a")
         screen = app.screen
         assert isinstance(screen, TrainingDigitsScreen)
         await until(pilot, lambda: bool(screen.query(DigitGrid)) and bool(_titles(screen)))
         grid = screen.query_one(DigitGrid)
 
-        # Recorded in the run as the headless audit records it, and shown in its order.
+        # The headless audit's figures, reused from the run's audit.npz, shown in its order.
+        assert "audit.npz reused" in _text(screen, "#digits-header")
         audit = read_audit(first / "audit.npz")
         assert audit is not None and audit.model_file == "last.keras"
+        assert np.array_equal(audit.probabilities, headless.probabilities)
         assert grid.order.tolist() == audit.ranked("doubt").tolist()
         doubted = audit.doubted
         assert doubted.sum() > 0
@@ -119,10 +122,9 @@ async def test_without_a_model_the_screen_says_so_in_one_line(
         assert isinstance(app.screen, TrainingDigitsScreen)
 
 
-async def test_reopened_it_reuses_the_audit_and_a_damaged_one_is_redone(
-    mnist_small: MnistData, tmp_path: Path
-) -> None:
-    async with app_on_engine(TINY, mnist_small, runs_dir=tmp_path / "runs") as (app, pilot, _):
+async def test_reopened_it_reuses_the_audit_and_a_damaged_one_is_redone(tmp_path: Path) -> None:
+    sample = load_sample()  # data a run can find again, as `mnist-tui audit` needs
+    async with app_on_engine(TINY, sample, runs_dir=tmp_path / "runs") as (app, pilot, _):
         await train(pilot, app)
         kept = Path(app.snapshot.run) / "audit.npz"
 
@@ -136,11 +138,12 @@ async def test_reopened_it_reuses_the_audit_and_a_damaged_one_is_redone(
             return header
 
         assert "audited in" in await audit_header()
+        assert audit_run(kept.parent)[2]  # `mnist-tui audit RUN` reuses what the app kept
         assert "audit.npz reused" in await audit_header()
         kept.write_bytes(b"not an npz")
         assert "audited in" in await audit_header()  # not a traceback: done again
         audit = read_audit(kept)
-        assert audit is not None and len(audit.labels) == len(mnist_small.y_train)
+        assert audit is not None and len(audit.labels) == len(sample.y_train)
 
 
 async def test_while_training_it_refuses_in_one_line(mnist_small: MnistData) -> None:
