@@ -100,6 +100,8 @@ class TrainingDigitsScreen(Screen[None]):
         self._loss = np.zeros(0, np.float32)
         self._started = 0.0
         self._ticker: Timer | None = None
+        self._train_asked = False
+        """A run without the marked digits was asked for and has not been refused."""
 
     def compose(self) -> ComposeResult:
         yield Static("Training digits", id="digits-header")
@@ -316,7 +318,9 @@ class TrainingDigitsScreen(Screen[None]):
         supersedes an older one on its way)."""
         await self.handle.command(p.SaveLeaveOut, quiet=True, indices=tuple(sorted(self.marked)))
 
-    async def action_train_without(self) -> None:
+    def action_train_without(self) -> None:
+        if self._train_asked:
+            return  # one new run: a second t while the first is on its way would be refused
         refused = refusal(self.app.snapshot, Action.TRAIN)
         if refused is not None:
             self.notify(refused.reason, severity="warning")
@@ -331,12 +335,19 @@ class TrainingDigitsScreen(Screen[None]):
         if isinstance(settings, str):
             self.notify(settings, title="Fix the panel first", severity="error")
             return
-        hparams, preset = settings
+        self._train_asked = True
+        self._train_without(*settings)
+
+    @work(group="train")
+    async def _train_without(self, hparams: Hyperparams, preset: str) -> None:
+        """Ask for the run in a worker: with digits already left out, the engine loads the
+        source again first (seconds), and the screen stays live meanwhile."""
         count, before = len(self.marked), self.app.snapshot.run
         reply = await self.handle.command(
             p.TrainWithout, indices=tuple(sorted(self.marked)), hparams=hparams, preset=preset
         )
         if reply is None:
+            self._train_asked = False  # refused (said in a notice): t may try again
             return
         since = f" with {before.rsplit('/', 1)[-1]}" if before else ""
         self.notify(
