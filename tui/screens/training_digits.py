@@ -134,7 +134,6 @@ class TrainingDigitsScreen(Screen[None]):
         if isinstance(answer, str):
             self._say(answer)  # no model, a model that cannot be read, training: one line
             return
-        self.digits = answer
         audit = answer.audit
         self.marked = set(answer.marked)
         self._doubted = audit.doubted
@@ -152,6 +151,7 @@ class TrainingDigitsScreen(Screen[None]):
             ),
             DigitDetail(),
         )
+        self.digits = answer  # only now: the keys that act on the grid find it mounted
         self._reselect(keep=False)
         self.grid.focus()
 
