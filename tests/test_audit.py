@@ -16,7 +16,7 @@ from tui.cli import build_parser, parse, train_request
 from tui.core.data.exclusion import read_exclude_file, write_exclude_file
 from tui.core.data.info import DataInfo
 from tui.core.data.mnist import DataError, MnistData, load_npz
-from tui.core.experiments.audit import TrainingAudit
+from tui.core.experiments.doubt import TrainingAudit
 from tui.errors import UsageError
 
 FLIPPED = 20
@@ -42,10 +42,9 @@ def _only_run(runs: Path) -> Path:
     return run
 
 
-@pytest.fixture(scope="module")
-def audited(tmp_path_factory: pytest.TempPathFactory) -> Audited:
-    """The sample with 20 training labels changed to another digit, trained on, then audited."""
-    folder = tmp_path_factory.mktemp("audit")
+def flip_sample_labels(folder: Path) -> tuple[Path, np.ndarray]:
+    """The bundled sample with 20 training labels changed to another digit, saved in `folder`
+    as flipped.npz; returns the file and the flipped indices."""
     with np.load(SAMPLE) as sample:
         arrays = {key: sample[key] for key in sample.files}
     rng = np.random.default_rng(33)
@@ -55,6 +54,14 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Audited:
     arrays["y_train"] = labels
     data = folder / "flipped.npz"
     np.savez(data, **arrays)
+    return data, flipped
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> Audited:
+    """The sample with 20 training labels changed to another digit, trained on, then audited."""
+    folder = tmp_path_factory.mktemp("audit")
+    data, flipped = flip_sample_labels(folder)
     trained = cli(folder, "train", "--data", str(data), "--runs-dir", "runs", *TRAIN)
     assert trained.code == 0, trained.err
     run = _only_run(folder / "runs")

@@ -11,7 +11,8 @@ from rich.columns import Columns
 from rich.console import Console, Group
 from rich.text import Text
 
-from tui.core.experiments.audit import DOUBT_RULE, ORDERS, Order, TrainingAudit, audit_run
+from tui.core.experiments.audit import audit_run
+from tui.core.experiments.doubt import DOUBT_RULE, ORDERS, Order, TrainingAudit
 from tui.core.runs.layout import runs_root
 from tui.errors import EXIT_OK, UsageError
 

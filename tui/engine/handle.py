@@ -9,6 +9,7 @@ newer drawing) is dropped without a word, and its late reply is ignored by the c
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
@@ -20,6 +21,7 @@ from tui.engine.client import EngineClient, EngineUnavailable
 if TYPE_CHECKING:
     import numpy as np
 
+    from tui.core.experiments.doubt import TrainingAudit
     from tui.core.inspect.predictions import Predictions
 
 Severity: TypeAlias = Literal["information", "warning", "error"]
@@ -31,6 +33,8 @@ SLOW_ANSWER = 60.0
 NOT_ANSWERING = 5.0
 """Seconds without a line from the engine (it sends a heartbeat every second) after which it
 counts as not answering: stopped, swapped out or hung."""
+AUDIT_ANSWER = 600.0
+"""Seconds the training-digits screen waits for the audit (full MNIST: 7-13 s on a busy core)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,23 @@ class Seen:
     saliency: np.ndarray
     """(28, 28) in [0, 1]."""
     tiles: list[Tile]
+
+
+@dataclass(frozen=True)
+class TrainingDigits:
+    """The training-set audit as the engine sent it, with the images it is about."""
+
+    audit: TrainingAudit
+    images: np.ndarray = field(repr=False)
+    """(n, 28, 28) uint8, in training-index order."""
+    reused: bool
+    recorded: str
+    """The run's audit.npz that keeps it; empty when nothing was kept."""
+    seconds: float
+    marked: tuple[int, ...]
+    """The digits the run keeps marked to leave out."""
+    left_out: tuple[int, ...]
+    """The digits the model's data already leaves out."""
 
 
 class EngineHandle:
@@ -187,11 +208,42 @@ class EngineHandle:
             timeout=SLOW_ANSWER,
         )
 
+    async def training_digits(self) -> TrainingDigits | str:
+        """The audit of every training digit under the current model; else the sentence why
+        not (no model, training, no engine), for the screen to show in its place."""
+        answer, _ = await self._ask(p.AuditTraining, AUDIT_ANSWER, {})
+        if not isinstance(answer, p.Reply):
+            return answer
+        try:
+            return _training_digits(answer.value)
+        except (TypeError, ValueError) as err:
+            return f"The engine's answer to AuditTraining is not usable: {err}."
+
     async def clusters(self) -> np.ndarray | None:
         """The test set's features projected to two dimensions, (n, 2)."""
         return await self._value(
             p.GetClusters, lambda value: unpack(_arrays(value).values, None, 2), timeout=SLOW_ANSWER
         )
+
+
+def _training_digits(value: object) -> TrainingDigits:
+    from tui.core.experiments.doubt import TrainingAudit
+
+    if not isinstance(value, p.TrainingFigures):
+        raise TypeError("no training figures came back")
+    labels = unpack(value.labels, None)
+    count = len(labels)
+    try:
+        pixels = zlib.decompress(value.images)
+    except zlib.error as err:
+        raise ValueError(f"the images are damaged ({err})") from None
+    images = unpack(Array("uint8", (count, 28, 28), pixels))
+    audit = TrainingAudit(
+        value.model_file, value.epoch, "", "", labels, unpack(value.probabilities, count, 10)
+    )
+    return TrainingDigits(
+        audit, images, value.reused, value.recorded, value.seconds, value.marked, value.left_out
+    )
 
 
 def _arrays(value: object) -> p.Arrays:

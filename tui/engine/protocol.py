@@ -18,11 +18,11 @@ from tui.core.training.events import TrainingEvent
 from tui.core.training.snapshot import Snapshot
 from tui.engine.arrays import Array
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 """Bumped whenever a message changes shape (2: Hyperparams gained convs_per_block, 3: clean_epochs,
 4: layer problems as `LayerProblem`s, 5: arrays travel as `Array`, dtype and shape with the
-bytes, 6: the engine's `Heartbeat`, and who asked for a stop); a viewer of another version is
-refused in a line."""
+bytes, 6: the engine's `Heartbeat`, and who asked for a stop, 7: the training-data
+audit and runs without some digits); a viewer of another version is refused in a line."""
 HEARTBEAT_INTERVAL = 1.0
 """Seconds between the engine's `Heartbeat`s to a viewer that has nothing else queued."""
 MAX_COMMAND_BYTES = 1 << 20
@@ -138,6 +138,26 @@ class GetClusters(Command, frozen=True):
     """The test set's penultimate features projected to two dimensions."""
 
 
+class AuditTraining(Command, frozen=True):
+    """Every training digit's probabilities under the current model (`TrainingFigures`),
+    recorded in its run as `mnist-tui audit` records them."""
+
+
+class SaveLeaveOut(Command, frozen=True):
+    """Keep these training indices in the current run as the digits marked to leave out."""
+
+    indices: tuple[int, ...]
+
+
+class TrainWithout(Command, frozen=True):
+    """A new model and run on the same data without the training digits at `indices`, with
+    these settings (None: the ones in force)."""
+
+    indices: tuple[int, ...]
+    hparams: Hyperparams | None = None
+    preset: str | None = None
+
+
 class Shutdown(Command, frozen=True):
     """Stop training (within a group of batches) and end the engine once no viewer is left."""
 
@@ -160,6 +180,9 @@ ClientMessage: TypeAlias = (
     | Classify
     | Explain
     | GetClusters
+    | AuditTraining
+    | SaveLeaveOut
+    | TrainWithout
     | Shutdown
 )
 
@@ -252,7 +275,32 @@ class Branched(msgspec.Struct, frozen=True, tag=True):
     path: str
 
 
-ReplyValue: TypeAlias = Target | PauseState | Saved | Arrays | Explanation | Branched
+class TrainingFigures(msgspec.Struct, frozen=True, tag=True):
+    """The training-set audit: the whole training source, digits left out included."""
+
+    probabilities: Array
+    """n x 10 float32."""
+    labels: Array
+    """n uint8."""
+    images: bytes
+    """The n x 28 x 28 uint8 images, zlib-compressed (full MNIST: 47 MB raw, about 10 packed;
+    raw, they would not fit `MAX_MESSAGE_BYTES` beside the rest)."""
+    model_file: str
+    epoch: int
+    reused: bool
+    """Read back from the run's audit.npz."""
+    recorded: str = ""
+    """The audit.npz that keeps it; empty when nothing was kept (no run file holds the model)."""
+    seconds: float = 0.0
+    marked: tuple[int, ...] = ()
+    """The digits the run keeps marked to leave out (before any marks: those `left_out`)."""
+    left_out: tuple[int, ...] = ()
+    """The digits the model's data already leaves out."""
+
+
+ReplyValue: TypeAlias = (
+    Target | PauseState | Saved | Arrays | Explanation | Branched | TrainingFigures
+)
 
 
 class Reply(Message, frozen=True):

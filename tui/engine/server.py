@@ -34,6 +34,7 @@ from tui.core.training.events import BatchProgress, PhaseChanged, TrainingEvent
 from tui.core.training.phase import BUSY
 from tui.core.training.snapshot import Snapshot, advance
 from tui.engine import protocol as p
+from tui.engine import training_data
 from tui.engine.arrays import Array, pack, unpack
 
 log = logging.getLogger("mnist_tui.engine")
@@ -413,6 +414,13 @@ class EngineServer:
                 return await self._in_helper(lambda: self._explain(index, drawing, wanted, method))
             case p.GetClusters():
                 return await self._in_helper(self._clusters)
+            case p.AuditTraining():
+                return await self._in_helper(lambda: training_data.audit(c))
+            case p.SaveLeaveOut(indices=indices):
+                await self._in_helper(lambda: training_data.keep_marks(c, indices))
+            case p.TrainWithout(indices=indices, hparams=hparams, preset=preset):
+                claimed = lambda: training_data.claim_without(c, indices, hparams, preset)  # noqa: E731
+                self.run_job(await self._in_helper(claimed))
             case p.Shutdown():
                 self.shutdown_requested = True
                 c.shutdown()

@@ -30,7 +30,8 @@ NO_MODEL = "No model yet: press t to train, or start with --model PATH."
 
 
 class GoToIndex(ModalScreen[int | None]):
-    """Asks for a test index; dismisses with it, or None when cancelled."""
+    """Asks for a test index (or another number in a range); dismisses with it, or None when
+    cancelled."""
 
     DEFAULT_CSS = """
     GoToIndex {
@@ -45,14 +46,32 @@ class GoToIndex(ModalScreen[int | None]):
     """Its own, not the app's (which may name a widget of the dashboard)."""
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, count: int) -> None:
+    def __init__(
+        self,
+        count: int,
+        *,
+        prompt: str = "Go to test index",
+        what: str = "a test index",
+        value: str = "",
+    ) -> None:
+        """
+        Args:
+            count: the number asked for is 0 to `count - 1`.
+            prompt: the question, before the range.
+            what: what the number is, for the line that refuses one out of range.
+            value: what the field holds at first.
+        """
         super().__init__()
         self.count = count
+        self.prompt = prompt
+        self.what = what
+        self.value = value
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Go to test index (0 to {self.count - 1}):")
+            yield Label(f"{self.prompt} (0 to {self.count - 1}):")
             yield Input(
+                self.value,
                 type="integer",
                 validators=[Number(minimum=0, maximum=self.count - 1)],
                 validate_on=["changed", "submitted"],
@@ -63,7 +82,7 @@ class GoToIndex(ModalScreen[int | None]):
     @on(Input.Submitted)
     def _check(self, event: Input.Changed | Input.Submitted) -> None:
         result = event.validation_result
-        error = "" if result is None or result.is_valid or not event.value else "not a test index"
+        error = "" if result is None or result.is_valid or not event.value else f"not {self.what}"
         self.query_one("#goto-error", Label).update(
             f"{event.value} is {error}; use 0 to {self.count - 1}." if error else ""
         )

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 
-from tui.core.settings.hyperparams import INT_BOUNDS
+from tui.core.settings.hyperparams import INT_BOUNDS, Hyperparams
 from tui.core.training.phase import FITTING, IDLE, Action, Phase
 from tui.core.training.snapshot import Snapshot, refusal
 from tui.engine import protocol as p
@@ -73,6 +73,7 @@ class DashboardScreen(Screen[None]):
         Binding("W", "sweeps", "Sweeps", show=False),
         Binding("S", "save_model", "Save"),
         Binding("i", "toggle_devices", "Devices", show=False),
+        Binding("a", "training_digits", "Training digits", show=False),
         Binding("escape", "leave_field", show=False),
     ]
 
@@ -337,6 +338,18 @@ class DashboardScreen(Screen[None]):
                 self.app.handle.clusters,
             )
         )
+
+    def action_training_digits(self) -> None:
+        from tui.screens.training_digits import TrainingDigitsScreen
+
+        def settings() -> tuple[Hyperparams, str] | str:
+            """The panel's settings for a run without the marked digits, or why not."""
+            invalid = self.panel.first_invalid()
+            if invalid is not None:
+                return invalid[1]
+            return self.panel.hyperparams(), self.panel.preset_name or self.snapshot.preset
+
+        self.app.push_screen(TrainingDigitsScreen(self.app.handle, settings))
 
     def action_runs(self) -> None:
         from tui.screens.branch import request_branch

@@ -36,6 +36,12 @@ KEYS: tuple[tuple[str, str], ...] = (
     ),
     ("m", "the model's layers: shapes, parameters, and each layer's health epoch by epoch"),
     ("k", "how the test digits cluster (PCA of the last hidden layer); Enter browses a spot"),
+    (
+        "a",
+        "training digits: most doubted first (o: highest loss), ? a doubted label, 0-9 a "
+        "label, p then 0-9 a predicted class, a all, Enter/w what the model looked at, x marks "
+        "one to leave out, X the N most doubted, t trains a new run without the marked ones",
+    ),
     ("l", "curves: accuracy / loss"),
     ("h", "show / hide the hyperparameter panel"),
     ("i", "show / hide the devices (what trains, GPU memory, CPU threads)"),

@@ -61,16 +61,25 @@ class InspectScreen(Screen[None]):
     ]
 
     def __init__(
-        self, explain: ExplainFn, image: np.ndarray, index: int | None, label: int | None
+        self,
+        explain: ExplainFn,
+        image: np.ndarray,
+        index: int | None,
+        label: int | None,
+        *,
+        subject: str = "your drawing",
     ) -> None:
         """
         Args:
             explain: asks the model.
-            image: the digit, (28, 28[, 1]) float in [0, 1] or uint8.
-            index: its test index, or None for a drawing.
+            image: the digit, (28, 28[, 1]) float in [0, 1] or uint8 (float when `index` is
+                None: it is sent as drawn pixels).
+            index: its test index, or None for digits sent as pixels (a drawing).
             label: its true class, when known.
+            subject: what a digit sent as pixels is, for the header.
         """
         super().__init__()
+        self.subject = subject
         self.explain_fn = explain
         self.image = image
         self.index = index
@@ -122,7 +131,7 @@ class InspectScreen(Screen[None]):
     def _show(self, seen: Seen) -> None:
         self.seen = seen
         predicted = int(seen.probabilities.argmax())
-        where = f"#{self.index}" if self.index is not None else "your drawing"
+        where = f"#{self.index}" if self.index is not None else self.subject
         truth = f"  true {self.label}" if self.label is not None else ""
         self.query_one("#inspect-header", Static).update(
             f"{where}{truth}  predicted {predicted}  ·  what makes it class {seen.class_index} "

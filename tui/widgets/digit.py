@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -63,11 +64,17 @@ class DigitCard(Widget):
         self._digit: Content = Content("")
 
     def show(
-        self, index: int, image: np.ndarray, label: int, predicted: int, confidence: float
+        self,
+        index: int,
+        image: np.ndarray,
+        label: int,
+        predicted: int,
+        confidence: float,
+        note: str = "",
     ) -> None:
-        """Point the card at test digit `index`."""
+        """Point the card at digit `index`; `note` follows the index in the title."""
         self._digit = Content.from_rich_text(render_digit(image, compact=True))
-        self.border_title = f"#{index}"
+        self.border_title = f"#{index}{note}"
         self.border_subtitle = f"{verdict(label, predicted)} {confidence:4.0%}"
         self.set_class(label == predicted, "-correct")
         self.set_class(label != predicted, "-wrong")
@@ -136,9 +143,17 @@ class DigitGrid(Widget, can_focus=True):
         predicted: np.ndarray,
         confidence: np.ndarray,
         *,
+        notes: Callable[[int], str] | None = None,
         id: str | None = None,
     ) -> None:
+        """
+        Args:
+            images, labels, predicted, confidence: per digit, by index.
+            notes: a few characters to show after a digit's index (its marks), by index.
+            id: the widget id.
+        """
         super().__init__(id=id)
+        self.notes = notes
         self.images = images
         self.labels = labels
         self.predicted = predicted
@@ -180,6 +195,11 @@ class DigitGrid(Widget, can_focus=True):
         self.cursor = int(hits[0])
         return True
 
+    def redraw(self) -> None:
+        """Show the page again: what `notes` says of its digits changed."""
+        self._page_start = -1
+        self._show_page()
+
     def on_resize(self, event: events.Resize) -> None:
         columns = max(1, self.content_size.width // CARD_WIDTH)
         rows = max(1, self.content_size.height // CARD_HEIGHT)
@@ -215,6 +235,7 @@ class DigitGrid(Widget, can_focus=True):
                         int(self.labels[index]),
                         int(self.predicted[index]),
                         float(self.confidence[index]),
+                        self.notes(index) if self.notes is not None else "",
                     )
                 else:
                     card.clear()
@@ -328,7 +349,7 @@ class DigitDetail(Vertical):
 
     def __init__(self) -> None:
         super().__init__()
-        self._shown: tuple[int | None, np.ndarray | None, int, np.ndarray | None] | None = None
+        self._shown: tuple[int | None, np.ndarray | None, int, np.ndarray | None, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-digit")
@@ -345,9 +366,11 @@ class DigitDetail(Vertical):
         image: np.ndarray | None,
         label: int,
         probabilities: np.ndarray | None,
+        note: str = "",
     ) -> None:
-        """Show test digit `index`, or an empty pane when `index` is None."""
-        self._shown = (index, image, label, probabilities)
+        """Show digit `index` (with a line of `note` under its verdict), or an empty pane when
+        `index` is None."""
+        self._shown = (index, image, label, probabilities, note)
         digit = self.query_one("#detail-digit", Static)
         caption = self.query_one("#detail-caption", Static)
         bars = self.query_one(ProbabilityBars)
@@ -364,6 +387,7 @@ class DigitDetail(Vertical):
             Content.assemble(
                 f"#{index}  true {label}  predicted ",
                 (f"{predicted} {'✓' if predicted == label else '✗'}", style),
+                *([(f"\n{note}", "bold")] if note else []),
             )
         )
         bars.true_label = label

@@ -6,105 +6,19 @@ import contextlib
 import dataclasses
 import io
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from tui.core.data.mnist import DataError, MnistData, load_recorded
-from tui.core.inspect.predictions import losses
+from tui.core.experiments.doubt import TrainingAudit
 from tui.core.runs.files import write_atomic
 from tui.core.runs.layout import BEST_MODEL, LAST_MODEL, RunDirectory, RunError
 
 AUDIT_FILE = "audit.npz"
 """Where a run keeps its audit, beside the model it was computed with."""
-
-DOUBT_OTHER = 0.5
-"""A label is doubted when the model gives another class at least this probability..."""
-DOUBT_LABEL = 0.1
-"""...and its label less than this."""
-DOUBT_RULE = (
-    f"label doubted: the model gives another class >= {DOUBT_OTHER:.0%} and the label "
-    f"< {DOUBT_LABEL:.0%}"
-)
-"""The rule in words, for every place that marks a doubted label."""
-
-Order = Literal["doubt", "loss"]
-ORDERS: tuple[Order, ...] = ("doubt", "loss")
-
-
-@dataclass(frozen=True, eq=False)
-class TrainingAudit:
-    """Per-digit figures for a run's whole training set (validation part and any digits left
-    out included), in the source's index order, under the model of one epoch."""
-
-    model_file: str
-    """The run's model file that was read: last.keras, else best.keras."""
-    epoch: int
-    """The epoch that model file holds."""
-    stamp: str
-    """The model file's size and modification time: a changed file is audited again."""
-    fingerprint: str
-    """The data's fingerprint (`DataInfo.fingerprint`)."""
-    labels: np.ndarray = field(repr=False)
-    """(n,) the recorded labels."""
-    probabilities: np.ndarray = field(repr=False)
-    """(n, 10) float32 class probabilities."""
-
-    @property
-    def predicted(self) -> np.ndarray:
-        predicted: np.ndarray = self.probabilities.argmax(axis=1).astype(np.uint8)
-        return predicted
-
-    @property
-    def label_probability(self) -> np.ndarray:
-        """The probability the model gives each digit's label."""
-        chosen: np.ndarray = np.take_along_axis(
-            self.probabilities, self.labels.astype(np.int64)[:, None], axis=1
-        )[:, 0]
-        return chosen
-
-    @property
-    def loss(self) -> np.ndarray:
-        """Each digit's cross-entropy against its label."""
-        return losses(self.probabilities, self.labels)
-
-    @property
-    def doubt(self) -> np.ndarray:
-        """How much more the model believes some other class than the label: from -1 (the
-        label, surely) to 1 (another class, surely); the order of `--order doubt`."""
-        others = self.probabilities.copy()
-        rows = np.arange(len(others))
-        others[rows, self.labels] = -1.0
-        margin: np.ndarray = others.max(axis=1) - self.label_probability
-        return margin
-
-    @property
-    def doubted(self) -> np.ndarray:
-        """Whether each label is doubted by `DOUBT_RULE`."""
-        others = self.probabilities.copy()
-        others[np.arange(len(others)), self.labels] = 0.0
-        flagged: np.ndarray = (others.max(axis=1) >= DOUBT_OTHER) & (
-            self.label_probability < DOUBT_LABEL
-        )
-        return flagged
-
-    def ranked(
-        self, order: Order = "doubt", label: int | None = None, predicted: int | None = None
-    ) -> np.ndarray:
-        """Training indices, most doubted (or highest loss) first, of the digits with that
-        label and that prediction (None: any)."""
-        keep = np.ones(len(self.labels), bool)
-        if label is not None:
-            keep &= self.labels == label
-        if predicted is not None:
-            keep &= self.predicted == predicted
-        chosen = np.flatnonzero(keep)
-        score = (self.doubt if order == "doubt" else self.loss)[chosen]
-        # Stable, so that ties keep index order and a listing is repeatable.
-        ranked: np.ndarray = chosen[np.argsort(-score, kind="stable")]
-        return ranked
 
 
 def model_of(run: RunDirectory) -> tuple[Path, int]:
@@ -190,6 +104,85 @@ def audit_run(path: str | Path, *, reuse: bool = True) -> tuple[TrainingAudit, M
     with contextlib.suppress(OSError):  # a read-only run is still audited, only not kept
         write_audit(run.path / AUDIT_FILE, audit)
     return audit, data, False
+
+
+def full_training_data(data: MnistData) -> MnistData:
+    """`data` with the training digits it leaves out back in (its source loaded again, and
+    checked); `RunError` when they cannot be had."""
+    if not data.excluded:
+        return data
+    try:
+        return load_recorded(dataclasses.replace(data.info, excluded=()))
+    except DataError as err:
+        raise RunError(
+            f"the {len(data.excluded):,} training digits {data.describe()} leaves out cannot be "
+            f"loaded again: {err}."
+        ) from None
+
+
+@dataclass(frozen=True, eq=False)
+class HeldAudit:
+    """The audit of a model held in memory (the engine's), and whether the run kept it."""
+
+    audit: TrainingAudit
+    data: MnistData
+    """The whole training source the figures are for (digits left out included)."""
+    reused: bool
+    """Read back from the run's audit.npz rather than computed."""
+    recorded: Path | None
+    """The audit.npz it is kept in; None when no run file holds this model (nothing kept)."""
+
+
+Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(images, labels) to (n, 10) probabilities, under the model being audited."""
+
+
+def audit_held_model(
+    predict: Predict, data: MnistData, run_path: str | Path | None, epochs_done: int
+) -> HeldAudit:
+    """The audit of the model a process holds, trained `epochs_done` epochs on `data`.
+
+    When that model is the one its run saved last (last.keras of that many epochs), the audit
+    is `audit_run`'s: read from audit.npz when it was made of that file and data, else computed
+    and written there, so that `mnist-tui audit RUN` reuses it. Otherwise (a model opened from
+    a file, a run that lost last.keras) it is computed and not kept.
+
+    Raises:
+        RunError: the digits the data leaves out cannot be loaded again; one sentence.
+    """
+    full = full_training_data(data)
+    last: Path | None = None
+    if run_path:
+        with contextlib.suppress(RunError):
+            run = RunDirectory.open(run_path)
+            if (run.path / LAST_MODEL).exists() and run.epochs_saved == epochs_done:
+                last = run.path / LAST_MODEL
+    target = last.parent / AUDIT_FILE if last is not None else None
+    stamp = _stamp(last) if last is not None else ""
+    if target is not None:
+        cached = read_audit(target)
+        if (
+            cached is not None
+            and cached.stamp == stamp
+            and cached.model_file == LAST_MODEL
+            and cached.fingerprint == full.fingerprint
+        ):
+            return HeldAudit(cached, full, True, target)
+    probabilities = predict(full.x_train, full.y_train)
+    audit = TrainingAudit(
+        LAST_MODEL if last is not None else "the model in memory",
+        epochs_done,
+        stamp,
+        full.fingerprint,
+        full.y_train,
+        np.asarray(probabilities, np.float32),
+    )
+    if target is not None:
+        try:
+            write_audit(target, audit)
+        except OSError:
+            target = None  # a read-only run is still audited, only not kept
+    return HeldAudit(audit, full, False, target)
 
 
 def write_audit(target: Path, audit: TrainingAudit) -> None:
