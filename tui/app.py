@@ -193,24 +193,9 @@ class MnistApp(App[None]):
             self.notify(f"{reason}; q quits.", title="The engine is gone", severity="error")
 
     def _check_engine(self) -> None:
-        """The watchdog: say when the engine stops answering, and when it answers again."""
-        seconds = int(self.handle.silence())
-        if seconds and not self.silence:
-            text = f"engine not answering for {seconds} s (pid {self.pid_text})"
-            self.dashboard.training_log.error(f"The {text}.")
-            self.notify(
-                f"No word from the engine (pid {self.pid_text}) for {seconds} s: it may be "
-                "stopped (kill -STOP) or starved. Keys that need it say so until it answers.",
-                title="The engine is not answering",
-                severity="error",
-                timeout=10,
-            )
-        elif self.silence and not seconds:
-            self.dashboard.training_log.note(
-                f"The engine (pid {self.pid_text}) answers again.", "dim"
-            )
-            self.notify(f"The engine (pid {self.pid_text}) answers again.")
-        self.silence = seconds
+        """The watchdog's tick: the dashboard says when the engine stops answering, and when
+        it answers again."""
+        self.silence = int(self.handle.silence())
 
     async def attach(self, engine: p.EngineInfo) -> None:
         """Watch another live engine, as `mnist-tui attach` does. The one left behind trains on

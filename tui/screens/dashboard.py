@@ -102,6 +102,23 @@ class DashboardScreen(Screen[None]):
         )
         self.training_log.note("Starting the engine (TensorFlow loads in it)…", "dim")
         self.watch(self.app, "snapshot", self._show, init=False)
+        self.watch(self.app, "silence", self._silence, init=False)
+
+    def _silence(self, was: int, seconds: int) -> None:
+        """The engine stopped answering (`MnistApp.silence`), or answers again."""
+        pid = self.app.pid_text
+        if seconds and not was:
+            self.training_log.error(f"The engine (pid {pid}) has not answered for {seconds} s.")
+            self.notify(
+                f"No word from the engine (pid {pid}) for {seconds} s: it may be stopped "
+                "(kill -STOP) or starved. Keys that need it say so until it answers.",
+                title="The engine is not answering",
+                severity="error",
+                timeout=10,
+            )
+        elif was and not seconds:
+            self.training_log.note(f"The engine (pid {pid}) answers again.", "dim")
+            self.notify(f"The engine (pid {pid}) answers again.")
 
     # --- the widgets ----------------------------------------------------------------------------
     @property
