@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import json
 import os
 import pty
 import re
@@ -193,3 +194,45 @@ def test_a_killed_engine_is_noticed_and_its_run_resumed(tmp_path: Path) -> None:
     finally:
         term.close()
     assert wait_gone(fresh.pid, 30)
+
+
+def kept_checkpoint(runs: Path) -> Path | None:
+    """The run under `runs` once it has kept an epoch's checkpoint."""
+    return next((found.parent.parent for found in runs.glob("*/checkpoints/*")), None)
+
+
+def test_b_while_training_opens_the_branch_in_an_engine_of_its_own(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    long = ["--epochs", "500", *TRAIN[2:]]
+    term = app(tmp_path, "--data", str(SAMPLE), "--runs-dir", str(runs), *long)
+    engines: list[EngineInfo] = []
+    try:
+        assert term.read_until(b"press t to train", 120), term.output[-3000:]
+        term.type(b"t")
+        assert term.poll_until(lambda: kept_checkpoint(runs) is not None, 120), term.output[-3000:]
+        parent = kept_checkpoint(runs)
+        assert parent is not None
+        trainer = the_engine()
+        term.type(b"b")
+        assert term.read_until(b"Enter branches", 20), term.output[-3000:]
+        term.type(b"\r")
+        runs_trained = lambda: {e.run for e in registry.live_engines()}  # noqa: E731
+        assert term.poll_until(lambda: len(runs_trained() - {""}) == 2, 120), term.output[-3000:]
+        engines = registry.live_engines()
+        (branch,) = [p for p in runs.iterdir() if p != parent]
+        lineage = json.loads((branch / "run.json").read_text())["lineage"]
+        assert lineage["parent_name"] == parent.name
+        assert runs_trained() == {str(parent), str(branch)}
+        # The parent trains on in its own engine, which this app no longer watches.
+        assert pid_alive(trainer.pid)
+        said = lambda: re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", term.output)  # noqa: E731
+        assert term.poll_until(lambda: b"background" in said(), 30), said()[-3000:]
+        term.type(b"q")
+        assert term.wait(30) == 0
+    finally:
+        term.close()
+        for engine in engines:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(engine.pid, signal.SIGTERM)
+    for engine in engines:
+        assert wait_gone(engine.pid, 60)

@@ -19,7 +19,6 @@ from tui.core.runs.layout import RUN_JSON
 from tui.core.settings.requests import Setup
 from tui.core.training.controller import ControllerError, TrainingController
 from tui.core.training.events import StopReason
-from tui.core.training.phase import Phase
 from tui.screens.branch import EpochPicker
 from tui.screens.compare import CompareScreen
 from tui.screens.runs import RunsScreen
@@ -131,27 +130,6 @@ async def test_refused_branches_write_nothing(mnist_small: MnistData, tmp_path: 
         assert runs_in(runs) == before
 
         assert app.snapshot.run == str(parent)
-
-
-async def test_b_while_training_is_refused_in_one_line(
-    mnist_small: MnistData, tmp_path: Path
-) -> None:
-    runs = tmp_path / "runs"
-    async with app_on_engine(TINY.with_changes(epochs=50), mnist_small, runs_dir=runs) as (
-        app,
-        pilot,
-        engine,
-    ):
-        await pilot.press("t")
-        await until(pilot, lambda: app.phase is Phase.TRAINING)
-        training = runs_in(runs)
-        await pilot.press("b")
-        await until(pilot, lambda: any("finish first" in toast for toast in toasts(app)))
-        assert not isinstance(app.screen, EpochPicker), "no picker while the engine trains"
-        await pilot.press("s")
-        await until(pilot, lambda: idle(app))
-        assert runs_in(runs) == training, "nothing asked of the engine, nothing written"
-        assert engine.controller.snapshot.run == app.snapshot.run
 
 
 def test_a_fresh_branch_refuses_optimizer_changes_and_records_the_rest(

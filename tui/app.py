@@ -175,20 +175,18 @@ class MnistApp(App[None]):
     def _engine_lost(self, message: EngineLost) -> None:
         self.handle.client = None
         was = self.snapshot
-        self.snapshot = msgspec.structs.replace(
-            was, phase=Phase.BROKEN, problem="the engine is gone"
-        )
+        gone = "the engine is gone"
+        self.snapshot = msgspec.structs.replace(was, phase=Phase.BROKEN, problem=gone)
         reason = message.reason
         self.dashboard.training_log.error(f"The engine (pid {self.pid_text}) is gone: {reason}.")
+
+        async def chosen(yes: bool | None) -> None:
+            if yes:
+                await self.open_in_new_engine(was.run)
+
         if was.run:
-            self.push_screen(
-                ConfirmScreen(
-                    "The engine is gone.",
-                    f"{reason}. Open {was.run} in a new engine? Its saved epochs are kept.",
-                    yes="Resume it",
-                ),
-                lambda yes: self._restart(was.run) if yes else None,
-            )
+            text = f"{reason}. Open {was.run} in a new engine? Its saved epochs are kept."
+            self.push_screen(ConfirmScreen("The engine is gone.", text, yes="Resume it"), chosen)
         else:
             self.notify(f"{reason}; q quits.", title="The engine is gone", severity="error")
 
@@ -198,30 +196,32 @@ class MnistApp(App[None]):
         self.silence = int(self.handle.silence())
 
     async def attach(self, engine: p.EngineInfo) -> None:
-        """Watch another live engine, as `mnist-tui attach` does. The one left behind trains on
-        in the background, or ends, when idle, once no viewer is left."""
+        """Watch another live engine, as `mnist-tui attach` does."""
+        note = f"Attaching to the engine training {engine.run} (pid {engine.pid})…"
+        await self._switch(SocketConnector(engine.socket), note)
+
+    async def open_in_new_engine(self, run: str) -> None:
+        """Open `run` in an engine of its own (a killed engine's run, a branch made while this
+        app's engine trains)."""
+        self.options = AppOptions(self.options.setup, resume=run)
+        await self._switch(SpawnConnector(self.options), f"Starting a new engine on {run}…")
+
+    async def _switch(self, connector: Connector, note: str) -> None:
+        """Follow the engine behind `connector`, the log starting over with `note`; the one left
+        behind trains on in the background, or ends, when idle, once no viewer is left."""
         was, old = self.snapshot, self.handle.client
-        log = self.dashboard.training_log
-        log.forget()
-        log.note(f"Attaching to the engine training {engine.run} (pid {engine.pid})…", "dim")
-        self.connector = SocketConnector(engine.socket)
+        self.dashboard.training_log.forget()
+        self.dashboard.training_log.note(note, "dim")
+        self.connector = connector
         self.handle.client = None
         self._connect()  # exclusive: the worker reading the old engine is cancelled
         if old is not None:
             await old.close()
-            if was.phase in FITTING:
+            if was.phase in FITTING | {Phase.EVALUATING}:
                 self.notify(
                     f"The training this app started goes on in the background (engine pid "
                     f"{old.engine.pid}); mnist-tui ps lists it."
                 )
-
-    def _restart(self, run: str) -> None:
-        log = self.dashboard.training_log
-        log.note(f"Starting a new engine on {run}…", "dim")
-        self.options = AppOptions(self.options.setup, resume=run)
-        self.connector = SpawnConnector(self.options)
-        log.forget()
-        self._connect()
 
     # --- arrays for the screens ---------------------------------------------------------------
     @work(group="fetch-predictions", exclusive=True)

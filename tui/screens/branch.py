@@ -1,8 +1,10 @@
 """Branching in the app: the epoch picker (a run's kept epochs with their figures) and the
-request that opens the chosen epoch in the app's engine as a new run."""
+request that opens the chosen epoch as a new run: in the app's engine, or, while that engine
+trains, in an engine of its own."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +18,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from tui.core.experiments.branch import BUSY_LINE
+from tui.core.experiments.branch import branch_point, create_branch
 from tui.core.runs.checkpoints import Checkpoint, list_checkpoints
+from tui.core.runs.layout import RunError
 from tui.core.training.phase import FITTING, Phase
 from tui.engine import protocol as p
 from tui.format import format_percent
@@ -184,25 +187,48 @@ def pick_and_branch(
 def branch_held_run(app: MnistApp) -> None:
     """The dashboard's `b`: the picker for the run the app holds."""
     s = app.snapshot
-    if s.phase in FITTING | {Phase.EVALUATING}:
-        app.notify(BUSY_LINE, severity="warning")
-    elif not s.run:
+    if not s.run:
         app.notify("No run to branch from yet: train one (t) or open one (R).", severity="warning")
     else:
         pick_and_branch(app, Path(s.run), s.history, lambda run, e: request_branch(app, run, e))
 
 
 async def request_branch(app: MnistApp, parent: Path, epoch: int) -> bool:
-    """Ask the app's engine to open epoch `epoch` of `parent` as a new run; True when it took
-    the request (the branch then opens, or a notice says why not and nothing is left)."""
+    """Open epoch `epoch` of `parent` as a new run; True when that is under way (the branch then
+    opens, or a notice says why not and nothing is left)."""
     if app.snapshot.phase in FITTING | {Phase.EVALUATING}:
-        app.notify(BUSY_LINE, severity="warning")
-        return False
+        return await _branch_in_own_engine(app, parent, epoch)
     reply = await app.handle.command(p.Branch, path=str(parent), epoch=epoch)
     if reply is None:
         return False
     app.notify(
         f"Branch of {parent.name} at epoch {epoch}: change what it may in the panel; t trains it.",
+        title="Branch",
+    )
+    return True
+
+
+async def _branch_in_own_engine(app: MnistApp, parent: Path, epoch: int) -> bool:
+    """While the app's engine trains, the branch is made from the run's files here (as `train
+    --from` makes it) and opened in a new engine; the training goes on in the background."""
+    setup = app.options.setup
+
+    def make() -> str:
+        point = branch_point(parent, epoch)
+        run = create_branch(
+            point, point.parent.hparams, setup.runs_dir, keep_checkpoints=setup.keep_checkpoints
+        )
+        return str(run.path)
+
+    try:
+        run = await asyncio.to_thread(make)
+    except RunError as err:
+        app.notify(str(err), title="No branch", severity="error")
+        return False
+    await app.open_in_new_engine(run)
+    app.notify(
+        f"Branch of {parent.name} at epoch {epoch}, in an engine of its own: change what it may "
+        "in the panel; t trains it.",
         title="Branch",
     )
     return True
