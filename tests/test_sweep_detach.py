@@ -15,22 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_cli import cli
 from test_sweep import TINY_FLAGS, _env, _lineage, _study
 
 from tui.core.experiments.sweep_status import LOG_FILE, SweepStatus, is_live, read_status
 
 SWEEP = [sys.executable, "-m", "tui", "sweep", *TINY_FLAGS, "--epochs", "1"]
-
-
-def _command(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tui", *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        timeout=timeout,
-    )
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -49,15 +39,15 @@ def _status(folder: Path) -> SweepStatus:
 
 def _detached(tmp_path: Path, trials: int) -> Path:
     started = time.monotonic()
-    done = _command(tmp_path, "sweep", *SWEEP[4:], "--trials", str(trials), "--out", "sw",
+    done = cli(tmp_path, "sweep", *SWEEP[4:], "--trials", str(trials), "--out", "sw",
                     "--detach")  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.err
     folder = tmp_path / "sw"
     # It came back while the sweep still runs: a 4-trial sweep takes far longer than loading.
     assert is_live(folder), "the background sweep is running"
     assert time.monotonic() - started < 60
-    assert f"Sweep in the background (pid {_status(folder).pid}): {folder}" in done.stdout
-    assert f"mnist-tui attach {folder}" in done.stdout and "mnist-tui stop sw" in done.stdout
+    assert f"Sweep in the background (pid {_status(folder).pid}): {folder}" in done.out
+    assert f"mnist-tui attach {folder}" in done.out and "mnist-tui stop sw" in done.out
     return folder
 
 
@@ -67,35 +57,35 @@ def test_a_detached_sweep_returns_at_once_shows_in_ps_and_finishes_its_trials(
 ) -> None:
     folder = _detached(tmp_path, trials=4)
     _wait_for(lambda: bool(_status(folder).running), 300, "a trial to start")
-    ps = _command(tmp_path, "ps")
-    assert ps.returncode == 0, ps.stderr
-    line = re.search(rf"^sw +trial ([1-4]) of 4 .* {_status(folder).pid} ", ps.stdout, re.M)
-    assert line is not None, ps.stdout
+    ps = cli(tmp_path, "ps")
+    assert ps.code == 0, ps.err
+    line = re.search(rf"^sw +trial ([1-4]) of 4 .* {_status(folder).pid} ", ps.out, re.M)
+    assert line is not None, ps.out
     _wait_for(lambda: not is_live(folder), 600, "the sweep to end")
     finished = [r for r in _study(folder) if r.state in ("complete", "pruned")]
     assert len(finished) == 4 and sorted(_lineage(folder)) == [0, 1, 2, 3]
     log = (folder / LOG_FILE).read_text()
     assert re.search(r"^Best: trial \d+, val_accuracy", log, re.M), log
     assert _status(folder).phase == "ended" and _status(folder).finished == 4
-    assert "No live trainings" in _command(tmp_path, "ps").stdout
+    assert "No live trainings" in cli(tmp_path, "ps").out
 
 
 @pytest.mark.slow
 def test_stop_ends_a_sweep_after_its_trial_and_resume_carries_it_on(tmp_path: Path) -> None:
     folder = _detached(tmp_path, trials=4)
     _wait_for(lambda: _status(folder).running == (1,), 300, "trial 1 to start")
-    stop = _command(tmp_path, "stop", "sw")
-    assert stop.returncode == 0, stop.stderr
-    assert "The sweep sw stops when its trial in progress ends (trial 2 of 4)" in stop.stdout
+    stop = cli(tmp_path, "stop", "sw")
+    assert stop.code == 0, stop.err
+    assert "The sweep sw stops when its trial in progress ends (trial 2 of 4)" in stop.out
     _wait_for(lambda: not is_live(folder), 300, "the sweep to stop")
     states = {r.number: r.state for r in _study(folder)}
     assert states == {0: "complete", 1: "complete"}, "trial 1 finished; none started after it"
     log = (folder / LOG_FILE).read_text()
     assert f"Stopped; carry on with: mnist-tui sweep --resume {folder}" in log
-    assert _command(tmp_path, "stop", "sw").returncode == 2  # not running any more
+    assert cli(tmp_path, "stop", "sw").code == 2  # not running any more
 
-    done = _command(tmp_path, "sweep", "--resume", str(folder), timeout=600)
-    assert done.returncode == 0, done.stderr
+    done = cli(tmp_path, "sweep", "--resume", str(folder), timeout=600)
+    assert done.code == 0, done.err
     after = _study(folder)
     assert [r.number for r in after if r.state in ("complete", "pruned")] == [0, 1, 2, 3]
     assert sorted(_lineage(folder)) == [0, 1, 2, 3], "one run per trial, none twice"
