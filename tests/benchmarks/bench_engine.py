@@ -11,6 +11,10 @@ Throughput: whole processes, taking turns round by round, the same settings and 
 pauses excluded), so both pay for the same work; figures are medians of the epochs after the
 first (which pays for tracing).
 
+With `--pairs N`, also one engine whose viewer is stopped (SIGSTOP) for every other epoch: the
+viewer's cost within one process, the machine's slow drift cancelled by comparing each viewed
+epoch with the unviewed epochs on either side.
+
 Latency, while training: a key (`+`/`-`) until the app shows the engine's new target (the app in
 this process, its engine a real process); and a progress event from the moment the controller
 publishes it until the app has drawn it (both in this process, one clock, a real socket between).
@@ -20,9 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
+import itertools
 import os
 import pty
+import re
 import select
 import signal
 import statistics
@@ -31,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -64,41 +72,132 @@ def headless(args: argparse.Namespace, flags: list[str], folder: Path) -> list[f
     return epoch_rates(folder / "runs")
 
 
-def with_viewer(args: argparse.Namespace, flags: list[str], folder: Path) -> list[float]:
-    """The app on a pty: `t`, wait for the test accuracy, `q` (the engine then ends)."""
-    leader, follower = pty.openpty()
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
-    process = subprocess.Popen(
-        [*pinned(args), sys.executable, "-m", "tui", *flags, "--runs-dir", str(folder / "runs")],
-        stdin=follower, stdout=follower, stderr=follower, env=env, cwd=folder,
-        start_new_session=True,
-    )  # fmt: skip
-    os.close(follower)
-    seen = b""
+class Viewer:
+    """The app on a pty (`t` pressed once it is ready), its output read as it comes so that it
+    never blocks on a full terminal; pinned like the headless side."""
 
-    def read_until(marker: bytes, timeout: float) -> None:
-        nonlocal seen
+    def __init__(self, args: argparse.Namespace, flags: list[str], folder: Path) -> None:
+        self.leader, follower = pty.openpty()
+        env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
+        runs = str(folder / "runs")
+        self.process = subprocess.Popen(
+            [*pinned(args), sys.executable, "-m", "tui", *flags, "--runs-dir", runs],
+            stdin=follower, stdout=follower, stderr=follower, env=env, cwd=folder,
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(follower)
+        self.seen = b""
+
+    def read(self, wait: float) -> None:
+        ready, _, _ = select.select([self.leader], [], [], wait)
+        if ready:
+            try:
+                chunk = os.read(self.leader, 65536)
+            except OSError:  # the app has closed the terminal
+                return
+            self.seen += re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", chunk)
+
+    def read_until(self, marker: bytes, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while marker not in seen:
+        while marker not in self.seen:
             if time.monotonic() > deadline:
                 raise TimeoutError(marker)
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                import re
+            self.read(0.2)
 
-                seen += re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", os.read(leader, 65536))
+    def train(self) -> None:
+        self.read_until(b"press t to train", 120)
+        os.write(self.leader, b"t")
 
+    def finish(self) -> None:
+        """Wait for the test accuracy, `q` (the engine then ends)."""
+        try:
+            self.read_until(b"test accuracy", 3600)
+            os.write(self.leader, b"q")
+            with contextlib.suppress(subprocess.TimeoutExpired):  # the figures are on disk
+                self.process.wait(60)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            os.close(self.leader)
+
+
+def with_viewer(args: argparse.Namespace, flags: list[str], folder: Path) -> list[float]:
+    """The app on a pty: `t`, wait for the test accuracy, `q`."""
+    viewer = Viewer(args, flags, folder)
     try:
-        read_until(b"press t to train", 120)
-        os.write(leader, b"t")
-        read_until(b"test accuracy", 3600)
-        os.write(leader, b"q")
-        process.wait(60)
+        viewer.train()
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        os.close(leader)
+        viewer.finish()
     return epoch_rates(folder / "runs")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of `pid` so far, from the scheduler's own count (nanoseconds;
+    /proc/PID/stat's ticks are too coarse for a process that wakes for a few milliseconds)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def engine_pid(state: str) -> int:
+    """The engine process whose socket lies in the state folder `state`."""
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and state in (entry / "cmdline").read_text():
+                return int(entry.name)
+    raise LookupError(f"no engine serving in {state}")
+
+
+class Paired(NamedTuple):
+    """Viewed epochs against the unviewed epochs on either side: wall-clock rate, and rate by
+    CPU time (the engine's alone when unviewed; the engine's plus the app's when viewed)."""
+
+    wall: list[float]
+    cpu: list[float]
+    app_share: float
+
+
+def alternating(args: argparse.Namespace, flags: list[str], folder: Path) -> Paired:
+    """One engine, its viewer stopped (SIGSTOP: it costs nothing, the engine goes on sending)
+    for odd epochs and running for even ones; each even epoch against the odd epochs on either
+    side. Slow drift in the machine's speed then cancels, and neither side pays for a process
+    of its own. On a VM the wall clock also counts time stolen by neighbours; the scheduler's
+    CPU time of the two processes does not."""
+    epochs = 2 * args.pairs + 3  # epochs 1-2 viewed, then off, on, ..., on, off
+    viewer = Viewer(args, [*flags, "--epochs", str(epochs)], folder)
+    engine_cpu: list[float] = []  # at each epoch's end
+    app_cpu: list[float] = []
+    try:
+        viewer.train()
+        served_by = engine_pid(os.environ["MNIST_TUI_STATE_DIR"])
+        done = 0
+        while done < epochs:
+            viewer.read(0.05)
+            metrics = list((folder / "runs").glob("*/metrics.csv"))
+            now = len(metrics[0].read_text().splitlines()) - 1 if metrics else 0
+            if now != done:
+                done = now
+                engine_cpu.append(cpu_seconds(served_by))
+                app_cpu.append(cpu_seconds(viewer.process.pid))
+                # epoch `done + 1` trains next: odd ones without the viewer
+                if done + 1 <= epochs and (done + 1) % 2 == 1 and done >= 2:
+                    os.kill(viewer.process.pid, signal.SIGSTOP)  # the app alone, not its engine
+                else:
+                    os.kill(viewer.process.pid, signal.SIGCONT)
+        os.kill(viewer.process.pid, signal.SIGCONT)
+    finally:
+        viewer.finish()
+    rates = epoch_rates(folder / "runs")  # rates[i] is epoch i + 1; epochs 1 and 2 both viewed
+    viewed = range(3, epochs - 1, 2)
+    wall = [rates[i] / ((rates[i - 1] + rates[i + 1]) / 2) for i in viewed]
+    # CPU seconds each epoch took (from the epoch's end before), the app's while it ran.
+    engine = [b - a for a, b in itertools.pairwise(engine_cpu)]  # engine[i - 1]: epoch i + 1
+    app = [b - a for a, b in itertools.pairwise(app_cpu)]
+    cpu = [((engine[i - 2] + engine[i]) / 2) / (engine[i - 1] + app[i - 1]) for i in viewed]
+    share = sum(app[i - 1] for i in viewed) / sum(engine[i - 1] for i in viewed)
+    return Paired(wall, cpu, share)
 
 
 async def key_latencies(flags: list[str], presses: int) -> list[float]:
@@ -223,7 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--throughput-only", action="store_true", help="skip the model screen and the latencies"
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="also train one engine whose viewer is stopped every other epoch, this many pairs",
+    )
     args = parser.parse_args(argv)
+    args.data = str(Path(args.data).resolve())  # each side runs in a folder of its own
     state = tempfile.mkdtemp(prefix="mnist-tui-bench-engines-")
     os.chmod(state, 0o700)
     os.environ["MNIST_TUI_STATE_DIR"] = state
@@ -241,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
             medians.append(statistics.median(epochs))
             print(f"round {number + 1}: {name}: {medians[-1]:,.0f} samples/s", flush=True)
         ratios.append(medians[1] / medians[0])
+    paired: Paired | None = None
+    if args.pairs:
+        paired = alternating(args, flags, Path(tempfile.mkdtemp(prefix="mnist-tui-bench-")))
+        for name, values in (("wall clock", paired.wall), ("CPU time", paired.cpu)):
+            print(f"viewer running / stopped by {name}:", " ".join(f"{r:.3f}" for r in values))
     closed: list[float] = []
     opened: list[float] = []
     keys: list[float] = []
@@ -264,6 +375,16 @@ def main(argv: list[str] | None = None) -> int:
         f"viewer/headless within a round: median {statistics.median(ratios):.3f} "
         f"(range {min(ratios):.3f}-{max(ratios):.3f})"
     )
+    if paired is not None:
+        print(f"one engine, its viewer running / stopped in alternate epochs ({args.pairs} pairs):")
+        for name, values in (("wall clock", paired.wall), ("CPU time", paired.cpu)):
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            print(
+                f"  by {name:10} median {statistics.median(values):.3f}, "
+                f"mean {statistics.mean(values):.3f} "
+                f"(± {2 * spread / len(values) ** 0.5:.3f}, two standard errors)"
+            )
+        print(f"  the app's CPU time: {paired.app_share:.2%} of its engine's in the viewed epochs")
     if closed and opened:
         shut, shown = statistics.median(closed), statistics.median(opened)
         print(
