@@ -2,7 +2,8 @@
 # The GPU path in one command, for an offline GPU box with JAX and PyTorch (with CUDA) and no
 # TensorFlow: install mnist-tui from wheels/ (tools/make_wheels.sh) into a venv that reuses the
 # box's JAX and PyTorch, then on each backend run the GPU tests (pytest -m gpu), `train --preset
-# fast` with and without --mixed-precision, and the time-to-accuracy benchmark against the
+# fast` with and without --mixed-precision, `--preset fast-gpu --mixed-precision` (its training
+# seconds against the goal of under 1 s), and the time-to-accuracy benchmark against the
 # original script, and print a Markdown table for the README. Without a GPU the same steps run
 # on the CPU, and the table says so. Each step has a time limit; a failed step is a row, not
 # the end of the check.
@@ -93,7 +94,7 @@ versions=()
 for backend in ${BACKENDS:-jax torch}; do
     version=$("$py" -c "import importlib, sys; m = importlib.import_module(sys.argv[1]); print(m.__version__)" "$backend" 2>/dev/null)
     if [ -z "$version" ]; then
-        rows+=("| $backend | not installed | | | |")
+        rows+=("| $backend | not installed | | | | |")
         continue
     fi
     versions+=("$backend $version")
@@ -119,7 +120,24 @@ for backend in ${BACKENDS:-jax torch}; do
         --mixed-precision "${mixed_flags[@]}" --data "$data" --runs-dir "$runs" --out "$runs/mixed.keras")
     if [ $? -eq 0 ]; then mixed="$seconds s, $(accuracy "$backend-mixed")"; else mixed="failed ($seconds s, see log)"; fi
 
-    rows+=("| $backend $version | ${tests:-failed, see log} | ${fast:-failed, see log} | $mixed | ${script:-failed, see log} |")
+    # The GPU preset with mixed precision: the training time (its epochs, as the run records
+    # them) against the goal of under 1 s, and the whole process. Without a GPU it would only
+    # repeat `fast` in other numbers on a CPU, so it is not run.
+    gpu_fast="no GPU: not run"
+    if [ -n "$gpu" ]; then
+        seconds=$(timed 180 "$backend-fast-gpu" -- "$py" -m tui train --backend "$backend" \
+            --preset fast-gpu --mixed-precision --data "$data" --runs-dir "$runs/fast-gpu" \
+            --out "$runs/fast-gpu.keras")
+        if [ $? -eq 0 ]; then
+            training=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "epoch_seconds") c = i }
+                NR > 1 { s += $c } END { printf "%.2f", s }' "$runs"/fast-gpu/*/metrics.csv)
+            gpu_fast="$training s training, $seconds s whole, $(accuracy "$backend-fast-gpu")"
+        else
+            gpu_fast="failed ($seconds s, see log)"
+        fi
+    fi
+
+    rows+=("| $backend $version | ${tests:-failed, see log} | ${fast:-failed, see log} | $mixed | $gpu_fast | ${script:-failed, see log} |")
 done
 unset KERAS_BACKEND
 
@@ -130,8 +148,8 @@ echo "### Device check, $(date -u +%Y-%m-%d) ($machine)"
 echo
 echo "Keras $keras; $(IFS=,; echo "${versions[*]}" | sed 's/,/, /g'); Python $("$py" -c 'import platform; print(platform.python_version())'); data $(basename "$data"); whole check ${total} s."
 echo
-echo "| backend | pytest -m gpu | fast: whole process, test accuracy | $mixed_head | original script (5 epochs) |"
-echo "|---|---|---|---|---|"
+echo "| backend | pytest -m gpu | fast: whole process, test accuracy | $mixed_head | fast-gpu --mixed-precision | original script (5 epochs) |"
+echo "|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "Logs: $log"
