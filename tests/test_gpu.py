@@ -27,7 +27,7 @@ from tui.core.training.events import StopReason
 pytestmark = pytest.mark.gpu
 
 ACCURACY = 0.99
-"""What `fast` reaches on full MNIST (README: time to 99%)."""
+"""What `fast` and `fast-gpu` reach on full MNIST (README: time to 99%)."""
 MIXED_TOLERANCE = 0.003
 """Mixed precision may cost this much test accuracy against float32 on the same settings."""
 

@@ -56,7 +56,8 @@ async def test_the_bar_fills_in_proportion_and_ends_with_its_percentage(
         width = app.query_one(EpochBar).size.width - EpochBar.PERCENT_WIDTH
         assert text.endswith(f" {percent}") and len(text) == width + EpochBar.PERCENT_WIDTH
         if step < 10:  # a full bar takes the 'complete' colour instead
-            assert filled == -(-step * width // 10), text  # whole cells, the half one included
+            halves = 2 * step * width // 10  # the fill, floored to a half cell
+            assert filled == -(-halves // 2), text  # whole cells, the half one included
         assert set(text[:width]) <= {"━", "╸", "╺"}
 
 

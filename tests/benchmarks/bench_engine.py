@@ -91,12 +91,15 @@ class Viewer:
         self.seen = b""
 
     def read(self, wait: float) -> None:
+        """What the app wrote within `wait` seconds; an app that has ended is an error."""
         ready, _, _ = select.select([self.leader], [], [], wait)
         if ready:
             try:
                 chunk = os.read(self.leader, 65536)
-            except OSError:  # the app has closed the terminal
-                return
+            except OSError:
+                chunk = b""
+            if not chunk and self.process.poll() is not None:
+                raise RuntimeError(f"the app ended ({self.process.returncode}) before the run")
             self.seen += re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", chunk)
 
     def read_until(self, marker: bytes, timeout: float) -> None:
@@ -112,15 +115,17 @@ class Viewer:
 
     def finish(self) -> None:
         """Wait for the test accuracy, `q` (the engine then ends)."""
-        try:
-            self.read_until(b"test accuracy", 3600)
-            os.write(self.leader, b"q")
-            with contextlib.suppress(subprocess.TimeoutExpired):  # the figures are on disk
-                self.process.wait(60)
-        finally:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            os.close(self.leader)
+        self.read_until(b"test accuracy", 3600)
+        os.write(self.leader, b"q")
+        with contextlib.suppress(subprocess.TimeoutExpired):  # the figures are on disk
+            self.process.wait(60)
+
+    def close(self) -> None:
+        """The app gone, whatever state it is in (stopped included)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGCONT)
+            os.killpg(self.process.pid, signal.SIGKILL)
+        os.close(self.leader)
 
 
 def with_viewer(args: argparse.Namespace, flags: list[str], folder: Path) -> list[float]:
@@ -128,15 +133,17 @@ def with_viewer(args: argparse.Namespace, flags: list[str], folder: Path) -> lis
     viewer = Viewer(args, flags, folder)
     try:
         viewer.train()
-    finally:
         viewer.finish()
+    finally:
+        viewer.close()
     return epoch_rates(folder / "runs")
 
 
 def cpu_seconds(pid: int, *, main_thread: bool = False) -> float:
     """CPU time of every thread of `pid` so far (or of its main thread alone), from the
     scheduler's own count (nanoseconds; /proc/PID/stat's ticks are too coarse for a process
-    that wakes for a few milliseconds)."""
+    that wakes for a few milliseconds). Threads that have ended no longer count: the figures
+    assume the threads that work live as long as the run (the app's and the engine's do)."""
     total = 0
     tasks = Path(f"/proc/{pid}/task")
     for task in [tasks / str(pid)] if main_thread else tasks.iterdir():
@@ -145,13 +152,14 @@ def cpu_seconds(pid: int, *, main_thread: bool = False) -> float:
     return total / 1e9
 
 
-def engine_pid(state: str) -> int:
-    """The engine process whose socket lies in the state folder `state`."""
+def engine_pid(runs: Path) -> int:
+    """The engine process recording into `runs` (its start request names the folder)."""
     for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if entry.name.isdigit() and state in (entry / "cmdline").read_text():
+        with contextlib.suppress(OSError, ValueError):
+            command = (entry / "cmdline").read_bytes().decode()
+            if entry.name.isdigit() and "tui.engine" in command and str(runs) in command:
                 return int(entry.name)
-    raise LookupError(f"no engine serving in {state}")
+    raise LookupError(f"no engine recording into {runs}")
 
 
 class Paired(NamedTuple):
@@ -176,7 +184,7 @@ def alternating(args: argparse.Namespace, flags: list[str], folder: Path) -> Pai
     at_end: dict[int, tuple[float, float, float]] = {}  # epoch: engine, its server, app CPU
     try:
         viewer.train()
-        served_by = engine_pid(os.environ["MNIST_TUI_STATE_DIR"])
+        served_by = engine_pid(folder / "runs")
         done = 0
         while done < epochs:
             viewer.read(0.05)
@@ -195,8 +203,9 @@ def alternating(args: argparse.Namespace, flags: list[str], folder: Path) -> Pai
                 else:
                     os.kill(viewer.process.pid, signal.SIGCONT)
         os.kill(viewer.process.pid, signal.SIGCONT)
-    finally:
         viewer.finish()
+    finally:
+        viewer.close()
     rates = epoch_rates(folder / "runs")  # rates[e - 1] is epoch e's
 
     def used(epoch: int, which: int) -> float:
@@ -206,6 +215,8 @@ def alternating(args: argparse.Namespace, flags: list[str], folder: Path) -> Pai
     viewed = [e for e in range(4, epochs, 2) if {e - 2, e - 1, e, e + 1} <= at_end.keys()]
     wall = [rates[e - 1] / ((rates[e - 2] + rates[e]) / 2) for e in viewed]
     cpu = [((used(e - 1, 0) + used(e + 1, 0)) / 2) / (used(e, 0) + used(e, 2)) for e in viewed]
+    if not viewed:
+        raise RuntimeError("no viewed epoch has both of its neighbours' figures")
     share = sum(used(e, 2) for e in viewed) / sum(used(e, 0) for e in viewed)
     first, last = min(at_end), max(at_end)
     serving = (at_end[last][1] - at_end[first][1]) / (at_end[last][0] - at_end[first][0])

@@ -95,13 +95,14 @@ class EpochProgress(Vertical):
 class EpochBar(Widget):
     """A bar and its percentage in one widget, repainted only when what it draws changes.
 
-    Textual's `ProgressBar` is three widgets and a timer that repaints it every second for an
-    ETA this line shows elsewhere; while training, that repaint and the three widgets' renders
-    were a third of what the viewer cost its engine's core.
+    Textual's `ProgressBar` is a container of two widgets here (bar, percentage) and a timer
+    that repaints it every second for an ETA this line shows elsewhere: 2.7 ms a second, and
+    5 ms per progress update against 3.5 ms for this one (the app's thread time, pinned).
     """
 
     DEFAULT_CSS = """
     EpochBar {
+        width: 1fr;
         height: 1;
         &> .epoch-bar--bar { color: $primary; background: $surface; }
         &> .epoch-bar--complete { color: $success; background: $surface; }
