@@ -115,12 +115,12 @@ class EpochBar(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._share = 0.0
-        self._drawn: tuple[int, int, int] | None = None
+        self._drawn: tuple[int, int] | None = None
 
     def show(self, step: int, steps: int) -> None:
         """`step` of `steps` done; a repaint only when a half cell or the percentage moves."""
         self._share = min(1.0, max(0.0, step / steps)) if steps > 0 else 1.0
-        drawn = (self.size.width, *self._cells())
+        drawn = self._cells()  # a new width repaints by itself
         if drawn != self._drawn:
             self._drawn = drawn
             self.refresh()
