@@ -34,6 +34,7 @@ from tui.core.experiments.sweep_status import SweepLock, SweepStatus, write_stat
 from tui.core.settings.requests import AppOptions, Setup
 from tui.core.training.controller import TrainingController
 from tui.engine import protocol as p
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.sweep import BEST, SweepApp, SweepListScreen, SweepScreen
 from tui.widgets.objective import ObjectivePlot
 
@@ -180,7 +181,10 @@ async def test_s_and_shift_s_stop_a_live_sweep_after_asking(
     """A live sweep (its lock held, its status naming a process): `s` asks, `y` sends that
     process SIGTERM (after the trial in progress), `S` SIGINT (now), as `mnist-tui stop` does."""
     folder = shutil.copytree(sweeps.early, tmp_path / "sw")
-    sweep = subprocess.Popen(["sleep", "60"])  # stands in for the sweep's process
+    # Stands in for the sweep's process, which answers SIGINT whatever it inherited: a `sleep`
+    # started by a test run in a background job (bash sets SIGINT to ignored there) never died.
+    answers = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); time.sleep(60)"
+    sweep = subprocess.Popen([sys.executable, "-c", answers])
     lock = SweepLock(folder)
     try:
         assert lock.acquire()
@@ -190,9 +194,13 @@ async def test_s_and_shift_s_stop_a_live_sweep_after_asking(
             screen = await _read(pilot)
             assert "running, 2 of 2 trials finished" in _text(screen, "#sweep-header")
             await pilot.press(key)
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10)
             assert sweep.poll() is None, "nothing is sent before the answer"
             await pilot.press("y")
-            assert sweep.wait(timeout=10) == -sent
+            # Waited for without blocking the app, which acts on the answer after the dialog
+            # closes.
+            await until(pilot, lambda: sweep.poll() is not None, 10)
+            assert sweep.returncode == -sent
     finally:
         lock.release()
         if sweep.poll() is None:
