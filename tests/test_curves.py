@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import cast
 
 import msgspec
@@ -63,3 +64,22 @@ async def test_running_curve_is_redrawn_by_progress_once_the_interval_has_passed
         await fed(app, pilot, range(1, 6))
         assert len(app.query_one(CurvesPlot).running) == 5, "every progress event is kept"
         assert (marks(app) > 0) is drawn
+
+
+async def test_running_curve_waits_five_seconds_between_redraws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The README's promise (a redraw with a progress event at most every 5 s), on a clock of
+    # the plot's own so that the test does not wait for it.
+    now = [100.0]
+    monkeypatch.setattr(curves, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    app = CurvesApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.snapshot = initial_snapshot(TINY, "tiny")  # drawn at 100.0
+        await pilot.pause()
+        now[0] = 104.9
+        await fed(app, pilot, range(1, 4))
+        assert marks(app) == 0, "4.9 s after the last redraw: not yet"
+        now[0] = 105.0
+        await fed(app, pilot, range(4, 6))
+        assert marks(app) > 0, "5 s after: the running curve is drawn"
