@@ -84,4 +84,4 @@ def status_line(app: MnistApp) -> str:
 
 def shows_epoch(app: MnistApp, done: int, target: int) -> bool:
     line = status_line(app)
-    return f"epoch {done} of {target}" in line or f"ep {done}/{target}" in line
+    return f"{done} of {target} epochs done" in line or f"done {done}/{target}" in line

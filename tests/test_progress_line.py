@@ -1,4 +1,5 @@
-"""The progress line's bar: what it draws for a step, and that it repaints only for a change."""
+"""The progress line: what its bar draws for a step, that it repaints only for a change, and
+that it and the status bar do not count epochs two ways without saying so."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tui.core.training.events import BatchProgress
 from tui.core.training.phase import Phase
 from tui.core.training.snapshot import Snapshot, initial_snapshot
 from tui.widgets.progress import EpochBar, EpochProgress
+from tui.widgets.status import StatusBar
 
 
 class ProgressApp(App[None]):
@@ -23,15 +25,18 @@ class ProgressApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield EpochProgress(id="progress")
+        yield StatusBar(id="status")
 
 
-def training(step: int, steps: int = 10) -> Snapshot:
+def training(step: int, steps: int = 10, *, epoch: int = 1) -> Snapshot:
     event = BatchProgress(
-        epoch=1, step=step, steps=steps, loss=1.0, accuracy=0.5,
+        epoch=epoch, step=step, steps=steps, loss=1.0, accuracy=0.5,
         samples_per_sec=1000.0, eta_seconds=1.0,
     )  # fmt: skip
     start = initial_snapshot(TINY, "tiny")
-    return msgspec.structs.replace(start, phase=Phase.TRAINING, progress=event)
+    return msgspec.structs.replace(
+        start, phase=Phase.TRAINING, progress=event, epochs_done=epoch - 1
+    )
 
 
 def bar_line(app: ProgressApp) -> tuple[str, int]:
@@ -76,3 +81,19 @@ async def test_the_bar_repaints_only_when_what_it_draws_changes(
         app.snapshot = training(500, steps=1000)
         await pilot.pause()
         assert repaints == [1]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+async def test_the_status_bar_counts_epochs_done_where_the_line_counts_the_one_in_progress(
+    width: int,
+) -> None:
+    """Mid-way through epoch 2 of 3: "epoch 2/3" on the progress line, and the status bar's
+    1 said as done (it read "epoch 1 of 3" beside "epoch 2/3")."""
+    app = ProgressApp()
+    async with app.run_test(size=(width, 6)) as pilot:
+        app.snapshot = msgspec.structs.replace(training(5, epoch=2), target=3)
+        await pilot.pause()
+        assert str(app.query_one("#progress-epoch").render()) == "epoch 2/3"
+        status = str(app.query_one(StatusBar).render())
+        assert "1 of 3 epochs done" in status or "done 1/3" in status, status
+        assert "epoch 1" not in status and "ep 1/3" not in status

@@ -76,7 +76,8 @@ class StatusBar(Static):
             return text
         sep = ("│", "status--sep") if compact else (" │ ", "status--sep")
         done = s.epochs_done
-        epoch = f"ep {done}/{s.target}" if compact else f"epoch {done} of {s.target}"
+        # Epochs done, said as such: the progress line beside it counts the epoch in progress.
+        epoch = f"done {done}/{s.target}" if compact else f"{done} of {s.target} epochs done"
         decimals = 1 if compact else 2
         device = s.device or ("-" if compact else "device: …")
         val = s.last_val_accuracy
