@@ -276,3 +276,34 @@ def test_attach_by_name_shows_the_sweep_screen_in_a_terminal_and_q_quits(tmp_pat
         assert term.wait(30) == 0
     finally:
         term.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
+def test_plain_attach_with_no_training_live_shows_the_live_sweep(tmp_path: Path) -> None:
+    """`mnist-tui attach` and nothing else, after `sweep --detach` from another folder: no
+    engine is live, so the newest live sweep's screen (it said "no live training")."""
+    folder = tmp_path / "elsewhere" / "sw-live"
+    write_sweep(folder)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from pathlib import Path\n"
+         "from tui.core.experiments.sweep_status import SweepLock, register\n"
+         "from tui.engine.registry import state_dir\n"
+         "assert SweepLock(Path(sys.argv[1])).acquire()\n"
+         "register(state_dir(), Path(sys.argv[1])); print('live', flush=True); sys.stdin.read()",
+         str(folder)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline() == "live\n"
+    term = Terminal([sys.executable, "-m", "tui", "attach"], tmp_path, size=(80, 24))
+
+    def shown() -> bytes:
+        return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", term.output)
+
+    try:
+        assert term.poll_until(lambda: b"Sweep sw-live" in shown(), 60), shown()[-2000:]
+        term.type(b"q")
+        assert term.wait(30) == 0
+    finally:
+        term.close()
+        holder.communicate("")

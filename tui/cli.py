@@ -160,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     flag(predict, "--no-color", action="store_true", help="plain characters, no colour")
 
     attach = commands.add_parser(
-        "attach", help="open the app on a live training (the newest, or RUN's), or a sweep"
+        "attach",
+        help="open the app on a live training (the newest, or RUN's), or a sweep's screen (with "
+        "no RUN and no live training: the newest live sweep's)",
     )
     attach.add_argument(
         "run", nargs="?", metavar="RUN", help="a run or sweep directory, or its name"

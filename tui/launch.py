@@ -67,15 +67,20 @@ def _check_run(run: Path) -> None:
 
 def run_attached(request: AttachRequest) -> int:
     """`mnist-tui attach [RUN]`: the app on a live engine, or on a run that is no longer live;
-    `attach SWEEP` (its folder or name): the sweep's screen."""
+    `attach SWEEP` (its folder or name): the sweep's screen; plain `attach` with no engine
+    live: the newest live sweep's screen."""
+    from tui.core.experiments.sweep_status import live_sweeps
     from tui.core.settings import presets
     from tui.engine import registry
     from tui.errors import EXIT_FAILED, say_error
 
     _require_terminal()
     try:
-        sweep = _find_sweep(request.run, registry.state_dir(create=False))
+        state = registry.state_dir(create=False)
+        sweep = _find_sweep(request.run, state)
         engine = registry.find_engine(request.run) if sweep is None else None
+        if engine is None and request.run is None:
+            sweep = next(iter(live_sweeps(state)), None)  # no training: the newest sweep
     except registry.RegistryError as err:
         say_error(str(err))
         return EXIT_FAILED
