@@ -9,7 +9,11 @@ Throughput: whole processes, taking turns round by round, the same settings and 
 `mnist-tui train` (the headless trainer), then the app on a pseudo-terminal driving its engine
 (`t`, wait for the test accuracy, `q`). Each epoch's time is what the run records (metrics.csv,
 pauses excluded), so both pay for the same work; figures are medians of the epochs after the
-first (which pays for tracing).
+first (which pays for tracing). Beside the wall clock, each of those epochs' CPU seconds by the
+scheduler's count: the trainer's (the headless process, or the engine) and the app's. On a VM the
+same work takes a different time from one minute to the next, in CPU time as in wall time, so the
+app's share of its engine's CPU in the same epochs is the steady figure: what the viewer costs a
+core it shares, and 1 / (1 + share) the ratio it allows.
 
 With `--pairs N`, also one engine whose viewer is stopped (SIGSTOP) for every other epoch: the
 viewer's cost within one process, the machine's slow drift cancelled by comparing each viewed
@@ -39,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -65,13 +70,53 @@ def pinned(args: argparse.Namespace) -> list[str]:
     return ["taskset", "-c", str(args.pin)] if args.pin is not None else []
 
 
-def headless(args: argparse.Namespace, flags: list[str], folder: Path) -> list[float]:
-    subprocess.run(
+class Side(NamedTuple):
+    """One side of a round, the epochs after the first: samples/s, the trainer's CPU seconds
+    (the headless process, or the engine), and the app's (none for the headless side)."""
+
+    rates: list[float]
+    trainer_cpu: list[float]
+    app_cpu: list[float]
+
+
+def epochs_done(runs_root: Path) -> int:
+    metrics = list(runs_root.glob("*/metrics.csv"))
+    return len(metrics[0].read_text().splitlines()) - 1 if metrics else 0
+
+
+def cpu_per_epoch(
+    runs_root: Path, pids: list[int], epochs: int, wait: Callable[[], None]
+) -> list[list[float]]:
+    """Each process's CPU seconds in each epoch after the first, read as each epoch's row
+    lands in metrics.csv (`wait` between looks: sleep, or read the app's output)."""
+    at_end: dict[int, list[float]] = {}
+    done = 0
+    while done < epochs:
+        wait()
+        now = epochs_done(runs_root)
+        if now > done:
+            done = now
+            at_end[done] = [cpu_seconds(pid) for pid in pids]
+    both = [e for e in range(2, epochs + 1) if {e - 1, e} <= at_end.keys()]
+    return [[at_end[e][i] - at_end[e - 1][i] for e in both] for i in range(len(pids))]
+
+
+def headless(args: argparse.Namespace, flags: list[str], folder: Path) -> Side:
+    with subprocess.Popen(
         [*pinned(args), sys.executable, "-m", "tui", "train", *flags,
          "--runs-dir", str(folder / "runs"), "--out", str(folder / "model.keras")],
-        check=True, capture_output=True, cwd=folder, timeout=3600,
-    )  # fmt: skip
-    return epoch_rates(folder / "runs")
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
+    ) as trainer:  # fmt: skip
+        try:
+            (cpu,) = cpu_per_epoch(folder / "runs", [trainer.pid], args.epochs, _sleep)
+        finally:
+            if trainer.wait(600) != 0:
+                raise RuntimeError(f"mnist-tui train failed ({trainer.returncode})")
+    return Side(epoch_rates(folder / "runs")[1:], cpu, [])
+
+
+def _sleep() -> None:
+    time.sleep(0.05)
 
 
 class Viewer:
@@ -128,15 +173,18 @@ class Viewer:
         os.close(self.leader)
 
 
-def with_viewer(args: argparse.Namespace, flags: list[str], folder: Path) -> list[float]:
+def with_viewer(args: argparse.Namespace, flags: list[str], folder: Path) -> Side:
     """The app on a pty: `t`, wait for the test accuracy, `q`."""
     viewer = Viewer(args, flags, folder)
     try:
         viewer.train()
+        engine = engine_pid(folder / "runs")
+        pids = [engine, viewer.process.pid]
+        cpu, app = cpu_per_epoch(folder / "runs", pids, args.epochs, lambda: viewer.read(0.05))
         viewer.finish()
     finally:
         viewer.close()
-    return epoch_rates(folder / "runs")
+    return Side(epoch_rates(folder / "runs")[1:], cpu, app)
 
 
 def cpu_seconds(pid: int, *, main_thread: bool = False) -> float:
@@ -360,14 +408,19 @@ def main(argv: list[str] | None = None) -> int:
              "--train-size", str(args.train_size), "--validation-split", "0"]  # fmt: skip
 
     rates: dict[str, list[float]] = {"headless trainer": [], "engine + app viewer": []}
+    trainer_cpu: dict[str, list[float]] = {name: [] for name in rates}
+    app_share: list[float] = []
     ratios: list[float] = []
     for number in range(args.rounds):
         medians = []
         for name, run in (("headless trainer", headless), ("engine + app viewer", with_viewer)):
             folder = Path(tempfile.mkdtemp(prefix="mnist-tui-bench-"))
-            epochs = run(args, flags, folder)[1:]
-            rates[name] += epochs
-            medians.append(statistics.median(epochs))
+            side = run(args, flags, folder)
+            rates[name] += side.rates
+            trainer_cpu[name] += side.trainer_cpu
+            pairs = zip(side.app_cpu, side.trainer_cpu, strict=False)  # none headless
+            app_share += [app / cpu for app, cpu in pairs]
+            medians.append(statistics.median(side.rates))
             print(f"round {number + 1}: {name}: {medians[-1]:,.0f} samples/s", flush=True)
         ratios.append(medians[1] / medians[0])
     paired: Paired | None = None
@@ -398,6 +451,21 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"viewer/headless within a round: median {statistics.median(ratios):.3f} "
             f"(range {min(ratios):.3f}-{max(ratios):.3f})"
+        )
+        # The same work by the scheduler's count: the wall clock on a VM also varies with how
+        # fast the host lets the same work run, and this shows whether the engine does more of
+        # it than the headless trainer, and how much the app adds on the shared core.
+        headless_cpu = statistics.median(trainer_cpu["headless trainer"])
+        engine_cpu = statistics.median(trainer_cpu["engine + app viewer"])
+        share = statistics.median(app_share)
+        print(
+            f"CPU seconds an epoch (median): headless trainer {headless_cpu:.2f}, engine "
+            f"{engine_cpu:.2f} ({headless_cpu / engine_cpu:.3f}); the app {share:.2%} of its "
+            f"engine's ({min(app_share):.2%}-{max(app_share):.2%} over {len(app_share)} epochs)"
+        )
+        print(
+            f"the app's own cost, 1 / (1 + its share): {1 / (1 + share):.3f}; with the engine's "
+            f"CPU against the headless trainer's: {headless_cpu / (engine_cpu * (1 + share)):.3f}"
         )
     if paired is not None:
         print(f"one engine, its viewer running / stopped in alternate epochs ({args.pairs} pairs):")
