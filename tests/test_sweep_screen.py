@@ -4,11 +4,13 @@ a trial's run; `W` on the dashboard lists the sweeps; `attach SWEEP` opens the s
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,12 +280,12 @@ def test_attach_by_name_shows_the_sweep_screen_in_a_terminal_and_q_quits(tmp_pat
         term.close()
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
-def test_plain_attach_with_no_training_live_shows_the_live_sweep(tmp_path: Path) -> None:
-    """`mnist-tui attach` and nothing else, after `sweep --detach` from another folder: no
-    engine is live, so the newest live sweep's screen (it said "no live training")."""
-    folder = tmp_path / "elsewhere" / "sw-live"
+@contextlib.contextmanager
+def live_sweep(folder: Path) -> Iterator[None]:
+    """A sweep folder made live as `sweep` makes it: another process holds its lock and has
+    registered it where `ps` looks, until the block ends."""
     write_sweep(folder)
+    write_status(folder, SweepStatus(pid=1, phase="running", trials=10, finished=6, running=(7,)))
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys; from pathlib import Path\n"
@@ -294,16 +296,50 @@ def test_plain_attach_with_no_training_live_shows_the_live_sweep(tmp_path: Path)
          str(folder)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert holder.stdout is not None and holder.stdout.readline() == "live\n"
-    term = Terminal([sys.executable, "-m", "tui", "attach"], tmp_path, size=(80, 24))
-
-    def shown() -> bytes:
-        return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", term.output)
-
     try:
-        assert term.poll_until(lambda: b"Sweep sw-live" in shown(), 60), shown()[-2000:]
-        term.type(b"q")
-        assert term.wait(30) == 0
+        assert holder.stdout is not None and holder.stdout.readline() == "live\n"
+        yield
     finally:
-        term.close()
         holder.communicate("")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
+def test_plain_attach_with_no_training_live_shows_the_live_sweep(tmp_path: Path) -> None:
+    """`mnist-tui attach` and nothing else, after `sweep --detach` from another folder: no
+    engine is live, so the newest live sweep's screen (it said "no live training")."""
+    with live_sweep(tmp_path / "elsewhere" / "sw-live"):
+        term = Terminal([sys.executable, "-m", "tui", "attach"], tmp_path, size=(80, 24))
+
+        def shown() -> bytes:
+            return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", term.output)
+
+        try:
+            assert term.poll_until(lambda: b"Sweep sw-live" in shown(), 60), shown()[-2000:]
+            term.type(b"q")
+            assert term.wait(30) == 0
+        finally:
+            term.close()
+
+
+async def test_w_lists_a_live_sweep_kept_elsewhere_before_those_under_sweeps(
+    sweeps: Sweeps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep started with `--out` elsewhere is listed (first, with its folder) while it
+    runs, and opens with Enter; those under ./sweeps follow."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(sweeps.full, tmp_path / "sweeps" / "20250101-090000-tiny")
+    with live_sweep(tmp_path / "elsewhere" / "sw-live"), ScriptedEngine(state(LOADED)) as engine:
+        app = create_app(AppOptions(Setup(HPARAMS, preset="default")), engine.connector())
+        async with app.run_test(size=(100, 24)) as pilot:
+            await until(pilot, lambda: app.handle.client is not None, 10)
+            await pilot.press("W")
+            listed = app.screen.query_one("#sweep-list", OptionList)
+            drawn = [listed.render_line(y).text for y in range(listed.size.height)]
+            lines = [line.strip() for line in drawn if line.strip()]  # a long folder wraps
+            assert listed.option_count == 2
+            assert lines[0].startswith("sw-live  running, trial 7 of 10"), lines
+            assert str(tmp_path / "elsewhere") in "".join(lines[:-1])
+            assert lines[-1] == "20250101-090000-tiny", lines
+            await pilot.press("enter")
+            screen = await _read(pilot)
+            assert "Sweep sw-live" in _text(screen, "#sweep-header")

@@ -31,10 +31,12 @@ from tui.core.experiments.sweep_status import (
     SWEEP_JSON,
     SweepNotRunning,
     is_live,
+    live_sweeps,
     read_status,
     stop_sweep,
 )
 from tui.core.experiments.sweep_view import EVALUATOR, SweepView, SweepWatch
+from tui.engine.registry import RegistryError, state_dir
 from tui.format import format_percent
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.compare import ComparePlot, RunCurve
@@ -301,8 +303,9 @@ def _importances(view: SweepView) -> str:
 
 
 class SweepListScreen(Screen[Path | None]):
-    """The sweeps under ./sweeps, newest first; Enter opens one's screen. Dismisses with the
-    run directory of the trial opened there, or None."""
+    """The sweeps under ./sweeps, newest first, after the live sweeps kept elsewhere (`--out`,
+    or started from another folder); Enter opens one's screen. Dismisses with the run
+    directory of the trial opened there, or None."""
 
     DEFAULT_CSS = """
     SweepListScreen #sweep-list-header { height: 1; padding: 0 1; background: $panel; }
@@ -315,10 +318,16 @@ class SweepListScreen(Screen[Path | None]):
         self.root = root
 
     def compose(self) -> ComposeResult:
-        found = sorted((p for p in self.root.glob("*") if (p / SWEEP_JSON).is_file()), reverse=True)
-        yield Static(f"Sweeps in {self.root.resolve()}", id="sweep-list-header", markup=False)
-        if found:
-            options = (Option(_summary(p), id=str(p)) for p in found)
+        here = sorted((p for p in self.root.glob("*") if (p / SWEEP_JSON).is_file()), reverse=True)
+        known = {p.resolve() for p in here}
+        elsewhere = [p for p in _live_sweeps() if p.resolve() not in known]
+        header = f"Sweeps in {self.root.resolve()}"
+        if elsewhere:
+            header = f"Live sweeps elsewhere, then sweeps in {self.root.resolve()}"
+        yield Static(header, id="sweep-list-header", markup=False)
+        if here or elsewhere:
+            options = [Option(_summary(p, where=True), id=str(p)) for p in elsewhere]
+            options += [Option(_summary(p), id=str(p)) for p in here]
             yield OptionList(*options, id="sweep-list")
         else:
             yield Static("No sweeps here yet: `mnist-tui sweep --detach` starts one.", markup=False)
@@ -337,18 +346,30 @@ class SweepListScreen(Screen[Path | None]):
         self.dismiss(None)
 
 
-def _summary(folder: Path) -> Text:
+def _live_sweeps() -> list[Path]:
+    """This user's live sweeps wherever their folders are (none when the state directory
+    cannot be trusted: `ps` says why)."""
+    try:
+        return live_sweeps(state_dir(create=False))
+    except RegistryError:
+        return []
+
+
+def _summary(folder: Path, *, where: bool = False) -> Text:
     """A sweep's name and where it stands, from its status file (the study is read only once
-    the sweep is opened)."""
+    the sweep is opened); with `where`, the folder it is in."""
     status = read_status(folder)
-    if status is None:
-        return Text(folder.name, style="bold")
-    if is_live(folder):
-        said = f"running, {status.progress}, best {status.best}"
-    else:
-        target = f" of {status.trials}" if status.trials is not None else ""
-        said = f"{status.finished}{target} trials finished, best {status.best}"
-    return Text.assemble((folder.name, "bold"), "  ", (said, "dim"))
+    parts: list[str | tuple[str, str]] = [(folder.name, "bold")]
+    if status is not None:
+        if is_live(folder):
+            said = f"running, {status.progress}, best {status.best}"
+        else:
+            target = f" of {status.trials}" if status.trials is not None else ""
+            said = f"{status.finished}{target} trials finished, best {status.best}"
+        parts += ["  ", (said, "dim")]
+    if where:
+        parts += ["  ", (f"in {folder.parent}", "dim")]
+    return Text.assemble(*parts)
 
 
 class SweepApp(App[Path | None]):
