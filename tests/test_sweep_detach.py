@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_app_signals import Terminal
 from test_cli import cli
 from test_sweep import TINY_FLAGS, _env, _lineage, _study
 
@@ -118,3 +119,29 @@ def test_a_foreground_sweep_whose_terminal_hangs_up_goes_on_into_its_log(tmp_pat
     assert "The terminal went away: the sweep goes on" in log
     assert re.search(r"^Best: trial \d+", log, re.M) and "Best: trial" not in out
     assert [r.state for r in _study(folder)] == ["complete"] * 3
+
+
+@pytest.mark.slow
+def test_a_sweep_that_had_a_terminal_writes_its_log_in_plain_text_after_a_hang_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started on a terminal, the sweep's console writes colours; once the terminal hangs up,
+    what it writes to its log (the last trials, the table, the best) has no escape codes. They
+    went on being written, as on the terminal, until the console was told."""
+    monkeypatch.delenv("MNIST_TUI_DATA", raising=False)
+    folder = tmp_path / "sw"
+    term = Terminal([*SWEEP, "--trials", "4", "--out", str(folder)], tmp_path)
+
+    def second_trial() -> bool:  # the sweep's signal handlers are in place by then
+        status = read_status(folder)
+        return status is not None and status.finished >= 1 and bool(status.running)
+
+    try:
+        assert term.poll_until(second_trial, 300), term.output[-2000:]
+        os.kill(term.pid, signal.SIGHUP)
+        assert term.wait(600) == 0, term.output[-2000:]
+    finally:
+        term.close()
+    log = (folder / LOG_FILE).read_text()
+    assert re.search(r"^Best: trial \d+", log, re.M), log
+    assert "\x1b" not in log, log

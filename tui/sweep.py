@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import IO, cast
 
 import optuna
 from optuna.trial import TrialState
@@ -369,6 +371,8 @@ def _signals(console: Console, folder: SweepFolder) -> Iterator[_Steering]:
     def handler(signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             _detach_output(folder.path / LOG_FILE)
+            # The console chose its colours when it had a terminal; a log is read with less.
+            console.file = cast("IO[str]", _Unstyled(console.file))  # Rich writes, flushes
             console.print("The terminal went away: the sweep goes on, its output here.")
             return
         count[signum] += 1
@@ -394,6 +398,20 @@ def _signals(console: Console, folder: SweepFolder) -> Iterator[_Steering]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+class _Unstyled(io.TextIOBase):
+    """A text stream that passes on what is written to it without terminal escape codes."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(Text.from_ansi(text).plain)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 def _detach_output(log: Path) -> None:
