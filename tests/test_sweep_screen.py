@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -32,7 +33,13 @@ from tui.core.data.mnist import MnistData
 from tui.core.experiments.space import parse_space
 from tui.core.experiments.study import TRIALS_DIR, SweepFolder, SweepSettings, best, results
 from tui.core.experiments.sweep import SweepRunner
-from tui.core.experiments.sweep_status import SweepLock, SweepStatus, write_status
+from tui.core.experiments.sweep_status import (
+    RECORDS,
+    SweepLock,
+    SweepStatus,
+    live_sweeps,
+    write_status,
+)
 from tui.core.settings.requests import AppOptions, Setup
 from tui.core.training.controller import TrainingController
 from tui.engine import protocol as p
@@ -280,31 +287,53 @@ def test_attach_by_name_shows_the_sweep_screen_in_a_terminal_and_q_quits(tmp_pat
         term.close()
 
 
+_HOLDER = """
+import os, sys
+from pathlib import Path
+from tui.core.experiments.sweep_status import SweepLock, SweepStatus, register, write_status
+from tui.engine.registry import state_dir
+folder = Path(sys.argv[1])
+if not SweepLock(folder).acquire():
+    sys.exit("the sweep's lock is held")
+write_status(folder, SweepStatus(os.getpid(), "running", 10, finished=6, running=(7,)))
+register(state_dir(), folder)
+print("live", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def own_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state folder of this test's own: no engine or sweep another test left live is seen."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("MNIST_TUI_STATE_DIR", str(state))
+    return state
+
+
 @contextlib.contextmanager
 def live_sweep(folder: Path) -> Iterator[None]:
-    """A sweep folder made live as `sweep` makes it: another process holds its lock and has
-    registered it where `ps` looks, until the block ends."""
+    """A sweep folder made live as `sweep` makes it: another process holds its lock, has
+    written its status (trial 7 of 10) and registered it where `ps` looks, until the block
+    ends."""
     write_sweep(folder)
-    write_status(folder, SweepStatus(pid=1, phase="running", trials=10, finished=6, running=(7,)))
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from pathlib import Path\n"
-         "from tui.core.experiments.sweep_status import SweepLock, register\n"
-         "from tui.engine.registry import state_dir\n"
-         "assert SweepLock(Path(sys.argv[1])).acquire()\n"
-         "register(state_dir(), Path(sys.argv[1])); print('live', flush=True); sys.stdin.read()",
-         str(folder)],
+        [sys.executable, "-c", _HOLDER, str(folder)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "live\n"
+        assert holder.stdout is not None
+        ready, _, _ = select.select([holder.stdout], [], [], 60)
+        assert ready and holder.stdout.readline() == "live\n", "the holder took the lock"
         yield
     finally:
-        holder.communicate("")
+        holder.communicate("", timeout=60)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
-def test_plain_attach_with_no_training_live_shows_the_live_sweep(tmp_path: Path) -> None:
+def test_plain_attach_with_no_training_live_shows_the_live_sweep(
+    tmp_path: Path, own_state: Path
+) -> None:
     """`mnist-tui attach` and nothing else, after `sweep --detach` from another folder: no
     engine is live, so the newest live sweep's screen (it said "no live training")."""
     with live_sweep(tmp_path / "elsewhere" / "sw-live"):
@@ -322,7 +351,7 @@ def test_plain_attach_with_no_training_live_shows_the_live_sweep(tmp_path: Path)
 
 
 async def test_w_lists_a_live_sweep_kept_elsewhere_before_those_under_sweeps(
-    sweeps: Sweeps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sweeps: Sweeps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_state: Path
 ) -> None:
     """A sweep started with `--out` elsewhere is listed (first, with its folder) while it
     runs, and opens with Enter; those under ./sweeps follow."""
@@ -343,3 +372,26 @@ async def test_w_lists_a_live_sweep_kept_elsewhere_before_those_under_sweeps(
             await pilot.press("enter")
             screen = await _read(pilot)
             assert "Sweep sw-live" in _text(screen, "#sweep-header")
+
+
+async def test_a_live_sweep_with_a_stale_record_beside_it_is_listed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_state: Path
+) -> None:
+    """A sweep killed outright leaves its record; resumed, the same folder is recorded again.
+    W lists it once (two options with one folder's id made the list raise), as `ps` does."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "sweeps" / "sw-live"
+    with live_sweep(folder), ScriptedEngine(state(LOADED)) as engine:
+        # A process that registers the folder and ends without removing its record, as a
+        # killed sweep does.
+        register = "from tui.core.experiments.sweep_status import register; import sys; "
+        register += "from pathlib import Path; from tui.engine.registry import state_dir; "
+        register += "register(state_dir(), Path(sys.argv[1]))"
+        subprocess.run([sys.executable, "-c", register, str(folder)], check=True, timeout=60)
+        assert len(list((own_state / RECORDS).glob("*.json"))) == 2, "two records, one folder"
+        assert live_sweeps(own_state) == [folder]
+        app = create_app(AppOptions(Setup(HPARAMS, preset="default")), engine.connector())
+        async with app.run_test(size=(100, 24)) as pilot:
+            await until(pilot, lambda: app.handle.client is not None, 10)
+            await pilot.press("W")
+            assert app.screen.query_one("#sweep-list", OptionList).option_count == 1

@@ -136,9 +136,11 @@ def register(state_dir: Path, folder: Path) -> Path:
 
 
 def live_sweeps(state_dir: Path) -> list[Path]:
-    """The folders of this user's live sweeps, newest first; records of ended ones removed."""
+    """The folders of this user's live sweeps, newest first, each once; records of ended ones
+    removed. (A sweep killed outright leaves its record, and `--resume` adds another for the
+    same folder while the first still reads as live.)"""
     records = state_dir / RECORDS
-    found: list[tuple[str, Path]] = []
+    found: dict[Path, tuple[str, Path]] = {}
     for record in records.glob("*.json") if records.is_dir() else ():
         try:
             data = json.loads(record.read_text(encoding="utf-8"))
@@ -146,11 +148,13 @@ def live_sweeps(state_dir: Path) -> list[Path]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if is_live(folder):
-            found.append((str(data.get("started", "")), folder))
+            started = str(data.get("started", ""))
+            key = folder.resolve()
+            found[key] = max(found.get(key, (started, folder)), (started, folder))
         else:
             with contextlib.suppress(OSError):
                 record.unlink()
-    return [folder for _, folder in sorted(found, reverse=True)]
+    return [folder for _, folder in sorted(found.values(), reverse=True)]
 
 
 def find_sweep(state_dir: Path, name: str, root: Path) -> Path | None:
