@@ -80,18 +80,27 @@ class Side(NamedTuple):
 
 
 def epochs_done(runs_root: Path) -> int:
+    """Epochs the one run under `runs_root` has recorded so far (rows of its metrics.csv)."""
     metrics = list(runs_root.glob("*/metrics.csv"))
     return len(metrics[0].read_text().splitlines()) - 1 if metrics else 0
+
+
+RUN_LIMIT = 3600.0
+"""Seconds a side may take before the benchmark gives up on it."""
 
 
 def cpu_per_epoch(
     runs_root: Path, pids: list[int], epochs: int, wait: Callable[[], None]
 ) -> list[list[float]]:
     """Each process's CPU seconds in each epoch after the first, read as each epoch's row
-    lands in metrics.csv (`wait` between looks: sleep, or read the app's output)."""
+    lands in metrics.csv (`wait` between looks: sleep, or read the app's output; it raises
+    when what it watches has ended)."""
     at_end: dict[int, list[float]] = {}
     done = 0
+    deadline = time.monotonic() + RUN_LIMIT
     while done < epochs:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{done} of {epochs} epochs in {RUN_LIMIT:.0f} s ({runs_root})")
         wait()
         now = epochs_done(runs_root)
         if now > done:
@@ -102,21 +111,29 @@ def cpu_per_epoch(
 
 
 def headless(args: argparse.Namespace, flags: list[str], folder: Path) -> Side:
-    with subprocess.Popen(
-        [*pinned(args), sys.executable, "-m", "tui", "train", *flags,
-         "--runs-dir", str(folder / "runs"), "--out", str(folder / "model.keras")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
-    ) as trainer:  # fmt: skip
-        try:
-            (cpu,) = cpu_per_epoch(folder / "runs", [trainer.pid], args.epochs, _sleep)
-        finally:
-            if trainer.wait(600) != 0:
-                raise RuntimeError(f"mnist-tui train failed ({trainer.returncode})")
-    return Side(epoch_rates(folder / "runs")[1:], cpu, [])
+    """`mnist-tui train`, its output kept in the folder's train.log."""
+    runs = folder / "runs"
+    with open(folder / "train.log", "wb") as log:
+        trainer = subprocess.Popen(
+            [*pinned(args), sys.executable, "-m", "tui", "train", *flags,
+             "--runs-dir", str(runs), "--out", str(folder / "model.keras")],
+            stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+        )  # fmt: skip
 
+    def wait() -> None:
+        time.sleep(0.05)
+        if trainer.poll() is not None and epochs_done(runs) < args.epochs:
+            raise RuntimeError(f"mnist-tui train ended ({trainer.returncode}): {folder}/train.log")
 
-def _sleep() -> None:
-    time.sleep(0.05)
+    try:
+        (cpu,) = cpu_per_epoch(runs, [trainer.pid], args.epochs, wait)
+    except BaseException:
+        trainer.kill()
+        trainer.wait()
+        raise
+    if trainer.wait(600) != 0:
+        raise RuntimeError(f"mnist-tui train failed ({trainer.returncode}): {folder}/train.log")
+    return Side(epoch_rates(runs)[1:], cpu, [])
 
 
 class Viewer:
@@ -418,10 +435,17 @@ def main(argv: list[str] | None = None) -> int:
             side = run(args, flags, folder)
             rates[name] += side.rates
             trainer_cpu[name] += side.trainer_cpu
-            pairs = zip(side.app_cpu, side.trainer_cpu, strict=False)  # none headless
-            app_share += [app / cpu for app, cpu in pairs]
+            if side.app_cpu:  # the viewer's side
+                pairs = zip(side.app_cpu, side.trainer_cpu, strict=True)
+                app_share += [app / cpu for app, cpu in pairs if cpu > 0]
             medians.append(statistics.median(side.rates))
             print(f"round {number + 1}: {name}: {medians[-1]:,.0f} samples/s", flush=True)
+            each = zip(side.rates, side.trainer_cpu, strict=False)  # an epoch may go unseen
+            print(
+                "  each epoch, samples/s and the trainer's CPU seconds:",
+                ", ".join(f"{rate:,.0f} {cpu:.2f}" for rate, cpu in each),
+                flush=True,
+            )
         ratios.append(medians[1] / medians[0])
     paired: Paired | None = None
     if args.pairs:
@@ -452,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
             f"viewer/headless within a round: median {statistics.median(ratios):.3f} "
             f"(range {min(ratios):.3f}-{max(ratios):.3f})"
         )
+    if ratios and app_share and all(trainer_cpu.values()):
         # The same work by the scheduler's count: the wall clock on a VM also varies with how
         # fast the host lets the same work run, and this shows whether the engine does more of
         # it than the headless trainer, and how much the app adds on the shared core.
